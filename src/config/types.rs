@@ -1,0 +1,207 @@
+//! The validated configuration: plain data, built once at start-up and shared read-only.
+//!
+//! Settings that lighttpd allows inside conditional blocks live in [`ReqConf`]; the server keeps
+//! one base `ReqConf` and derives (and caches) a merged copy per distinct set of matching
+//! conditions, so a request that matches no condition costs nothing extra.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where in the configuration something was written: "file:line".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub file: PathBuf,
+    pub line: u32,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// A configuration error: always names the file, the line and what was expected.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub loc: Option<Loc>,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.loc {
+            Some(loc) => write!(f, "{}: {}", loc, self.msg),
+            None => f.write_str(&self.msg),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One address to listen on, with where it was configured.
+#[derive(Clone, Debug)]
+pub struct ListenSpec {
+    pub addr: SocketAddr,
+    /// The text as written ("[::]:80", ":8080", "0.0.0.0:80"), for messages and `-p`.
+    pub text: String,
+    pub loc: Loc,
+}
+
+/// Settings that may differ per request (lighttpd allows them inside conditionals).
+#[derive(Clone, Debug)]
+pub struct ReqConf {
+    /// None means "not configured": requests get 500 and -tt reports it.
+    pub document_root: Option<PathBuf>,
+    pub index_files: Vec<String>,
+    pub follow_symlink: bool,
+    pub range_requests: bool,
+    /// Suffixes such as ".php": files ending in one are never served as static files (403).
+    pub exclude_extensions: Vec<String>,
+    pub dir_listing: bool,
+    /// (suffix, content type), sorted longest suffix first so the first match wins.
+    pub mime: Vec<(String, String)>,
+    pub server_tag: String,
+    /// None means no access log for these requests.
+    pub accesslog_filename: Option<String>,
+    pub accesslog_format: String,
+}
+
+/// One setting assigned inside a conditional block, already type-checked.
+#[derive(Clone, Debug)]
+pub enum ReqSetting {
+    DocumentRoot(PathBuf),
+    IndexFiles(Vec<String>),
+    FollowSymlink(bool),
+    RangeRequests(bool),
+    ExcludeExtensions(Vec<String>),
+    DirListing(bool),
+    Mime(Vec<(String, String)>),
+    ServerTag(String),
+    AccesslogFilename(Option<String>),
+    AccesslogFormat(String),
+}
+
+/// The request field a condition looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CondField {
+    Host,
+    Url,
+    RemoteIp,
+    QueryString,
+    RequestMethod,
+    Scheme,
+    UserAgent,
+    Referer,
+    Cookie,
+    /// `$REQUEST_HEADER["Name"]`, name as written.
+    RequestHeader(String),
+    /// `$SERVER["socket"]`
+    ServerSocket,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CondOp {
+    Eq,       // ==
+    Ne,       // !=
+    Match,    // =~
+    NotMatch, // !~
+    Prefix,   // =^
+    Suffix,   // =$
+}
+
+/// One `$FIELD["..."] OP "pattern"` test.
+#[derive(Clone, Debug)]
+pub struct Cond {
+    pub field: CondField,
+    pub op: CondOp,
+    pub pattern: String,
+    /// Compiled for =~ and !~.
+    pub regex: Option<regex_lite::Regex>,
+    /// For `$SERVER["socket"] == "..."`: the parsed address, so it can be compared with the
+    /// listener the request arrived on.
+    pub socket: Option<SocketAddr>,
+    pub loc: Loc,
+}
+
+/// One branch of an if / else-if / else chain.
+#[derive(Clone, Debug)]
+pub struct CondBranch {
+    /// Index of this branch in a depth-first numbering of all branches; at most
+    /// [`MAX_COND_BRANCHES`]. Used as the bit in a [`MatchSet`].
+    pub id: usize,
+    /// None for a plain `else`.
+    pub cond: Option<Cond>,
+    pub settings: Vec<ReqSetting>,
+    /// Nested chains, considered only when this branch is taken.
+    pub children: Vec<CondChain>,
+}
+
+/// `cond { } else cond { } else { }`: at most one branch is taken, the first that matches.
+#[derive(Clone, Debug)]
+pub struct CondChain {
+    pub branches: Vec<CondBranch>,
+}
+
+/// The most conditional branches a config may have; a bigger config is an error.
+pub const MAX_COND_BRANCHES: usize = 256;
+
+/// Which branches a request took: a bitset, cheap to compute, compare and use as a cache key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MatchSet(pub [u64; MAX_COND_BRANCHES / 64]);
+
+impl MatchSet {
+    pub fn set(&mut self, id: usize) {
+        self.0[id / 64] |= 1 << (id % 64);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+/// What a condition can ask about a request. Implemented by the connection.
+pub trait CondInput {
+    /// The value of a field, or None when the request does not have it (an absent header
+    /// compares as the empty string, as in lighttpd).
+    fn field(&self, field: &CondField) -> Option<&str>;
+    /// The remote address, for `$HTTP["remote-ip"]` with CIDR patterns.
+    fn remote_ip(&self) -> std::net::IpAddr;
+    /// The local listening address the connection came in on, for `$SERVER["socket"]`.
+    fn server_socket(&self) -> SocketAddr;
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The main config file as given on the command line.
+    pub source: PathBuf,
+    /// server.bind/server.port first, then one per `$SERVER["socket"] == "..."` block;
+    /// duplicates removed.
+    pub listen: Vec<ListenSpec>,
+    pub modules: Vec<String>,
+    pub pid_file: Option<PathBuf>,
+    pub errorlog: Option<PathBuf>,
+    pub username: Option<String>,
+    pub groupname: Option<String>,
+    pub max_connections: usize,
+    pub max_fds: Option<u64>,
+    pub max_keep_alive_requests: u32,
+    pub max_keep_alive_idle: Duration,
+    pub max_read_idle: Duration,
+    pub max_write_idle: Duration,
+    /// server.max-request-size, converted from KB to bytes. 0 means no limit.
+    pub max_request_size: u64,
+    /// server.max-request-field-size in bytes: the largest request head accepted.
+    pub max_request_field_size: usize,
+    /// Zero means no limit.
+    pub graceful_shutdown_timeout: Duration,
+    /// lightd's own `server.max-request-head-time` (default 30 s): the total time a client has
+    /// to send a complete request head, so a trickling client cannot hold a slot forever.
+    pub max_request_head_time: Duration,
+    pub base: ReqConf,
+    pub conds: Vec<CondChain>,
+    /// Warnings gathered while loading (unimplemented or unknown keys), already formatted as
+    /// "file:line: message". The caller logs them once.
+    pub warnings: Vec<String>,
+}

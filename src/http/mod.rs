@@ -1,0 +1,22 @@
+//! Pure HTTP/1.1 pieces: request-head parsing, body framing, paths, ranges, dates. No I/O.
+
+pub mod chunked;
+pub mod date;
+pub mod path;
+pub mod range;
+pub mod request;
+pub mod util;
+
+/// A parse failure that maps to a response status; the connection is closed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpError {
+    pub status: u16,
+    /// A short reason for the debug log and the error page. Never contains client bytes.
+    pub reason: &'static str,
+}
+
+impl HttpError {
+    pub const fn new(status: u16, reason: &'static str) -> Self {
+        HttpError { status, reason }
+    }
+}

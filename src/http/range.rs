@@ -1,6 +1,9 @@
 //! The Range request field (RFC 9110 §14): byte ranges only, coalesced and bounded.
 //!
-//! CONTRACT STUB: the paths helper replaces this file with the real implementation.
+//! Anything we do not understand is ignored rather than refused: RFC 9110 §14.2 lets a server
+//! ignore Range, and a 200 with the whole file is always a correct answer. Ranges are sorted
+//! and merged so a client cannot make us send the same bytes many times over, and a field with
+//! more than [`MAX_RANGES`] ranges is ignored outright for the same reason.
 
 /// What to do with a Range field for a representation of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +16,259 @@ pub enum RangeOutcome {
     Ranges,
 }
 
+/// The most range-specs a field may hold before it is ignored (anti-amplification).
+pub const MAX_RANGES: usize = 64;
+
+/// One range-spec, before it is resolved against the length.
+enum Spec {
+    /// `first-last` (`last` is None for `first-`).
+    Int(u64, Option<u64>),
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
 /// Parse `value` (for example "bytes=0-99,200-") for a file of `len` bytes into `out`.
-pub fn parse(_value: &[u8], _len: u64, _out: &mut Vec<(u64, u64)>) -> RangeOutcome {
-    unimplemented!()
+pub fn parse(value: &[u8], len: u64, out: &mut Vec<(u64, u64)>) -> RangeOutcome {
+    out.clear();
+    let outcome = parse_into(value, len, out);
+    if outcome != RangeOutcome::Ranges {
+        out.clear();
+    }
+    outcome
+}
+
+fn parse_into(value: &[u8], len: u64, out: &mut Vec<(u64, u64)>) -> RangeOutcome {
+    // RFC 9110 has no whitespace around '=', so there is none here either; a field with some
+    // is ignored, which costs the client only a full response.
+    let Some(eq) = value.iter().position(|&b| b == b'=') else {
+        return RangeOutcome::Ignore;
+    };
+    if !value[..eq].eq_ignore_ascii_case(b"bytes") {
+        return RangeOutcome::Ignore;
+    }
+    let mut specs = 0;
+    // Bounded by the number of commas in the field, and by MAX_RANGES non-empty elements.
+    for element in value[eq + 1..].split(|&b| b == b',') {
+        let element = trim_ows(element);
+        // The list rule (RFC 9110 §5.6.1) requires accepting empty elements.
+        if element.is_empty() {
+            continue;
+        }
+        specs += 1;
+        if specs > MAX_RANGES {
+            return RangeOutcome::Ignore;
+        }
+        let Some(spec) = parse_spec(element) else {
+            return RangeOutcome::Ignore;
+        };
+        if let Some(range) = resolve(spec, len) {
+            out.push(range);
+        }
+    }
+    // "1#range-spec": at least one element.
+    if specs == 0 {
+        return RangeOutcome::Ignore;
+    }
+    if out.is_empty() {
+        return RangeOutcome::Unsatisfiable;
+    }
+    coalesce(out);
+    RangeOutcome::Ranges
+}
+
+/// Parse one non-empty range-spec; None on a syntax error or `last < first`.
+fn parse_spec(s: &[u8]) -> Option<Spec> {
+    let dash = s.iter().position(|&b| b == b'-')?;
+    let (first, last) = (&s[..dash], &s[dash + 1..]);
+    if first.is_empty() {
+        return Some(Spec::Suffix(parse_u64(last)?));
+    }
+    let first = parse_u64(first)?;
+    if last.is_empty() {
+        return Some(Spec::Int(first, None));
+    }
+    let last = parse_u64(last)?;
+    // RFC 9110 §14.1.1: such a range-spec is invalid, which makes the whole field invalid.
+    if last < first {
+        return None;
+    }
+    Some(Spec::Int(first, Some(last)))
+}
+
+/// The inclusive byte range a spec selects in `len` bytes; None when it is unsatisfiable.
+fn resolve(spec: Spec, len: u64) -> Option<(u64, u64)> {
+    // An empty representation has no byte to point at, so nothing is satisfiable; RFC 9110
+    // would allow a non-empty suffix here, but there is no 206 to send for zero bytes.
+    if len == 0 {
+        return None;
+    }
+    match spec {
+        Spec::Int(first, last) if first < len => {
+            let last = last.map_or(len - 1, |l| l.min(len - 1));
+            Some((first, last))
+        }
+        Spec::Int(..) => None,
+        Spec::Suffix(0) => None,
+        Spec::Suffix(n) => Some((len.saturating_sub(n), len - 1)),
+    }
+}
+
+/// Sort and merge overlapping or adjacent ranges in place.
+fn coalesce(ranges: &mut Vec<(u64, u64)>) {
+    ranges.sort_unstable();
+    let mut kept = 0;
+    for i in 1..ranges.len() {
+        let (first, last) = ranges[i];
+        let cur = &mut ranges[kept];
+        // cur.1 < len <= u64::MAX, so the +1 cannot overflow.
+        if first <= cur.1 + 1 {
+            cur.1 = cur.1.max(last);
+        } else {
+            kept += 1;
+            ranges[kept] = (first, last);
+        }
+    }
+    ranges.truncate(kept + 1);
+}
+
+/// 1*DIGIT. Values beyond u64 saturate: a first-pos that large is past any file and a
+/// last-pos or suffix-length that large is clamped anyway, so saturation gives the same answer.
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+    }
+    Some(n)
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RangeOutcome::{Ignore, Ranges, Unsatisfiable};
+
+    /// (field value, representation length, outcome, ranges).
+    type Case = (&'static str, u64, RangeOutcome, &'static [(u64, u64)]);
+
+    #[test]
+    fn table() {
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            // Single ranges.
+            ("bytes=0-0", 100, Ranges, &[(0, 0)]),
+            ("bytes=0-99", 100, Ranges, &[(0, 99)]),
+            ("bytes=0-199", 100, Ranges, &[(0, 99)]),
+            ("bytes=10-19", 100, Ranges, &[(10, 19)]),
+            ("bytes=99-99", 100, Ranges, &[(99, 99)]),
+            ("bytes=5-", 100, Ranges, &[(5, 99)]),
+            ("bytes=0-", 100, Ranges, &[(0, 99)]),
+            ("bytes=-1", 100, Ranges, &[(99, 99)]),
+            ("bytes=-10", 100, Ranges, &[(90, 99)]),
+            ("bytes=-100", 100, Ranges, &[(0, 99)]),
+            ("bytes=-500", 100, Ranges, &[(0, 99)]),
+            ("bytes=0-18446744073709551615", 10, Ranges, &[(0, 9)]),
+            ("bytes=0-99999999999999999999999", 10, Ranges, &[(0, 9)]),
+            ("bytes=-99999999999999999999999", 10, Ranges, &[(0, 9)]),
+            // Unit and whitespace.
+            ("BYTES=0-1", 100, Ranges, &[(0, 1)]),
+            ("Bytes=0-1", 100, Ranges, &[(0, 1)]),
+            ("bytes=0-1 , 5-6", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=\t0-1,\t5-6\t", 100, Ranges, &[(0, 1), (5, 6)]),
+            // Empty list elements are tolerated.
+            ("bytes=,0-1", 100, Ranges, &[(0, 1)]),
+            ("bytes=0-1,,5-6,", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes= , ,0-1", 100, Ranges, &[(0, 1)]),
+            // Multiple ranges: sorted, overlapping and adjacent ones merged.
+            ("bytes=0-1,5-6", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=50-59,0-9", 100, Ranges, &[(0, 9), (50, 59)]),
+            ("bytes=0-10,5-20", 100, Ranges, &[(0, 20)]),
+            ("bytes=5-20,0-10", 100, Ranges, &[(0, 20)]),
+            ("bytes=0-4,5-9", 100, Ranges, &[(0, 9)]),
+            ("bytes=0-4,6-9", 100, Ranges, &[(0, 4), (6, 9)]),
+            ("bytes=0-50,10-20", 100, Ranges, &[(0, 50)]),
+            ("bytes=0-0,0-0,0-0", 100, Ranges, &[(0, 0)]),
+            ("bytes=0-,-10", 100, Ranges, &[(0, 99)]),
+            ("bytes=-10,80-89", 100, Ranges, &[(80, 99)]),
+            ("bytes=0-1,200-300,5-6", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=1-1,3-3,2-2", 100, Ranges, &[(1, 3)]),
+            // Unsatisfiable.
+            ("bytes=100-", 100, Unsatisfiable, &[]),
+            ("bytes=100-200", 100, Unsatisfiable, &[]),
+            ("bytes=1000-2000", 100, Unsatisfiable, &[]),
+            ("bytes=-0", 100, Unsatisfiable, &[]),
+            ("bytes=100-,200-300,-0", 100, Unsatisfiable, &[]),
+            ("bytes=99999999999999999999999-", 100, Unsatisfiable, &[]),
+            // Empty representation.
+            ("bytes=0-0", 0, Unsatisfiable, &[]),
+            ("bytes=0-", 0, Unsatisfiable, &[]),
+            ("bytes=-5", 0, Unsatisfiable, &[]),
+            ("bytes=9-5", 0, Ignore, &[]),
+            // Ignored: syntax errors, unknown units, inverted ranges.
+            ("bytes=9-5", 100, Ignore, &[]),
+            ("bytes=0-1,9-5", 100, Ignore, &[]),
+            ("items=0-1", 100, Ignore, &[]),
+            ("bytes", 100, Ignore, &[]),
+            ("bytes=", 100, Ignore, &[]),
+            ("bytes=,", 100, Ignore, &[]),
+            ("bytes=-", 100, Ignore, &[]),
+            ("bytes=a-b", 100, Ignore, &[]),
+            ("bytes=1", 100, Ignore, &[]),
+            ("bytes=1-2-3", 100, Ignore, &[]),
+            ("bytes=--1", 100, Ignore, &[]),
+            ("bytes=+1-2", 100, Ignore, &[]),
+            ("bytes=0x10-20", 100, Ignore, &[]),
+            ("bytes=0 -1", 100, Ignore, &[]),
+            ("bytes =0-1", 100, Ignore, &[]),
+            ("bytes= 0-1", 100, Ranges, &[(0, 1)]),
+            (" bytes=0-1", 100, Ignore, &[]),
+            ("bytesx=0-1", 100, Ignore, &[]),
+            ("=0-1", 100, Ignore, &[]),
+            ("", 100, Ignore, &[]),
+            ("bytes=0-1;x", 100, Ignore, &[]),
+        ];
+        let mut out = vec![(7, 7)];
+        for (value, len, outcome, ranges) in cases {
+            let got = parse(value.as_bytes(), *len, &mut out);
+            assert_eq!(
+                (got, out.as_slice()),
+                (*outcome, *ranges),
+                "{value:?} len {len}"
+            );
+        }
+    }
+
+    fn many(n: usize) -> String {
+        let list: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 10, i * 10)).collect();
+        format!("bytes={}", list.join(","))
+    }
+
+    #[test]
+    fn range_count_bound() {
+        let mut out = Vec::new();
+        assert_eq!(parse(many(64).as_bytes(), 10_000, &mut out), Ranges);
+        assert_eq!(out.len(), 64);
+        assert_eq!(parse(many(65).as_bytes(), 10_000, &mut out), Ignore);
+        assert!(out.is_empty());
+        // Coalescing does not buy room: 65 copies of one range are still too many.
+        let same = format!("bytes={}", vec!["0-0"; 65].join(","));
+        assert_eq!(parse(same.as_bytes(), 10, &mut out), Ignore);
+        // Empty elements are not ranges and do not count.
+        let sparse = format!("bytes={}0-0", ",".repeat(1000));
+        assert_eq!(parse(sparse.as_bytes(), 10, &mut out), Ranges);
+    }
 }

@@ -5,6 +5,7 @@ pub mod date;
 pub mod path;
 pub mod range;
 pub mod request;
+pub mod response;
 pub mod util;
 
 /// A parse failure that maps to a response status; the connection is closed after it.

@@ -1,0 +1,380 @@
+//! Static files: path to file, validators (ETag, Last-Modified), conditional requests, ranges,
+//! directory redirects, index files, and the choice between an in-buffer body and sendfile.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use super::{Reply, Request, Seg};
+use crate::config::mime_lookup;
+use crate::http::request::Method;
+use crate::http::{date, range, response};
+
+/// Bodies up to this size are read into the write buffer and go out with the headers in one
+/// write; larger ones are sent with sendfile.
+const SMALL_BODY: u64 = 16 * 1024;
+
+/// The multipart boundary. Fixed is fine: it only has to be absent from the part headers we
+/// write, and parts are delimited by the lengths we announce.
+const BOUNDARY: &str = "LIGHTD_BYTERANGES_7d3c0a";
+
+pub fn serve(req: &Request, reply: &mut Reply) {
+    let tag = req.conf.server_tag.as_str();
+    let Some(root) = req.conf.document_root.as_deref() else {
+        log::debug!("no server.document-root for this request");
+        return reply.error(500, tag);
+    };
+
+    reply.fs_path.clear();
+    reply.fs_path.push(root);
+    // The path is normalised and starts with '/'; push it as text so PathBuf::push does not
+    // treat it as absolute and replace the root.
+    reply
+        .fs_path
+        .as_mut_os_string()
+        .push(std::ffi::OsStr::from_bytes(req.path.as_bytes()));
+
+    if !req.conf.follow_symlink {
+        if let Err(status) = check_no_symlinks(root, req.path) {
+            return reply.error(status, tag);
+        }
+    }
+
+    let file = match File::open(&*reply.fs_path) {
+        Ok(f) => f,
+        Err(e) => return reply.error(io_status(&e), tag),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return reply.error(io_status(&e), tag),
+    };
+
+    if meta.is_dir() {
+        drop(file);
+        return serve_dir(req, reply);
+    }
+    serve_file(req, reply, file, &meta, req.path);
+}
+
+fn serve_dir(req: &Request, reply: &mut Reply) {
+    let tag = req.conf.server_tag.as_str();
+    if !req.path.ends_with('/') {
+        // Redirect to "dir/", built from the path as the client sent it so its encoding and
+        // the query string survive.
+        let buf = req.buf;
+        reply.scratch.clear();
+        reply
+            .scratch
+            .push_str(&String::from_utf8_lossy(req.head.path.get(buf)));
+        if reply.scratch.is_empty() {
+            reply.scratch.push('/');
+        }
+        reply.scratch.push('/');
+        if let Some(q) = req.head.query {
+            reply.scratch.push('?');
+            reply.scratch.push_str(&String::from_utf8_lossy(q.get(buf)));
+        }
+        let location = std::mem::take(reply.scratch);
+        reply.error_with(301, tag, Some(("Location", location.as_bytes())));
+        *reply.scratch = location;
+        return;
+    }
+
+    let dir_len = reply.fs_path.as_os_str().len();
+    for name in &req.conf.index_files {
+        if name.contains('/') {
+            // lighttpd allows "/index.php"-style names that point elsewhere; lightd only
+            // looks inside the directory itself.
+            continue;
+        }
+        reply
+            .fs_path
+            .as_mut_os_string()
+            .push(std::ffi::OsStr::new(name));
+        let opened = if req.conf.follow_symlink || !is_symlink(reply.fs_path) {
+            File::open(&*reply.fs_path).ok()
+        } else {
+            None
+        };
+        truncate_path(reply, dir_len);
+        if let Some(file) = opened {
+            if let Ok(meta) = file.metadata() {
+                if meta.is_file() {
+                    return serve_file(req, reply, file, &meta, name);
+                }
+            }
+        }
+    }
+
+    if req.conf.dir_listing {
+        return super::dirlist::serve(req, reply);
+    }
+    reply.error(403, tag);
+}
+
+fn truncate_path(reply: &mut Reply, len: usize) {
+    let bytes = reply.fs_path.as_os_str().as_bytes()[..len].to_vec();
+    reply.fs_path.clear();
+    reply
+        .fs_path
+        .as_mut_os_string()
+        .push(std::ffi::OsStr::from_bytes(&bytes));
+}
+
+fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// With server.follow-symlink disabled, refuse a path any of whose components below the
+/// document root is a symlink.
+fn check_no_symlinks(root: &Path, path: &str) -> Result<(), u16> {
+    let mut p = root.to_path_buf();
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        p.push(comp);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => return Err(403),
+            Ok(_) => {}
+            Err(e) => return Err(io_status(&e)),
+        }
+    }
+    Ok(())
+}
+
+fn io_status(e: &io::Error) -> u16 {
+    match e.kind() {
+        io::ErrorKind::NotFound => 404,
+        io::ErrorKind::PermissionDenied => 403,
+        _ => match e.raw_os_error() {
+            Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) | Some(libc::ELOOP) => 404,
+            _ => {
+                log::warn!("opening a file: {}", e);
+                500
+            }
+        },
+    }
+}
+
+/// A strong validator from what changes when the file changes.
+fn write_etag(out: &mut [u8; 64], meta: &std::fs::Metadata) -> usize {
+    let mut cur = io::Cursor::new(&mut out[..]);
+    let _ = write!(
+        cur,
+        "\"{:x}-{:x}-{:x}\"",
+        meta.ino(),
+        meta.size(),
+        meta.mtime() as u64
+    );
+    cur.position() as usize
+}
+
+/// If-None-Match: does any listed tag match ours by weak comparison (RFC 9110 §13.1.2)?
+fn none_match(value: &[u8], etag: &[u8]) -> bool {
+    let bare = |t: &[u8]| {
+        t.strip_prefix(b"W/")
+            .map(|s| s.to_vec())
+            .unwrap_or(t.to_vec())
+    };
+    value.split(|b| *b == b',').any(|t| {
+        let t = t.trim_ascii();
+        t == b"*" || (!t.is_empty() && bare(t) == bare(etag))
+    })
+}
+
+fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Metadata, name: &str) {
+    let tag = req.conf.server_tag.as_str();
+    if !meta.is_file() {
+        return reply.error(403, tag);
+    }
+    if req
+        .conf
+        .exclude_extensions
+        .iter()
+        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_str()))
+    {
+        return reply.error(403, tag);
+    }
+
+    let len = meta.size();
+    let mtime = meta.mtime().max(0) as u64;
+    let mut etag_buf = [0u8; 64];
+    let etag_len = write_etag(&mut etag_buf, meta);
+    let etag = &etag_buf[..etag_len];
+    let mut lm = [0u8; 29];
+    date::format(mtime, &mut lm);
+    let get_like = matches!(req.head.method, Method::Get | Method::Head);
+
+    // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
+    let not_modified = if let Some(inm) = req.header("If-None-Match") {
+        none_match(inm, etag)
+    } else if let (true, Some(ims)) = (get_like, req.header("If-Modified-Since")) {
+        date::parse(ims).is_some_and(|t| mtime <= t)
+    } else {
+        false
+    };
+    if not_modified {
+        if !get_like {
+            return reply.error(412, tag);
+        }
+        let from = reply.wbuf.len();
+        reply.start(304, tag);
+        response::header(reply.wbuf, "ETag", etag);
+        response::header(reply.wbuf, "Last-Modified", &lm);
+        reply.end_head(None);
+        return reply.push_mem(from);
+    }
+
+    let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
+
+    let mut outcome = range::RangeOutcome::Ignore;
+    if req.conf.range_requests && req.head.method == Method::Get {
+        if let Some(r) = req.header("Range") {
+            let if_range_ok = match req.header("If-Range") {
+                None => true,
+                // An entity tag must match strongly; a weak one never does.
+                Some(v) if v.starts_with(b"\"") || v.starts_with(b"W/") => v == etag,
+                Some(v) => date::parse(v) == Some(mtime),
+            };
+            if if_range_ok {
+                outcome = range::parse(r, len, reply.ranges);
+            }
+        }
+    }
+
+    let from = reply.wbuf.len();
+    match outcome {
+        range::RangeOutcome::Unsatisfiable => {
+            let mut cr = [0u8; 48];
+            let n = {
+                let mut c = io::Cursor::new(&mut cr[..]);
+                let _ = write!(c, "bytes */{}", len);
+                c.position() as usize
+            };
+            reply.error_with(416, tag, Some(("Content-Range", &cr[..n])));
+        }
+        range::RangeOutcome::Ranges if reply.ranges.len() == 1 => {
+            let (a, b) = reply.ranges[0];
+            reply.start(206, tag);
+            common_file_headers(reply, req, ctype, etag, &lm);
+            let _ = write!(reply.wbuf, "Content-Range: bytes {}-{}/{}\r\n", a, b, len);
+            reply.end_head(Some(b - a + 1));
+            queue_body(reply, from, file, a, b - a + 1);
+        }
+        range::RangeOutcome::Ranges => {
+            reply.start(206, tag);
+            let mut total = 0u64;
+            // Compute the length first: the part headers are written after the head.
+            for &(a, b) in reply.ranges.iter() {
+                total += part_header_len(ctype, a, b, len) + (b - a + 1);
+            }
+            total += 2 + 2 + BOUNDARY.len() as u64 + 4; // "\r\n--" BOUNDARY "--\r\n"
+            common_file_headers(reply, req, ctype, etag, &lm);
+            let _ = write!(
+                reply.wbuf,
+                "Content-Type: multipart/byteranges; boundary={}\r\n",
+                BOUNDARY
+            );
+            reply.end_head(Some(total));
+            reply.push_mem(from);
+            if reply.head_only {
+                return;
+            }
+            for i in 0..reply.ranges.len() {
+                let (a, b) = reply.ranges[i];
+                let start = reply.wbuf.len();
+                write_part_header(reply.wbuf, ctype, a, b, len);
+                reply.push_mem(start);
+                reply.segs.push_back(Seg::File {
+                    offset: a,
+                    len: b - a + 1,
+                });
+            }
+            let start = reply.wbuf.len();
+            let _ = write!(reply.wbuf, "\r\n--{}--\r\n", BOUNDARY);
+            reply.push_mem(start);
+            reply.body_len = total;
+            *reply.file = Some(file);
+        }
+        range::RangeOutcome::Ignore => {
+            reply.start(200, tag);
+            response::header(reply.wbuf, "Content-Type", ctype.as_bytes());
+            common_file_headers(reply, req, "", etag, &lm);
+            reply.end_head(Some(len));
+            queue_body(reply, from, file, 0, len);
+        }
+    }
+}
+
+/// Headers shared by 200 and 206 responses. `ctype` is written unless empty (multipart
+/// responses have their own Content-Type).
+fn common_file_headers(reply: &mut Reply, req: &Request, ctype: &str, etag: &[u8], lm: &[u8]) {
+    if req.conf.range_requests {
+        response::header(reply.wbuf, "Accept-Ranges", b"bytes");
+    }
+    if !ctype.is_empty() && reply.status == 206 && reply.ranges.len() == 1 {
+        response::header(reply.wbuf, "Content-Type", ctype.as_bytes());
+    }
+    response::header(reply.wbuf, "ETag", etag);
+    response::header(reply.wbuf, "Last-Modified", lm);
+}
+
+fn write_part_header(out: &mut Vec<u8>, ctype: &str, a: u64, b: u64, len: u64) {
+    let _ = write!(
+        out,
+        "\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+        BOUNDARY, ctype, a, b, len
+    );
+}
+
+fn part_header_len(ctype: &str, a: u64, b: u64, len: u64) -> u64 {
+    let mut v = Vec::new();
+    write_part_header(&mut v, ctype, a, b, len);
+    v.len() as u64
+}
+
+/// Queue `len` bytes of `file` from `offset` after the head written since `from`: small bodies
+/// are read into the buffer so head and body leave in one write.
+fn queue_body(reply: &mut Reply, from: usize, file: File, offset: u64, len: u64) {
+    if reply.head_only || len == 0 {
+        return reply.push_mem(from);
+    }
+    reply.body_len = len;
+    if len <= SMALL_BODY {
+        let start = reply.wbuf.len();
+        reply.wbuf.resize(start + len as usize, 0);
+        if file.read_exact_at(&mut reply.wbuf[start..], offset).is_ok() {
+            return reply.push_mem(from);
+        }
+        // The file shrank under us: fall back to sendfile, which will notice and cut the
+        // connection rather than send a wrong length.
+        reply.wbuf.truncate(start);
+    }
+    reply.push_mem(from);
+    reply.segs.push_back(Seg::File { offset, len });
+    *reply.file = Some(file);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_weak_comparison() {
+        assert!(none_match(b"\"a\"", b"\"a\""));
+        assert!(none_match(b"W/\"a\"", b"\"a\""));
+        assert!(none_match(b"\"x\", \"a\"", b"\"a\""));
+        assert!(none_match(b"*", b"\"a\""));
+        assert!(!none_match(b"\"b\"", b"\"a\""));
+        assert!(!none_match(b"", b"\"a\""));
+    }
+
+    #[test]
+    fn part_header_len_is_exact() {
+        let mut v = Vec::new();
+        write_part_header(&mut v, "text/plain", 0, 99, 1000);
+        assert_eq!(v.len() as u64, part_header_len("text/plain", 0, 99, 1000));
+    }
+}

@@ -1,0 +1,227 @@
+//! Process set-up around the loop: descriptor limits, daemonizing with a readiness pipe, the
+//! pid file, and dropping privileges after binding.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// Raise (or lower) RLIMIT_NOFILE to server.max-fds.
+pub fn set_max_fds(n: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    };
+    // SAFETY: plain system call with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        // Without privilege only the soft limit can move, up to the hard one.
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as above.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
+        let soft = libc::rlimit {
+            rlim_cur: (n as libc::rlim_t).min(cur.rlim_max),
+            rlim_max: cur.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The child's end of the daemon readiness pipe.
+pub struct Ready(Option<File>);
+
+impl Ready {
+    /// Nothing to tell: running in the foreground.
+    pub fn foreground() -> Ready {
+        Ready(None)
+    }
+
+    /// Tell the waiting parent that start-up succeeded, then detach from the terminal.
+    pub fn done(&mut self) {
+        if let Some(mut f) = self.0.take() {
+            let _ = f.write_all(b"OK");
+            // The parent is gone now; stdio must not hold its terminal.
+            redirect_stdio_to_null();
+        }
+    }
+}
+
+fn redirect_stdio_to_null() {
+    let path = CString::new("/dev/null").unwrap_or_default();
+    // SAFETY: open/dup2/close on descriptors this process owns.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Fork into the background. The parent waits until the child reports readiness and then
+/// exits 0; if the child fails first, the parent exits non-zero (the child has already printed
+/// its error on the shared stderr). Returns in the child only.
+pub fn daemonize() -> io::Result<Ready> {
+    let mut fds: [RawFd; 2] = [0; 2];
+    // SAFETY: valid pointer to two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the pipe descriptors were just created and are owned here.
+    let (rd, wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    // SAFETY: single-threaded at this point (before the loop starts), so fork is sound.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        drop(wr);
+        std::process::exit(wait_for_child(rd, pid));
+    }
+    drop(rd);
+    // SAFETY: plain system call.
+    unsafe { libc::setsid() };
+    Ok(Ready(Some(wr)))
+}
+
+fn wait_for_child(mut rd: File, pid: libc::pid_t) -> i32 {
+    let mut buf = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        match rd.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if got == 2 && &buf == b"OK" {
+        return 0;
+    }
+    // The child closed the pipe without success: it has exited or is about to.
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0 {
+        libc::WEXITSTATUS(status)
+    } else {
+        eprintln!("lightd: the server process exited during start-up");
+        1
+    }
+}
+
+/// The pid file, written atomically and removed at exit only if it still names us.
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    pub fn write(path: &Path) -> io::Result<PidFile> {
+        let pid = std::process::id();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", pid));
+        let tmp = PathBuf::from(tmp);
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            writeln!(f, "{}", pid)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("pid file {}: {}", path.display(), e),
+            ));
+        }
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            == Some(std::process::id());
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Switch to server.username / server.groupname. Only root can; anyone else keeps running as
+/// themselves, with a warning if a switch was asked for.
+pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
+    if user.is_none() && group.is_none() {
+        return Ok(());
+    }
+    // SAFETY: plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        log::warn!("server.username/server.groupname ignored: not running as root");
+        return Ok(());
+    }
+    let mut uid = None;
+    let mut gid = None;
+    let mut user_c = None;
+    if let Some(u) = user {
+        let c = CString::new(u).map_err(|_| format!("server.username {:?}: invalid", u))?;
+        // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        if pw.is_null() {
+            return Err(format!("server.username {:?}: no such user", u));
+        }
+        // SAFETY: non-null pointer from getpwnam.
+        unsafe {
+            uid = Some((*pw).pw_uid);
+            gid = Some((*pw).pw_gid);
+        }
+        user_c = Some(c);
+    }
+    if let Some(g) = group {
+        let c = CString::new(g).map_err(|_| format!("server.groupname {:?}: invalid", g))?;
+        // SAFETY: as for getpwnam.
+        let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+        if gr.is_null() {
+            return Err(format!("server.groupname {:?}: no such group", g));
+        }
+        // SAFETY: non-null pointer from getgrnam.
+        gid = Some(unsafe { (*gr).gr_gid });
+    }
+    if let Some(gid) = gid {
+        // SAFETY: plain system calls with valid arguments.
+        let rc = unsafe {
+            match &user_c {
+                Some(c) => libc::initgroups(c.as_ptr(), gid),
+                None => libc::setgroups(0, std::ptr::null()),
+            }
+        };
+        if rc != 0 {
+            return Err(format!("setting groups: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: plain system call.
+        if unsafe { libc::setgid(gid) } != 0 {
+            return Err(format!("setgid({}): {}", gid, io::Error::last_os_error()));
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: plain system call.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(format!("setuid({}): {}", uid, io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

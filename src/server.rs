@@ -1,0 +1,544 @@
+//! The event loop: one `mio::Poll` owning the listeners, the signal pipe and a slab of
+//! connections; accepting, dispatching readiness, timers and the graceful stop.
+//!
+//! Tokens: connections use their slab key; reserved tokens count down from `usize::MAX`
+//! (signals, then one per listener). Descriptors that handlers will wait on (CGI pipes, proxy
+//! sockets) get their own reserved range and are routed to the owning connection.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::config::{CondChain, Config, MatchSet, ReqConf, ReqSetting};
+use crate::conn::{Conn, Drive};
+use crate::handlers::Seg;
+use crate::http::request::{Header, Limits};
+use crate::listener::Listener;
+use crate::log::AccessLog;
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`.
+const LISTENER_BASE: usize = usize::MAX - 1;
+
+/// During a graceful stop, how long an idle keep-alive connection stays open for a request its
+/// client may already have sent.
+pub const DRAIN_IDLE_WINDOW: Duration = Duration::from_millis(1000);
+
+/// How often deadlines are checked while there are connections.
+const TICK: Duration = Duration::from_millis(250);
+
+/// After EMFILE/ENFILE on accept, wait this long (or for a connection to close) before trying
+/// again, instead of spinning on a listener that stays ready.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Connections accepted from one listener per turn, so a flood cannot starve existing ones.
+const ACCEPTS_PER_TURN: usize = 256;
+
+/// Most request heads may have this many fields.
+const MAX_HEADERS: usize = 128;
+
+/// Idle buffer sets kept for reuse; beyond this they are freed.
+const POOL_MAX: usize = 128;
+
+/// The cached per-request settings for distinct sets of matching conditions.
+const CONF_CACHE_MAX: usize = 64;
+
+/// The buffers a busy connection uses. Pooled: idle connections give them back.
+pub struct Bufs {
+    pub rbuf: Box<[u8]>,
+    pub wbuf: Vec<u8>,
+    pub segs: VecDeque<Seg>,
+    pub headers: Vec<Header>,
+    pub path: String,
+    pub fs_path: PathBuf,
+    pub ranges: Vec<(u64, u64)>,
+    pub scratch: String,
+}
+
+/// Everything connections share: read-only config plus caches, pools and logs.
+pub struct Ctx {
+    pub cfg: Config,
+    pub base: Rc<ReqConf>,
+    conf_cache: Vec<(MatchSet, Rc<ReqConf>)>,
+    // Boxed so that a connection's `Option<Box<Bufs>>` is one pointer and moving a set in
+    // and out of the pool copies a pointer, not the struct.
+    #[allow(clippy::vec_box)]
+    pool: Vec<Box<Bufs>>,
+    rbuf_size: usize,
+    /// Now, as of the latest wake-up.
+    pub now: Instant,
+    /// The Date header value, formatted once per second.
+    pub date: [u8; 29],
+    date_secs: u64,
+    pub drain_started: Option<Instant>,
+    pub limits: Limits,
+    accesslogs: Vec<AccessLog>,
+    /// (configured, bound) address per listener index.
+    listener_addrs: Vec<(SocketAddr, SocketAddr)>,
+}
+
+impl Ctx {
+    pub fn take_bufs(&mut self) -> Box<Bufs> {
+        self.pool.pop().unwrap_or_else(|| {
+            Box::new(Bufs {
+                rbuf: vec![0u8; self.rbuf_size].into_boxed_slice(),
+                wbuf: Vec::with_capacity(20 * 1024),
+                segs: VecDeque::with_capacity(4),
+                headers: Vec::with_capacity(32),
+                path: String::with_capacity(256),
+                fs_path: PathBuf::with_capacity(512),
+                ranges: Vec::new(),
+                scratch: String::new(),
+            })
+        })
+    }
+
+    pub fn give_bufs(&mut self, mut b: Box<Bufs>) {
+        if self.pool.len() >= POOL_MAX {
+            return;
+        }
+        b.wbuf.clear();
+        b.segs.clear();
+        // A directory listing or a multipart reply may have grown these; don't keep that.
+        b.wbuf.shrink_to(64 * 1024);
+        b.scratch.clear();
+        b.scratch.shrink_to(4096);
+        b.ranges.clear();
+        b.ranges.shrink_to(8);
+        self.pool.push(b);
+    }
+
+    /// The settings for a request that took the conditional branches in `set`.
+    pub fn conf_for(&mut self, set: &MatchSet) -> Rc<ReqConf> {
+        if set.is_empty() {
+            return Rc::clone(&self.base);
+        }
+        if let Some((_, c)) = self.conf_cache.iter().find(|(s, _)| s == set) {
+            return Rc::clone(c);
+        }
+        let merged = Rc::new(self.cfg.merged(set));
+        if self.conf_cache.len() < CONF_CACHE_MAX {
+            self.conf_cache.push((*set, Rc::clone(&merged)));
+        }
+        merged
+    }
+
+    pub fn accesslog(&mut self, path: &str, format: &str) -> Option<&mut AccessLog> {
+        self.accesslogs
+            .iter_mut()
+            .find(|l| l.path.as_os_str() == path && l.format == format)
+    }
+
+    /// The configured address of listener `i`, as `$SERVER["socket"]` names it.
+    pub fn listener_addr(&self, i: usize) -> SocketAddr {
+        self.listener_addrs[i].0
+    }
+
+    /// The address listener `i` is actually bound to.
+    pub fn listener_local(&self, i: usize) -> SocketAddr {
+        self.listener_addrs[i].1
+    }
+
+    fn refresh_clock(&mut self) {
+        self.now = Instant::now();
+        let secs = crate::log::now_secs();
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            crate::http::date::format(secs, &mut self.date);
+        }
+    }
+}
+
+/// Every (accesslog.filename, accesslog.format) pair the config can select.
+fn accesslog_specs(cfg: &Config) -> Vec<(String, String)> {
+    fn walk(
+        chains: &[CondChain],
+        file: &Option<String>,
+        fmt: &str,
+        out: &mut Vec<(String, String)>,
+    ) {
+        for chain in chains {
+            for br in &chain.branches {
+                let mut f = file.clone();
+                let mut m = fmt.to_string();
+                for s in &br.settings {
+                    match s {
+                        ReqSetting::AccesslogFilename(v) => f = v.clone(),
+                        ReqSetting::AccesslogFormat(v) => m = v.clone(),
+                        _ => {}
+                    }
+                }
+                if let Some(f) = &f {
+                    out.push((f.clone(), m.clone()));
+                }
+                walk(&br.children, &f, &m, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = &cfg.base.accesslog_filename {
+        out.push((f.clone(), cfg.base.accesslog_format.clone()));
+    }
+    walk(
+        &cfg.conds,
+        &cfg.base.accesslog_filename,
+        &cfg.base.accesslog_format,
+        &mut out,
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// How the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Graceful stop completed (or its deadline passed).
+    Drained,
+    /// SIGTERM or a second SIGINT.
+    Immediate,
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<Option<Listener>>,
+    conns: Slab<Conn>,
+    ctx: Ctx,
+    signals: Signals,
+    /// Connections that yielded with work left.
+    pending: Vec<usize>,
+    /// A listener may hold connections we have not accepted (edge-triggered: no new event
+    /// will say so).
+    accept_pending: bool,
+    accept_retry_at: Option<Instant>,
+    max_conns: usize,
+    last_scan: Instant,
+    drain_deadline: Option<Instant>,
+    scratch_keys: Vec<usize>,
+}
+
+impl Server {
+    /// Build the loop around listeners that are already bound.
+    pub fn new(cfg: Config, listeners: Vec<Listener>) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        let mut ls = Vec::with_capacity(listeners.len());
+        for (i, mut l) in listeners.into_iter().enumerate() {
+            poll.registry()
+                .register(&mut l.sock, Token(LISTENER_BASE - i), Interest::READABLE)?;
+            ls.push(Some(l));
+        }
+        let mut accesslogs = Vec::new();
+        for (path, fmt) in accesslog_specs(&cfg) {
+            accesslogs.push(AccessLog::open(std::path::Path::new(&path), &fmt)?);
+        }
+        let max_head = cfg.max_request_field_size.max(512);
+        let limits = Limits {
+            max_head,
+            max_request_line: max_head,
+            max_headers: MAX_HEADERS,
+        };
+        let mut max_conns = cfg.max_connections.max(1);
+        if let Some(fds) = cfg.max_fds {
+            // Keep a few descriptors for listeners, logs and the files being served.
+            max_conns = max_conns.min((fds as usize / 2).max(1));
+        }
+        let now = Instant::now();
+        let listener_addrs = ls
+            .iter()
+            .flatten()
+            .map(|l| (l.configured, l.local))
+            .collect();
+        let base = Rc::new(cfg.base.clone());
+        let mut ctx = Ctx {
+            cfg,
+            base,
+            conf_cache: Vec::new(),
+            pool: Vec::new(),
+            rbuf_size: max_head + 4096,
+            now,
+            date: [b' '; 29],
+            date_secs: 0,
+            drain_started: None,
+            limits,
+            accesslogs,
+            listener_addrs,
+        };
+        ctx.refresh_clock();
+        Ok(Server {
+            poll,
+            listeners: ls,
+            conns: Slab::new(),
+            ctx,
+            signals,
+            pending: Vec::new(),
+            accept_pending: true,
+            accept_retry_at: None,
+            max_conns,
+            last_scan: now,
+            drain_deadline: None,
+            scratch_keys: Vec::new(),
+        })
+    }
+
+    /// The addresses being listened on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().flatten().map(|l| l.local).collect()
+    }
+
+    /// Run until stopped.
+    pub fn run(&mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.ctx.refresh_clock();
+
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL_TOKEN => {
+                        if let Some(exit) = self.on_signals() {
+                            self.close_all();
+                            return Ok(exit);
+                        }
+                    }
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        self.accept_pending = true;
+                    }
+                    Token(k) => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        // An event for a connection already closed this turn is stale.
+                        if let Some(c) = self.conns.get_mut(k) {
+                            c.ready(readable, writable);
+                            self.drive(k);
+                        }
+                    }
+                }
+            }
+
+            if self.accept_pending && self.accept_retry_at.is_none_or(|t| self.ctx.now >= t) {
+                self.accept();
+            }
+
+            let pending = std::mem::take(&mut self.pending);
+            for k in &pending {
+                if self.conns.contains(*k) {
+                    self.drive(*k);
+                }
+            }
+
+            if self.ctx.now.duration_since(self.last_scan) >= TICK
+                || self.ctx.drain_started.is_some()
+            {
+                self.scan_timeouts();
+            }
+
+            for l in &mut self.ctx.accesslogs {
+                l.flush();
+            }
+
+            if self.ctx.drain_started.is_some() {
+                if self.conns.is_empty() {
+                    return Ok(Exit::Drained);
+                }
+                if self.drain_deadline.is_some_and(|d| self.ctx.now >= d) {
+                    log::warn!(
+                        "graceful shutdown timeout: closing {} remaining connection(s)",
+                        self.conns.len()
+                    );
+                    self.close_all();
+                    return Ok(Exit::Drained);
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.pending.is_empty()
+            || (self.accept_pending && self.can_accept() && self.accept_retry_at.is_none())
+        {
+            return Some(Duration::ZERO);
+        }
+        if let Some(t) = self.accept_retry_at {
+            return Some(t.saturating_duration_since(Instant::now()).min(TICK));
+        }
+        if !self.conns.is_empty() || self.ctx.drain_started.is_some() {
+            return Some(TICK);
+        }
+        // Nothing to time out: sleep until something happens.
+        None
+    }
+
+    fn can_accept(&self) -> bool {
+        self.ctx.drain_started.is_none() && self.conns.len() < self.max_conns
+    }
+
+    fn drive(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        match c.drive(&mut self.ctx) {
+            Drive::Wait => {}
+            Drive::Yield => self.pending.push(k),
+            Drive::Close => self.close(k),
+        }
+    }
+
+    fn close(&mut self, k: usize) {
+        if let Some(mut c) = self.conns.try_remove(k) {
+            let _ = self.poll.registry().deregister(c.sock_mut());
+        }
+        // A slot is free: connections left waiting in a listener's queue can come in now.
+        if self.ctx.drain_started.is_none() {
+            self.accept_pending = true;
+            self.accept_retry_at = None;
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.close(k);
+        }
+    }
+
+    fn accept(&mut self) {
+        for i in 0..self.listeners.len() {
+            let mut accepted = 0;
+            loop {
+                if !self.can_accept() {
+                    // Stay pending: close() sets it again when a slot frees.
+                    return;
+                }
+                let Some(l) = self.listeners[i].as_mut() else {
+                    break;
+                };
+                match l.sock.accept() {
+                    Ok((mut sock, peer)) => {
+                        let _ = sock.set_nodelay(true);
+                        let entry = self.conns.vacant_entry();
+                        let key = entry.key();
+                        if let Err(e) = self.poll.registry().register(
+                            &mut sock,
+                            Token(key),
+                            Interest::READABLE | Interest::WRITABLE,
+                        ) {
+                            log::warn!("registering a connection from {}: {}", peer, e);
+                            continue;
+                        }
+                        entry.insert(Conn::new(sock, peer, i, self.ctx.now));
+                        accepted += 1;
+                        if accepted >= ACCEPTS_PER_TURN {
+                            // Come back next turn; the listener is still ready.
+                            self.pending_accept_later();
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => match e.raw_os_error() {
+                        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
+                        | Some(libc::ENOMEM) => {
+                            log::warn!("accept: {} (retrying when a connection closes)", e);
+                            self.accept_retry_at = Some(self.ctx.now + ACCEPT_BACKOFF);
+                            return;
+                        }
+                        // The client gave up while queued, or similar: next one.
+                        _ => log::debug!("accept: {}", e),
+                    },
+                }
+            }
+        }
+        self.accept_pending = false;
+        self.accept_retry_at = None;
+    }
+
+    fn pending_accept_later(&mut self) {
+        self.accept_pending = true;
+    }
+
+    /// Returns Some when the loop must end at once.
+    fn on_signals(&mut self) -> Option<Exit> {
+        let sigs: Vec<i32> = self.signals.pending().collect();
+        for sig in sigs {
+            match sig {
+                libc::SIGINT if self.ctx.drain_started.is_none() => self.begin_drain(),
+                libc::SIGINT => {
+                    log::info!("second SIGINT: stopping now");
+                    return Some(Exit::Immediate);
+                }
+                libc::SIGTERM => {
+                    log::info!("SIGTERM: stopping now");
+                    return Some(Exit::Immediate);
+                }
+                libc::SIGHUP => {
+                    crate::log::reopen_errorlog();
+                    for l in &mut self.ctx.accesslogs {
+                        l.reopen();
+                    }
+                    log::info!("SIGHUP: logs reopened");
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// SIGINT: stop listening at once, let requests in flight finish, answer keep-alive
+    /// clients with `Connection: close`, and give idle ones a short window.
+    pub fn begin_drain(&mut self) {
+        log::info!(
+            "graceful shutdown: {} connection(s) to finish",
+            self.conns.len()
+        );
+        for l in self.listeners.iter_mut() {
+            if let Some(mut l) = l.take() {
+                let _ = self.poll.registry().deregister(&mut l.sock);
+            }
+        }
+        self.ctx.drain_started = Some(self.ctx.now);
+        let t = self.ctx.cfg.graceful_shutdown_timeout;
+        if !t.is_zero() {
+            self.drain_deadline = Some(self.ctx.now + t);
+        }
+        self.accept_pending = false;
+    }
+
+    fn scan_timeouts(&mut self) {
+        self.last_scan = self.ctx.now;
+        let now = self.ctx.now;
+        let mut expired = std::mem::take(&mut self.scratch_keys);
+        expired.clear();
+        for (k, c) in self.conns.iter() {
+            if c.deadline(&self.ctx) <= now {
+                expired.push(k);
+            }
+        }
+        for &k in &expired {
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            match c.timeout(&mut self.ctx) {
+                Drive::Wait => {}
+                Drive::Yield => self.pending.push(k),
+                Drive::Close => self.close(k),
+            }
+        }
+        self.scratch_keys = expired;
+    }
+}

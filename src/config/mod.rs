@@ -1,43 +1,129 @@
 //! The configuration: lighttpd 1.4's language parsed, evaluated and type-checked into a [`Config`].
 //!
-//! CONTRACT STUB: the config helper replaces this file with the real implementation.
+//! Loading runs in two passes. `parser` reads the files (following `include` and
+//! `include_shell`), evaluates every expression and records each block's assignments, warning
+//! about keys lightd ignores. `validate` then gives implemented keys their types and builds the
+//! plain-data [`Config`] the server shares read-only. Every error names file and line.
+//!
+//! At request time the server asks [`Config::matches`] which conditional branches apply and
+//! [`Config::merged`] for the resulting settings (caching the latter per [`MatchSet`]).
 
+mod check;
+mod cond;
+mod display;
+mod glob;
+mod keys;
+mod lexer;
+mod mime;
+mod parser;
 pub mod types;
+mod validate;
+mod value;
+
+#[cfg(test)]
+mod tests;
 
 pub use types::*;
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// Parse and type-check the config file (what `-t` checks).
-pub fn load(_path: &Path) -> Result<Config, ConfigError> {
-    unimplemented!()
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let parsed = parser::parse_main(path)?;
+    validate::build(parsed, path)
 }
 
-/// The `-tt` checks on top of [`load`]: document roots exist, addresses are usable.
-pub fn check_loadable(_cfg: &Config) -> Result<(), ConfigError> {
-    unimplemented!()
+/// The `-tt` checks on top of [`load`]: document roots are directories, the user and group
+/// exist, and log and pid files can be created in existing directories.
+pub fn check_loadable(cfg: &Config) -> Result<(), ConfigError> {
+    check::check(cfg)
 }
 
-/// The content type for a file name: the longest matching suffix in `mime`.
-pub fn mime_lookup<'a>(_mime: &'a [(String, String)], _name: &str) -> Option<&'a str> {
-    unimplemented!()
+/// The content type for a file name: the longest matching suffix in `mime` (which is sorted
+/// longest first), then the same ignoring ASCII case, then the `""` fallback entry if any.
+/// None means the caller should use application/octet-stream.
+pub fn mime_lookup<'a>(mime: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    mime::lookup(mime, name)
+}
+
+fn taken(set: &MatchSet, id: usize) -> bool {
+    set.0
+        .get(id / 64)
+        .is_some_and(|word| word & (1u64 << (id % 64)) != 0)
+}
+
+fn walk_matches(chains: &[CondChain], input: &dyn CondInput, set: &mut MatchSet) {
+    for chain in chains {
+        let hit = chain.branches.iter().find(|b| match &b.cond {
+            Some(c) => cond::eval(c, input),
+            None => true,
+        });
+        if let Some(b) = hit {
+            set.set(b.id);
+            walk_matches(&b.children, input, set);
+        }
+    }
+}
+
+fn walk_merge(chains: &[CondChain], set: &MatchSet, conf: &mut ReqConf) {
+    for b in chains.iter().flat_map(|c| &c.branches) {
+        if taken(set, b.id) {
+            for s in &b.settings {
+                validate::apply(conf, s);
+            }
+            walk_merge(&b.children, set, conf);
+        }
+    }
+}
+
+fn retarget_socket_conds(chains: &mut [CondChain], spec: &ListenSpec, actual: SocketAddr) {
+    for b in chains.iter_mut().flat_map(|c| c.branches.iter_mut()) {
+        if let Some(c) = b.cond.as_mut() {
+            if c.socket == Some(spec.addr) && c.loc == spec.loc {
+                c.socket = Some(actual);
+            }
+        }
+        retarget_socket_conds(&mut b.children, spec, actual);
+    }
 }
 
 impl Config {
-    /// Which conditional branches this request takes.
-    pub fn matches(&self, _input: &dyn CondInput) -> MatchSet {
-        unimplemented!()
+    /// Which conditional branches this request takes: in each chain the first branch whose
+    /// condition holds (or the plain `else`), then the same inside that branch.
+    pub fn matches(&self, input: &dyn CondInput) -> MatchSet {
+        let mut set = MatchSet::default();
+        walk_matches(&self.conds, input, &mut set);
+        set
     }
 
-    /// The base settings with the settings of every branch in `set` applied in config order.
-    pub fn merged(&self, _set: &MatchSet) -> ReqConf {
-        unimplemented!()
+    /// Tell the configuration which address each listener actually got, index-aligned with
+    /// `listen`. Only port-0 ("any free port") entries change: the `$SERVER["socket"]` block
+    /// that opened such a listener is pointed at its real address, so it matches that listener
+    /// alone. For this to work `CondInput::server_socket` must report the bound address.
+    pub fn resolve_ephemeral_ports(&mut self, bound: &[SocketAddr]) {
+        for (spec, actual) in self.listen.iter().zip(bound) {
+            if spec.addr.port() == 0 {
+                // The block that opened a listener has the same location as its ListenSpec.
+                retarget_socket_conds(&mut self.conds, spec, *actual);
+            }
+        }
+    }
+
+    /// The base settings with the settings of every branch in `set` applied in config order,
+    /// so a later block overrides an earlier one and a nested block its parent.
+    pub fn merged(&self, set: &MatchSet) -> ReqConf {
+        let mut conf = self.base.clone();
+        if !set.is_empty() {
+            walk_merge(&self.conds, set, &mut conf);
+        }
+        conf
     }
 }
 
 impl std::fmt::Display for Config {
-    /// `-p`: the parsed configuration, in config syntax.
-    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        unimplemented!()
+    /// `-p`: the effective configuration, in config syntax, defaults included.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        display::write(self, f)
     }
 }

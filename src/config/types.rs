@@ -204,4 +204,7 @@ pub struct Config {
     /// Warnings gathered while loading (unimplemented or unknown keys), already formatted as
     /// "file:line: message". The caller logs them once.
     pub warnings: Vec<String>,
+    /// Where keys were set, so `-tt` can name file:line: "server.document-root" for the global
+    /// block, "server.document-root@3" for the conditional branch with id 3.
+    pub locs: std::collections::HashMap<String, Loc>,
 }

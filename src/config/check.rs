@@ -1,0 +1,171 @@
+//! The `-tt` checks: what the configuration refers to on this machine actually exists.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use super::types::{CondChain, Config, ConfigError, Loc, ReqSetting};
+
+fn fail(loc: Option<Loc>, msg: String) -> ConfigError {
+    ConfigError { loc, msg }
+}
+
+fn check_dir(key: &str, dir: &Path, loc: Option<Loc>) -> Result<(), ConfigError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(fail(
+            loc,
+            format!("{key} \"{}\" is not a directory", dir.display()),
+        )),
+        Err(e) => Err(fail(loc, format!("{key} \"{}\": {e}", dir.display()))),
+    }
+}
+
+/// A log or pid file need not exist yet, but the directory it goes in must.
+fn check_parent(key: &str, file: &Path, loc: Option<Loc>) -> Result<(), ConfigError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(fail(
+            loc,
+            format!(
+                "{key} \"{}\": directory \"{}\" does not exist",
+                file.display(),
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_branches(cfg: &Config, chains: &[CondChain]) -> Result<(), ConfigError> {
+    for b in chains.iter().flat_map(|c| &c.branches) {
+        let loc = |key: &str| {
+            cfg.locs
+                .get(&format!("{key}@{}", b.id))
+                .cloned()
+                .or_else(|| b.cond.as_ref().map(|c| c.loc.clone()))
+        };
+        for s in &b.settings {
+            match s {
+                ReqSetting::DocumentRoot(p) => {
+                    check_dir("server.document-root", p, loc("server.document-root"))?
+                }
+                ReqSetting::AccesslogFilename(Some(f)) => check_parent(
+                    "accesslog.filename",
+                    Path::new(f),
+                    loc("accesslog.filename"),
+                )?,
+                _ => {}
+            }
+        }
+        check_branches(cfg, &b.children)?;
+    }
+    Ok(())
+}
+
+/// Look a name up in the user or group database (files, LDAP, whatever NSS is configured).
+fn name_exists(name: &str, group: bool) -> Result<bool, String> {
+    let cname = CString::new(name).map_err(|_| "the name contains a NUL byte".to_string())?;
+    let mut buf: Vec<libc::c_char> = vec![0; 4096];
+    // Entries with many members can need a bigger buffer; ERANGE says so. Bounded at 1 MiB.
+    loop {
+        let rc = if group {
+            // SAFETY: an all-zero `group` is a valid value (null pointers, zero ids); every
+            // pointer passed lives across the call and `buf.len()` is the buffer's real size.
+            unsafe {
+                let mut grp: libc::group = std::mem::zeroed();
+                let mut result: *mut libc::group = std::ptr::null_mut();
+                let rc = libc::getgrnam_r(
+                    cname.as_ptr(),
+                    &mut grp,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                );
+                if rc == 0 {
+                    return Ok(!result.is_null());
+                }
+                rc
+            }
+        } else {
+            // SAFETY: as above, for `passwd`.
+            unsafe {
+                let mut pwd: libc::passwd = std::mem::zeroed();
+                let mut result: *mut libc::passwd = std::ptr::null_mut();
+                let rc = libc::getpwnam_r(
+                    cname.as_ptr(),
+                    &mut pwd,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                );
+                if rc == 0 {
+                    return Ok(!result.is_null());
+                }
+                rc
+            }
+        };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return Err(std::io::Error::from_raw_os_error(rc).to_string());
+    }
+}
+
+pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
+    let loc = |key: &str| cfg.locs.get(key).cloned();
+    match &cfg.base.document_root {
+        None => {
+            return Err(fail(
+                None,
+                format!("{}: server.document-root is not set", cfg.source.display()),
+            ))
+        }
+        Some(p) => check_dir("server.document-root", p, loc("server.document-root"))?,
+    }
+    check_branches(cfg, &cfg.conds)?;
+    if let Some(f) = &cfg.base.accesslog_filename {
+        check_parent(
+            "accesslog.filename",
+            Path::new(f),
+            loc("accesslog.filename"),
+        )?;
+    }
+    if let Some(f) = &cfg.errorlog {
+        check_parent("server.errorlog", f, loc("server.errorlog"))?;
+    }
+    if let Some(f) = &cfg.pid_file {
+        check_parent("server.pid-file", f, loc("server.pid-file"))?;
+    }
+    for (key, name, group) in [
+        ("server.username", &cfg.username, false),
+        ("server.groupname", &cfg.groupname, true),
+    ] {
+        let Some(name) = name else { continue };
+        let what = if group { "group" } else { "user" };
+        match name_exists(name, group) {
+            Ok(true) => {}
+            Ok(false) => return Err(fail(loc(key), format!("{key}: no such {what} \"{name}\""))),
+            Err(e) => {
+                return Err(fail(
+                    loc(key),
+                    format!("{key}: cannot look up {what} \"{name}\": {e}"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(name_exists("root", false), Ok(true));
+        assert_eq!(name_exists("root", true), Ok(true));
+        assert_eq!(name_exists("no-such-user-lightd-test", false), Ok(false));
+        assert_eq!(name_exists("no-such-group-lightd-test", true), Ok(false));
+        assert!(name_exists("a\0b", false).is_err());
+    }
+}

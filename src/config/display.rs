@@ -1,0 +1,216 @@
+//! `-p`: the effective configuration printed in lighttpd syntax, defaults included, so an admin
+//! sees exactly what lightd will use (and can feed it back to `lightd -f`).
+
+use std::fmt::{self, Write};
+
+use super::types::{Cond, CondChain, CondField, CondOp, Config, ReqConf, ReqSetting};
+use super::value::quote;
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        return "()".to_string();
+    }
+    let items: Vec<String> = v.iter().map(|s| quote(s)).collect();
+    format!("( {} )", items.join(", "))
+}
+
+fn map(v: &[(String, String)], indent: &str) -> String {
+    if v.is_empty() {
+        return "()".to_string();
+    }
+    let mut out = String::from("(\n");
+    for (k, t) in v {
+        let _ = writeln!(out, "{indent}    {} => {},", quote(k), quote(t));
+    }
+    out.push_str(indent);
+    out.push(')');
+    out
+}
+
+fn flag(b: bool) -> &'static str {
+    if b {
+        "\"enable\""
+    } else {
+        "\"disable\""
+    }
+}
+
+fn setting(s: &ReqSetting, indent: &str) -> String {
+    match s {
+        ReqSetting::DocumentRoot(p) => {
+            format!("server.document-root = {}", quote(&p.to_string_lossy()))
+        }
+        ReqSetting::IndexFiles(v) => format!("index-file.names = {}", list(v)),
+        ReqSetting::FollowSymlink(b) => format!("server.follow-symlink = {}", flag(*b)),
+        ReqSetting::RangeRequests(b) => format!("server.range-requests = {}", flag(*b)),
+        ReqSetting::ExcludeExtensions(v) => {
+            format!("static-file.exclude-extensions = {}", list(v))
+        }
+        ReqSetting::DirListing(b) => format!("dir-listing.activate = {}", flag(*b)),
+        ReqSetting::Mime(m) => format!("mimetype.assign = {}", map(m, indent)),
+        ReqSetting::ServerTag(t) => format!("server.tag = {}", quote(t)),
+        // An empty filename turns the access log off again inside a block.
+        ReqSetting::AccesslogFilename(f) => {
+            format!("accesslog.filename = {}", quote(f.as_deref().unwrap_or("")))
+        }
+        ReqSetting::AccesslogFormat(f) => format!("accesslog.format = {}", quote(f)),
+    }
+}
+
+fn base_settings(b: &ReqConf) -> Vec<String> {
+    let mut out = vec![match &b.document_root {
+        Some(p) => setting(&ReqSetting::DocumentRoot(p.clone()), ""),
+        None => "# server.document-root is not set: every request gets 500".to_string(),
+    }];
+    out.push(setting(&ReqSetting::IndexFiles(b.index_files.clone()), ""));
+    out.push(setting(&ReqSetting::FollowSymlink(b.follow_symlink), ""));
+    out.push(setting(&ReqSetting::RangeRequests(b.range_requests), ""));
+    out.push(setting(
+        &ReqSetting::ExcludeExtensions(b.exclude_extensions.clone()),
+        "",
+    ));
+    out.push(setting(&ReqSetting::DirListing(b.dir_listing), ""));
+    out.push(setting(&ReqSetting::ServerTag(b.server_tag.clone()), ""));
+    out.push(match &b.accesslog_filename {
+        Some(f) => format!("accesslog.filename = {}", quote(f)),
+        None => "# accesslog.filename is not set: no access log".to_string(),
+    });
+    out.push(setting(
+        &ReqSetting::AccesslogFormat(b.accesslog_format.clone()),
+        "",
+    ));
+    out.push(setting(&ReqSetting::Mime(b.mime.clone()), ""));
+    out
+}
+
+fn cond(c: &Cond) -> String {
+    let field = match &c.field {
+        CondField::Host => "$HTTP[\"host\"]".to_string(),
+        CondField::Url => "$HTTP[\"url\"]".to_string(),
+        CondField::RemoteIp => "$HTTP[\"remote-ip\"]".to_string(),
+        CondField::QueryString => "$HTTP[\"querystring\"]".to_string(),
+        CondField::RequestMethod => "$HTTP[\"request-method\"]".to_string(),
+        CondField::Scheme => "$HTTP[\"scheme\"]".to_string(),
+        CondField::UserAgent => "$HTTP[\"useragent\"]".to_string(),
+        CondField::Referer => "$HTTP[\"referer\"]".to_string(),
+        CondField::Cookie => "$HTTP[\"cookie\"]".to_string(),
+        CondField::RequestHeader(h) => format!("$REQUEST_HEADER[{}]", quote(h)),
+        CondField::ServerSocket => "$SERVER[\"socket\"]".to_string(),
+    };
+    let op = match c.op {
+        CondOp::Eq => "==",
+        CondOp::Ne => "!=",
+        CondOp::Match => "=~",
+        CondOp::NotMatch => "!~",
+        CondOp::Prefix => "=^",
+        CondOp::Suffix => "=$",
+    };
+    format!("{field} {op} {}", quote(&c.pattern))
+}
+
+fn chains(f: &mut fmt::Formatter<'_>, chains: &[CondChain], indent: &str) -> fmt::Result {
+    let inner = format!("{indent}    ");
+    for chain in chains {
+        writeln!(f)?;
+        for (i, b) in chain.branches.iter().enumerate() {
+            let head = match &b.cond {
+                Some(c) => format!("{} {{", cond(c)),
+                None => "{".to_string(),
+            };
+            if i == 0 {
+                writeln!(f, "{indent}{head}")?;
+            } else {
+                writeln!(f, "{indent}}} else {head}")?;
+            }
+            for s in &b.settings {
+                writeln!(f, "{inner}{}", setting(s, &inner))?;
+            }
+            self::chains(f, &b.children, &inner)?;
+        }
+        writeln!(f, "{indent}}}")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "# lightd's effective configuration, read from {}",
+        cfg.source.display()
+    )?;
+    writeln!(f, "# (every key with the value in use, defaults included)")?;
+    writeln!(f)?;
+    let main = cfg.listen.first().map(|l| l.addr);
+    if let Some(addr) = main {
+        writeln!(f, "server.bind = {}", quote(&addr.ip().to_string()))?;
+        writeln!(f, "server.port = {}", addr.port())?;
+    }
+    writeln!(f, "server.modules = {}", list(&cfg.modules))?;
+    let opt = |key: &str, v: Option<String>, unset: &str| match v {
+        Some(v) => format!("{key} = {}", quote(&v)),
+        None => format!("# {key} is not set{unset}"),
+    };
+    let path =
+        |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    writeln!(f, "{}", opt("server.pid-file", path(&cfg.pid_file), ""))?;
+    writeln!(
+        f,
+        "{}",
+        opt(
+            "server.errorlog",
+            path(&cfg.errorlog),
+            ": errors go to stderr"
+        )
+    )?;
+    writeln!(f, "{}", opt("server.username", cfg.username.clone(), ""))?;
+    writeln!(f, "{}", opt("server.groupname", cfg.groupname.clone(), ""))?;
+    writeln!(f, "server.max-connections = {}", cfg.max_connections)?;
+    match cfg.max_fds {
+        Some(n) => writeln!(f, "server.max-fds = {n}")?,
+        None => writeln!(
+            f,
+            "# server.max-fds is not set: the inherited limit is kept"
+        )?,
+    }
+    writeln!(
+        f,
+        "server.max-keep-alive-requests = {}",
+        cfg.max_keep_alive_requests
+    )?;
+    writeln!(
+        f,
+        "server.max-keep-alive-idle = {}",
+        cfg.max_keep_alive_idle.as_secs()
+    )?;
+    writeln!(f, "server.max-read-idle = {}", cfg.max_read_idle.as_secs())?;
+    writeln!(
+        f,
+        "server.max-write-idle = {}",
+        cfg.max_write_idle.as_secs()
+    )?;
+    writeln!(
+        f,
+        "server.max-request-size = {}",
+        cfg.max_request_size / 1024
+    )?;
+    writeln!(
+        f,
+        "server.max-request-field-size = {}",
+        cfg.max_request_field_size
+    )?;
+    writeln!(
+        f,
+        "server.graceful-shutdown-timeout = {}",
+        cfg.graceful_shutdown_timeout.as_secs()
+    )?;
+    writeln!(
+        f,
+        "server.max-request-head-time = {}",
+        cfg.max_request_head_time.as_secs()
+    )?;
+    writeln!(f)?;
+    for line in base_settings(&cfg.base) {
+        writeln!(f, "{line}")?;
+    }
+    chains(f, &cfg.conds, "")
+}

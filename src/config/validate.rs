@@ -1,0 +1,472 @@
+//! From untyped scopes to the typed [`Config`]: every implemented key gets its type and range
+//! checked here, with the file and line of the assignment.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cond;
+use super::keys::{self, KeyKind};
+use super::mime;
+use super::parser::{Parsed, RawChain, Setting};
+use super::types::{
+    CondBranch, CondChain, Config, ConfigError, ListenSpec, Loc, ReqConf, ReqSetting,
+};
+use super::value::Value;
+
+/// Apache's Combined Log Format, which is also lighttpd's default.
+pub(crate) const DEFAULT_ACCESSLOG_FORMAT: &str =
+    "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
+
+pub(crate) const DEFAULT_PORT: u16 = 80;
+
+/// Upper bound for durations given in seconds: large enough for any real use, small enough that
+/// adding it to an `Instant` cannot overflow.
+const MAX_SECS: i64 = i32::MAX as i64;
+
+pub(crate) fn default_req() -> ReqConf {
+    ReqConf {
+        document_root: None,
+        index_files: vec!["index.html".to_string(), "index.htm".to_string()],
+        follow_symlink: true,
+        range_requests: true,
+        exclude_extensions: Vec::new(),
+        dir_listing: false,
+        mime: mime::builtin(),
+        server_tag: format!("lightd/{}", env!("CARGO_PKG_VERSION")),
+        accesslog_filename: None,
+        accesslog_format: DEFAULT_ACCESSLOG_FORMAT.to_string(),
+    }
+}
+
+/// Apply one per-request setting; shared by the base config and `Config::merged`.
+pub(crate) fn apply(conf: &mut ReqConf, s: &ReqSetting) {
+    match s {
+        ReqSetting::DocumentRoot(p) => conf.document_root = Some(p.clone()),
+        ReqSetting::IndexFiles(v) => conf.index_files = v.clone(),
+        ReqSetting::FollowSymlink(b) => conf.follow_symlink = *b,
+        ReqSetting::RangeRequests(b) => conf.range_requests = *b,
+        ReqSetting::ExcludeExtensions(v) => conf.exclude_extensions = v.clone(),
+        ReqSetting::DirListing(b) => conf.dir_listing = *b,
+        ReqSetting::Mime(m) => conf.mime = m.clone(),
+        ReqSetting::ServerTag(t) => conf.server_tag = t.clone(),
+        ReqSetting::AccesslogFilename(f) => conf.accesslog_filename = f.clone(),
+        ReqSetting::AccesslogFormat(f) => conf.accesslog_format = f.clone(),
+    }
+}
+
+fn err(s: &Setting, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        loc: Some(s.loc.clone()),
+        msg: format!("{}: {msg}", s.key),
+    }
+}
+
+fn want_str(s: &Setting) -> Result<&str, ConfigError> {
+    match &s.value {
+        Value::Str(v) => Ok(v),
+        other => Err(err(
+            s,
+            format!("expected a string, got {}", other.describe()),
+        )),
+    }
+}
+
+/// Integers may also be written as decimal strings: lighttpd accepts them so that numbers can
+/// come from environment variables (`server.port = env.PORT`).
+fn want_int(s: &Setting, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n = match &s.value {
+        Value::Int(n) => *n,
+        Value::Str(t) => t.trim().parse::<i64>().map_err(|_| {
+            err(
+                s,
+                format!("expected an integer, got {}", s.value.describe()),
+            )
+        })?,
+        other => {
+            return Err(err(
+                s,
+                format!("expected an integer, got {}", other.describe()),
+            ))
+        }
+    };
+    if n < min || n > max {
+        return Err(err(
+            s,
+            format!("expected a value from {min} to {max}, got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn want_secs(s: &Setting, min: i64) -> Result<Duration, ConfigError> {
+    // The range check guarantees the value is not negative.
+    Ok(Duration::from_secs(
+        want_int(s, min, MAX_SECS)?.unsigned_abs(),
+    ))
+}
+
+fn want_bool(s: &Setting) -> Result<bool, ConfigError> {
+    let parsed = match &s.value {
+        Value::Str(t) => match t.to_ascii_lowercase().as_str() {
+            "enable" | "true" | "on" | "1" => Some(true),
+            "disable" | "false" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Int(1) => Some(true),
+        Value::Int(0) => Some(false),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        err(
+            s,
+            format!(
+                "expected \"enable\" or \"disable\", got {}",
+                s.value.describe()
+            ),
+        )
+    })
+}
+
+fn want_list(s: &Setting) -> Result<Vec<String>, ConfigError> {
+    let bad = || {
+        err(
+            s,
+            format!(
+                "expected a list of strings such as ( \"a\", \"b\" ), got {}",
+                s.value.describe()
+            ),
+        )
+    };
+    let Value::Array(items) = &s.value else {
+        return Err(bad());
+    };
+    items
+        .iter()
+        .map(|(k, v)| match (k, v) {
+            (None, Value::Str(x)) => Ok(x.clone()),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+fn want_map(s: &Setting) -> Result<Vec<(String, String)>, ConfigError> {
+    let bad = |what: String| {
+        err(
+            s,
+            format!("expected a map of strings such as ( \".html\" => \"text/html\" ), {what}"),
+        )
+    };
+    let Value::Array(items) = &s.value else {
+        return Err(bad(format!("got {}", s.value.describe())));
+    };
+    items
+        .iter()
+        .map(|(k, v)| match (k, v) {
+            (Some(k), Value::Str(x)) => Ok((k.clone(), x.clone())),
+            (None, v) => Err(bad(format!(
+                "got an entry without a key ({})",
+                v.describe()
+            ))),
+            (Some(k), v) => Err(bad(format!("got {} for \"{k}\"", v.describe()))),
+        })
+        .collect()
+}
+
+fn want_path(s: &Setting) -> Result<Option<PathBuf>, ConfigError> {
+    let v = want_str(s)?;
+    Ok((!v.is_empty()).then(|| PathBuf::from(v)))
+}
+
+fn want_log_path(s: &Setting, what: &str) -> Result<Option<String>, ConfigError> {
+    let v = want_str(s)?;
+    if v.starts_with('|') {
+        return Err(err(
+            s,
+            format!("piped {what} (\"|command\") are not supported by lightd; log to a file"),
+        ));
+    }
+    Ok((!v.is_empty()).then(|| v.to_string()))
+}
+
+/// A per-request key's typed value; None for keys that are not per-request.
+pub(crate) fn req_setting(s: &Setting) -> Result<Option<ReqSetting>, ConfigError> {
+    Ok(Some(match s.key.as_str() {
+        "server.document-root" => match want_path(s)? {
+            Some(p) => ReqSetting::DocumentRoot(p),
+            None => return Err(err(s, "must not be empty")),
+        },
+        "index-file.names" | "server.indexfiles" => ReqSetting::IndexFiles(want_list(s)?),
+        "server.follow-symlink" => ReqSetting::FollowSymlink(want_bool(s)?),
+        "server.range-requests" => ReqSetting::RangeRequests(want_bool(s)?),
+        "static-file.exclude-extensions" => ReqSetting::ExcludeExtensions(want_list(s)?),
+        "dir-listing.activate" | "server.dir-listing" => ReqSetting::DirListing(want_bool(s)?),
+        "mimetype.assign" => ReqSetting::Mime(mime::sorted(want_map(s)?)),
+        "server.tag" => ReqSetting::ServerTag(want_str(s)?.to_string()),
+        "accesslog.filename" => ReqSetting::AccesslogFilename(want_log_path(s, "access logs")?),
+        "accesslog.format" => {
+            let f = want_str(s)?;
+            ReqSetting::AccesslogFormat(if f.is_empty() {
+                DEFAULT_ACCESSLOG_FORMAT.to_string()
+            } else {
+                f.to_string()
+            })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Global settings not stored directly in `Config` until everything is read.
+#[derive(Default)]
+struct Pending {
+    bind: Option<(IpAddr, Loc)>,
+    port: Option<(u16, Loc)>,
+    modules: Option<(Vec<String>, Loc)>,
+    graceful_explicit: bool,
+    graceful_flag: Option<Duration>,
+}
+
+fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
+    match s.key.as_str() {
+        "server.bind" => {
+            let v = want_str(s)?;
+            if !v.is_empty() {
+                let ip = cond::parse_host(v).map_err(|m| err(s, m))?;
+                p.bind = Some((ip, s.loc.clone()));
+            }
+        }
+        "server.port" => {
+            // 0 asks the kernel for a free port (used by tests).
+            let port = want_int(s, 0, 65535)?;
+            p.port = Some((u16::try_from(port).unwrap_or(DEFAULT_PORT), s.loc.clone()));
+        }
+        "server.modules" => p.modules = Some((want_list(s)?, s.loc.clone())),
+        "server.pid-file" => cfg.pid_file = want_path(s)?,
+        "server.errorlog" => cfg.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from),
+        "server.username" => {
+            cfg.username = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty())
+        }
+        "server.groupname" => {
+            cfg.groupname = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty())
+        }
+        "server.max-connections" => {
+            cfg.max_connections = usize::try_from(want_int(s, 1, 1 << 20)?).unwrap_or(1024)
+        }
+        "server.max-fds" => cfg.max_fds = Some(want_int(s, 1, MAX_SECS)?.unsigned_abs()),
+        "server.max-keep-alive-requests" => {
+            cfg.max_keep_alive_requests =
+                u32::try_from(want_int(s, 0, i64::from(u32::MAX))?).unwrap_or(1000)
+        }
+        "server.max-keep-alive-idle" => cfg.max_keep_alive_idle = want_secs(s, 0)?,
+        "server.max-read-idle" => cfg.max_read_idle = want_secs(s, 1)?,
+        "server.max-write-idle" => cfg.max_write_idle = want_secs(s, 1)?,
+        "server.max-request-size" => {
+            cfg.max_request_size = want_int(s, 0, i64::MAX / 1024)?.unsigned_abs() * 1024
+        }
+        "server.max-request-field-size" => {
+            cfg.max_request_field_size = usize::try_from(want_int(s, 256, 65535)?).unwrap_or(8192)
+        }
+        "server.graceful-shutdown-timeout" => {
+            cfg.graceful_shutdown_timeout = want_secs(s, 0)?;
+            p.graceful_explicit = true;
+        }
+        "server.max-request-head-time" => cfg.max_request_head_time = want_secs(s, 1)?,
+        "server.feature-flags" => {
+            // Current lighttpd reads its graceful shutdown timeout from here (Debian's default
+            // config sets it this way), so honour it; the other flags tune lighttpd internals.
+            let Value::Array(items) = &s.value else {
+                return Err(err(
+                    s,
+                    format!("expected a map, got {}", s.value.describe()),
+                ));
+            };
+            let flag = items
+                .iter()
+                .find(|(k, _)| k.as_deref() == Some("server.graceful-shutdown-timeout"));
+            if let Some((_, v)) = flag {
+                let inner = Setting {
+                    key: "server.feature-flags \"server.graceful-shutdown-timeout\"".to_string(),
+                    value: v.clone(),
+                    loc: s.loc.clone(),
+                };
+                p.graceful_flag = Some(want_secs(&inner, 0)?);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn modules(
+    cfg: &mut Config,
+    listed: Option<(Vec<String>, Loc)>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let Some((list, loc)) = listed else {
+        cfg.modules = keys::DEFAULT_MODULES
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        return Ok(());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for m in list {
+        if !keys::LIGHTTPD_MODULES.contains(&m.as_str()) {
+            let hint = keys::suggest(&m, keys::LIGHTTPD_MODULES.iter().copied())
+                .map(|s| format!("; did you mean '{s}'?"))
+                .unwrap_or_default();
+            return Err(ConfigError {
+                loc: Some(loc),
+                msg: format!("server.modules: unknown module '{m}'{hint}"),
+            });
+        }
+        if out.contains(&m) {
+            warnings.push(format!("{loc}: module '{m}' is listed more than once"));
+            continue;
+        }
+        if !keys::IMPLEMENTED_MODULES.contains(&m.as_str()) {
+            warnings.push(format!(
+                "{loc}: module '{m}' is not implemented by lightd; its settings are ignored"
+            ));
+        }
+        out.push(m);
+    }
+    for m in keys::DEFAULT_MODULES {
+        if !out.iter().any(|x| x == m) {
+            out.push(m.to_string());
+        }
+    }
+    cfg.modules = out;
+    Ok(())
+}
+
+fn chains(
+    raw: Vec<RawChain>,
+    locs: &mut HashMap<String, Loc>,
+) -> Result<Vec<CondChain>, ConfigError> {
+    raw.into_iter()
+        .map(|c| {
+            let branches = c
+                .branches
+                .into_iter()
+                .map(|b| {
+                    let mut settings = Vec::new();
+                    for s in &b.scope.entries {
+                        if keys::kind(&s.key) != KeyKind::Request {
+                            continue;
+                        }
+                        if let Some(set) = req_setting(s)? {
+                            locs.insert(format!("{}@{}", s.key, b.id), s.loc.clone());
+                            settings.push(set);
+                        }
+                    }
+                    Ok(CondBranch {
+                        id: b.id,
+                        cond: b.cond,
+                        settings,
+                        children: chains(b.chains, locs)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            Ok(CondChain { branches })
+        })
+        .collect()
+}
+
+fn sets_accesslog(chains: &[CondChain]) -> bool {
+    chains.iter().flat_map(|c| &c.branches).any(|b| {
+        b.settings
+            .iter()
+            .any(|s| matches!(s, ReqSetting::AccesslogFilename(Some(_))))
+            || sets_accesslog(&b.children)
+    })
+}
+
+pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError> {
+    let mut cfg = Config {
+        source: source.to_path_buf(),
+        listen: Vec::new(),
+        modules: Vec::new(),
+        pid_file: None,
+        errorlog: None,
+        username: None,
+        groupname: None,
+        max_connections: 1024,
+        max_fds: None,
+        max_keep_alive_requests: 1000,
+        max_keep_alive_idle: Duration::from_secs(5),
+        max_read_idle: Duration::from_secs(60),
+        max_write_idle: Duration::from_secs(360),
+        max_request_size: 0,
+        max_request_field_size: 8192,
+        graceful_shutdown_timeout: Duration::from_secs(8),
+        max_request_head_time: Duration::from_secs(30),
+        base: default_req(),
+        conds: Vec::new(),
+        warnings: parsed.warnings,
+        locs: HashMap::new(),
+    };
+    let mut pending = Pending::default();
+    for s in &parsed.global.entries {
+        match keys::kind(&s.key) {
+            KeyKind::Global | KeyKind::Silent => global(&mut cfg, &mut pending, s)?,
+            KeyKind::Request => {
+                if let Some(set) = req_setting(s)? {
+                    apply(&mut cfg.base, &set);
+                }
+            }
+            KeyKind::Unimplemented | KeyKind::Unknown => continue,
+        }
+        cfg.locs.insert(s.key.clone(), s.loc.clone());
+    }
+    if let (false, Some(t)) = (pending.graceful_explicit, pending.graceful_flag) {
+        cfg.graceful_shutdown_timeout = t;
+    }
+    let explicit_modules = pending.modules.is_some();
+    let mut warnings = std::mem::take(&mut cfg.warnings);
+    modules(&mut cfg, pending.modules.take(), &mut warnings)?;
+    cfg.warnings = warnings;
+    cfg.conds = chains(parsed.chains, &mut cfg.locs)?;
+
+    let (ip, bind_loc) = pending
+        .bind
+        .map(|(ip, l)| (ip, Some(l)))
+        .unwrap_or((cond::ANY_V4, None));
+    let (port, port_loc) = pending
+        .port
+        .map(|(p, l)| (p, Some(l)))
+        .unwrap_or((DEFAULT_PORT, None));
+    let loc = bind_loc.or(port_loc).unwrap_or(Loc {
+        file: source.to_path_buf(),
+        line: 0,
+    });
+    let main = std::net::SocketAddr::new(ip, port);
+    cfg.listen.push(ListenSpec {
+        addr: main,
+        text: main.to_string(),
+        loc,
+    });
+    for spec in parsed.sockets {
+        // Port 0 means "any free port": two such entries are two different listeners.
+        if spec.addr.port() == 0 || !cfg.listen.iter().any(|l| l.addr == spec.addr) {
+            cfg.listen.push(spec);
+        }
+    }
+
+    if explicit_modules
+        && !cfg.modules.iter().any(|m| m == "mod_accesslog")
+        && (cfg.base.accesslog_filename.is_some() || sets_accesslog(&cfg.conds))
+    {
+        let at = cfg
+            .locs
+            .get("accesslog.filename")
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        cfg.warnings.push(format!(
+            "{at}accesslog.filename is set but mod_accesslog is not in server.modules; \
+             lighttpd would not log, lightd writes the access log anyway"
+        ));
+    }
+    Ok(cfg)
+}

@@ -476,7 +476,7 @@ impl Conn {
         if !ctx.cfg.conds.is_empty() && self.peer_ip.is_none() {
             self.peer_ip = Some(self.peer.ip().to_string().into_boxed_str());
         }
-        let local = ctx.listener_addr(self.listener);
+        let local = ctx.listener_local(self.listener);
         let date = ctx.date;
         let mut bufs = match self.bufs.take() {
             Some(b) => b,

@@ -42,7 +42,7 @@ pub fn run(opts: &Options) -> Result<i32, String> {
         .config
         .as_deref()
         .ok_or("no config file given (use -f FILE)")?;
-    let cfg = config::load(path).map_err(|e| e.to_string())?;
+    let mut cfg = config::load(path).map_err(|e| e.to_string())?;
     for w in &cfg.warnings {
         ::log::warn!("{}", w);
     }
@@ -67,6 +67,9 @@ pub fn run(opts: &Options) -> Result<i32, String> {
             .map_err(|e| format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e))?;
         listeners.push(l);
     }
+    // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
+    let bound: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local).collect();
+    cfg.resolve_ephemeral_ports(&bound);
     if let Some(p) = &cfg.errorlog {
         log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
     }

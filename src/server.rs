@@ -80,8 +80,8 @@ pub struct Ctx {
     pub drain_started: Option<Instant>,
     pub limits: Limits,
     accesslogs: Vec<AccessLog>,
-    /// (configured, bound) address per listener index.
-    listener_addrs: Vec<(SocketAddr, SocketAddr)>,
+    /// The bound address per listener index.
+    listener_addrs: Vec<SocketAddr>,
 }
 
 impl Ctx {
@@ -136,14 +136,9 @@ impl Ctx {
             .find(|l| l.path.as_os_str() == path && l.format == format)
     }
 
-    /// The configured address of listener `i`, as `$SERVER["socket"]` names it.
-    pub fn listener_addr(&self, i: usize) -> SocketAddr {
-        self.listener_addrs[i].0
-    }
-
     /// The address listener `i` is actually bound to.
     pub fn listener_local(&self, i: usize) -> SocketAddr {
-        self.listener_addrs[i].1
+        self.listener_addrs[i]
     }
 
     fn refresh_clock(&mut self) {
@@ -244,7 +239,9 @@ impl Server {
         let max_head = cfg.max_request_field_size.max(512);
         let limits = Limits {
             max_head,
-            max_request_line: max_head,
+            // A request line that alone fills the head limit is a URI problem (414), not a
+            // header problem (431).
+            max_request_line: max_head - 1,
             max_headers: MAX_HEADERS,
         };
         let mut max_conns = cfg.max_connections.max(1);
@@ -253,11 +250,7 @@ impl Server {
             max_conns = max_conns.min((fds as usize / 2).max(1));
         }
         let now = Instant::now();
-        let listener_addrs = ls
-            .iter()
-            .flatten()
-            .map(|l| (l.configured, l.local))
-            .collect();
+        let listener_addrs = ls.iter().flatten().map(|l| l.local).collect();
         let base = Rc::new(cfg.base.clone());
         let mut ctx = Ctx {
             cfg,

@@ -209,6 +209,7 @@ pub struct Server {
     signals: Signals,
     /// Connections that yielded with work left.
     pending: Vec<usize>,
+    pending_spare: Vec<usize>,
     /// A listener may hold connections we have not accepted (edge-triggered: no new event
     /// will say so).
     accept_pending: bool,
@@ -274,6 +275,7 @@ impl Server {
             ctx,
             signals,
             pending: Vec::new(),
+            pending_spare: Vec::new(),
             accept_pending: true,
             accept_retry_at: None,
             max_conns,
@@ -328,12 +330,16 @@ impl Server {
                 self.accept();
             }
 
-            let pending = std::mem::take(&mut self.pending);
-            for k in &pending {
-                if self.conns.contains(*k) {
-                    self.drive(*k);
+            // Swap with a spare vector so the pending list keeps its allocation.
+            let mut pending = std::mem::take(&mut self.pending_spare);
+            std::mem::swap(&mut pending, &mut self.pending);
+            for &k in &pending {
+                if self.conns.contains(k) {
+                    self.drive(k);
                 }
             }
+            pending.clear();
+            self.pending_spare = pending;
 
             if self.ctx.now.duration_since(self.last_scan) >= TICK
                 || self.ctx.drain_started.is_some()

@@ -114,13 +114,12 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
     reply.error(403, tag);
 }
 
+/// Cut the path back to `len` bytes, reusing its allocation.
 fn truncate_path(reply: &mut Reply, len: usize) {
-    let bytes = reply.fs_path.as_os_str().as_bytes()[..len].to_vec();
-    reply.fs_path.clear();
-    reply
-        .fs_path
-        .as_mut_os_string()
-        .push(std::ffi::OsStr::from_bytes(&bytes));
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = std::mem::take(reply.fs_path).into_os_string().into_vec();
+    bytes.truncate(len);
+    *reply.fs_path = std::ffi::OsString::from_vec(bytes).into();
 }
 
 fn is_symlink(p: &Path) -> bool {

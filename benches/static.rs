@@ -1,0 +1,1694 @@
+//! Static-file figures for lightd beside lighttpd and nginx: `cargo bench --bench static`.
+//!
+//! Throughput and latency come from wrk (Debian's `wrk` package) with server and client pinned
+//! to different CPUs, so the figures compare servers rather than where the scheduler happened
+//! to put them. Memory comes from /proc, syscalls per request from `strace -c`.
+//!
+//! Environment: LIGHTD_BENCH_SECS (seconds per wrk run, default 5) and LIGHTD_BENCH_IDLE (idle
+//! keep-alive connections for the memory figure, default 1000).
+//!
+//! Every wait has a deadline and every child process is ours, stopped by pid, so a server that
+//! hangs costs bounded time and nothing is left running. A comparison server that cannot start
+//! is reported and skipped; lightd failing to serve, or any wrk socket error or non-2xx/3xx
+//! response from lightd, makes the run exit non-zero after printing everything it measured.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// cargo builds benches with the `bench` profile, which inherits `release`: this is
+/// target/release/lightd, checked and reported at start.
+const BIN: &str = env!("CARGO_BIN_EXE_lightd");
+
+/// How long a server may take to accept connections after it is spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one socket operation of ours may block before the measurement is abandoned.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a process gets to exit after SIGTERM/SIGINT before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long wrk may overrun its own duration (it waits for in-flight responses).
+const WRK_GRACE: Duration = Duration::from_secs(30);
+/// Poll interval for conditions that have no event to wait on (log lines, /proc, exits).
+const POLL: Duration = Duration::from_millis(20);
+/// Keep-alive requests sent under strace; enough that connection set-up is noise.
+const STRACE_REQUESTS: u32 = 2000;
+/// Identical keep-alive limits for every server. lighttpd stores the request count in 16
+/// bits, and its default (1000) would make wrk reconnect mid-run.
+const KEEP_ALIVE_REQUESTS: u32 = 65535;
+const KEEP_ALIVE_IDLE_SECS: u32 = 60;
+/// The largest response head our small client accepts.
+const MAX_HEAD: usize = 64 * 1024;
+/// Captured stderr beyond this is dropped (but still drained, so the child never blocks).
+const MAX_CAPTURE: usize = 1024 * 1024;
+
+const FILES: [(&str, usize); 3] = [
+    ("1k.bin", 1024),
+    ("100k.bin", 100 * 1024),
+    ("10m.bin", 10 * 1024 * 1024),
+];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole run. Ok(false) when lightd itself failed a check; Err only for set-up failures
+/// that leave nothing to measure (no temp dir, bad environment variables).
+fn run() -> Result<bool, String> {
+    let secs = env_number("LIGHTD_BENCH_SECS", 5)?;
+    let mut idle_n = env_number("LIGHTD_BENCH_IDLE", 1000)? as usize;
+    let mut problems: Vec<String> = Vec::new();
+
+    // Our own connections for the idle-memory figure each need a descriptor.
+    let nofile = raise_nofile((idle_n + 64) as libc::rlim_t);
+    if (nofile as usize) < idle_n + 64 {
+        let capped = (nofile as usize).saturating_sub(64).max(1);
+        println!(
+            "note: RLIMIT_NOFILE is {nofile}; idle connections reduced from {idle_n} to {capped}"
+        );
+        idle_n = capped;
+    }
+
+    let taskset = find_program("taskset");
+    let wrk = find_program("wrk");
+    let strace = find_program("strace");
+    let cpus = allowed_cpus();
+    let place = Placement {
+        server_cpu: cpus.first().copied().filter(|_| cpus.len() >= 2),
+        client_cpu: cpus.get(1).copied(),
+        taskset: taskset.clone(),
+    };
+
+    // Our own clients (idle connections, requests under strace) must not take the servers' CPU.
+    if let Some(c) = place.client_cpu {
+        pin_self(c);
+    }
+
+    println!("lightd static-file benchmark");
+    let bin = Path::new(BIN);
+    let release = bin
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "release");
+    println!(
+        "  lightd binary:  {BIN} ({}, {})",
+        if release {
+            "release profile"
+        } else {
+            "NOT the release profile: figures are not representative"
+        },
+        file_size(bin)
+    );
+    match (place.server_cpu, place.client_cpu) {
+        (Some(s), Some(c)) => println!(
+            "  CPU placement:  servers on CPU {s}, wrk on CPU {c} ({})",
+            if taskset.is_some() {
+                "taskset"
+            } else {
+                "sched_setaffinity"
+            }
+        ),
+        _ => println!("  CPU placement:  none (only {} CPU usable)", cpus.len()),
+    }
+    match &wrk {
+        Some(w) => println!(
+            "  load generator: {} ({}), {secs} s per run (LIGHTD_BENCH_SECS)",
+            w.display(),
+            version_of(w, "-v")
+        ),
+        None => println!("  load generator: wrk not found: apt-get install wrk"),
+    }
+
+    let dir = TempDir::new()?;
+    let docroot = dir.path.join("www");
+    fs::create_dir_all(&docroot).map_err(|e| format!("creating {}: {e}", docroot.display()))?;
+    for (name, size) in FILES {
+        let path = docroot.join(name);
+        fs::write(&path, pattern(size)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    println!(
+        "  docroot:        {} (1 KiB, 100 KiB and 10 MiB files)",
+        docroot.display()
+    );
+    let limits = Limits::for_idle(idle_n);
+
+    // Start every server up front so all measurements of one kind happen back to back.
+    let mut servers: Vec<Server> = Vec::new();
+    match start_lightd(&dir.path, &docroot, &place, &limits) {
+        Ok(s) => servers.push(s),
+        Err(e) => {
+            println!("  lightd:         FAILED to start: {e}");
+            problems.push(format!("lightd did not start: {e}"));
+        }
+    }
+    let others: [(&str, StartFn); 2] = [("lighttpd", start_lighttpd), ("nginx", start_nginx)];
+    for (name, start) in others {
+        let Some(prog) = find_program(name) else {
+            println!("  {:<15} not installed, not compared", format!("{name}:"));
+            continue;
+        };
+        let version = version_of(&prog, "-v");
+        match start(&prog, &dir.path, &docroot, &place, &limits) {
+            Ok(s) => {
+                println!(
+                    "  {:<15} {} ({version}, binary {})",
+                    format!("{name}:"),
+                    prog.display(),
+                    file_size(&prog)
+                );
+                servers.push(s);
+            }
+            Err(e) => println!(
+                "  {:<15} not compared: failed to start: {e}",
+                format!("{name}:")
+            ),
+        }
+    }
+
+    let mut scratch = vec![0u8; MAX_HEAD];
+    let mut i = 0;
+    while i < servers.len() {
+        match check_serves(&servers[i], &mut scratch) {
+            Ok(()) => i += 1,
+            Err(e) => {
+                let s = servers.remove(i);
+                println!(
+                    "  {}: does not serve the test files, not measured: {e}{}",
+                    s.name,
+                    s.diagnostics()
+                );
+                if s.name == "lightd" {
+                    problems.push(format!("lightd does not serve the test files: {e}"));
+                }
+            }
+        }
+    }
+    let fresh_rss: Vec<Option<u64>> = servers.iter().map(|s| s.fresh_rss_kib).collect();
+    let cols = Columns::new(&servers);
+    println!();
+    if servers.is_empty() {
+        println!("no server is running; nothing to measure");
+        return Ok(problems.is_empty());
+    }
+    println!("Ratios are lightd/other: above 1 means lightd's figure is higher (better for req/s");
+    println!("and MiB/s; worse for latency, memory and syscalls).");
+
+    // Syscalls per request: before the idle connections and wrk, so nothing else is in flight.
+    println!();
+    match &strace {
+        None => println!("strace not installed: syscalls per request not measured"),
+        Some(st) => {
+            let mut counts: Vec<Option<SyscallCount>> = Vec::new();
+            for s in &servers {
+                eprintln!("bench: counting {}'s syscalls with strace", s.name);
+                match count_syscalls(st, place.client_cpu, s, &dir.path, &mut scratch) {
+                    Ok(c) => counts.push(Some(c)),
+                    Err(e) => {
+                        println!("{}: syscalls not counted: {e}", s.name);
+                        counts.push(None);
+                    }
+                }
+            }
+            print_syscalls(&cols, &counts);
+        }
+    }
+
+    // Memory: idle, and with N idle keep-alive connections.
+    println!();
+    let mut mem: Vec<Option<IdleMem>> = Vec::new();
+    for s in &servers {
+        eprintln!(
+            "bench: opening {idle_n} keep-alive connections to {}",
+            s.name
+        );
+        match idle_memory(s, idle_n, &mut scratch) {
+            Ok(m) => mem.push(Some(m)),
+            Err(e) => {
+                println!("{}: idle-connection memory not measured: {e}", s.name);
+                if s.name == "lightd" {
+                    problems.push(format!("lightd with {idle_n} idle connections: {e}"));
+                }
+                mem.push(None);
+            }
+        }
+    }
+    print_memory(&cols, idle_n, &fresh_rss, &mem);
+
+    // Throughput.
+    match &wrk {
+        None => {
+            println!();
+            println!("wrk not found: apt-get install wrk (throughput not measured)");
+        }
+        Some(wrk) => {
+            for w in WORKLOADS {
+                let mut loads: Vec<Result<Load, String>> = Vec::new();
+                for s in &servers {
+                    eprintln!("bench: wrk {} on {}", w.title, s.name);
+                    let url = format!("http://127.0.0.1:{}/{}", s.port, w.file);
+                    let load = run_wrk(wrk, &place, &url, w.conns, secs, w.close);
+                    if s.name == "lightd" {
+                        match &load {
+                            Ok(l)
+                                if l.socket_errors.iter().sum::<u64>() > 0 || l.non_2xx_3xx > 0 =>
+                            {
+                                problems.push(format!(
+                                    "{}: lightd had socket errors {} and {} non-2xx/3xx responses",
+                                    w.title,
+                                    l.errors_text(),
+                                    l.non_2xx_3xx
+                                ))
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                problems.push(format!("{}: wrk on lightd failed: {e}", w.title))
+                            }
+                        }
+                    }
+                    loads.push(load);
+                }
+                println!();
+                print_load(&cols, &w, secs, &loads, &servers);
+            }
+        }
+    }
+
+    // Peak memory over the whole run, loads included.
+    println!();
+    let mut t = Table::new("After all measurements".to_string(), &cols);
+    let peak: Vec<Option<f64>> = servers
+        .iter()
+        .map(|s| proc_status_kib(s.pid(), "VmHWM").ok().map(|k| k as f64))
+        .collect();
+    let idle_after: Vec<Option<f64>> = servers
+        .iter()
+        .map(|s| proc_status_kib(s.pid(), "VmRSS").ok().map(|k| k as f64))
+        .collect();
+    t.metric("peak RSS, VmHWM (KiB)", &peak, 0);
+    t.metric("RSS at the end, idle (KiB)", &idle_after, 0);
+    t.print();
+
+    for s in &servers {
+        if let Some(why) = s.exit_status() {
+            println!(
+                "{} exited during the run ({why}){}",
+                s.name,
+                s.diagnostics()
+            );
+            if s.name == "lightd" {
+                problems.push(format!("lightd exited during the run ({why})"));
+            }
+        }
+    }
+    drop(servers);
+
+    println!();
+    if problems.is_empty() {
+        if wrk.is_some() {
+            println!("lightd: served every request; 0 socket errors, 0 non-2xx/3xx responses");
+        } else {
+            println!("lightd: served every request it was sent (no wrk: no load run)");
+        }
+        Ok(true)
+    } else {
+        println!("lightd FAILED:");
+        for p in &problems {
+            println!("  - {p}");
+        }
+        Ok(false)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads and wrk
+// ---------------------------------------------------------------------------------------------
+
+struct Workload {
+    title: &'static str,
+    file: &'static str,
+    conns: u32,
+    close: bool,
+}
+
+const WORKLOADS: [Workload; 4] = [
+    Workload {
+        title: "1 KiB file, keep-alive, 50 connections",
+        file: "1k.bin",
+        conns: 50,
+        close: false,
+    },
+    Workload {
+        title: "1 KiB file, Connection: close, 50 connections",
+        file: "1k.bin",
+        conns: 50,
+        close: true,
+    },
+    Workload {
+        title: "100 KiB file, keep-alive, 50 connections",
+        file: "100k.bin",
+        conns: 50,
+        close: false,
+    },
+    Workload {
+        title: "10 MiB file, keep-alive, 10 connections",
+        file: "10m.bin",
+        conns: 10,
+        close: false,
+    },
+];
+
+/// What one wrk run reported.
+struct Load {
+    requests: u64,
+    req_per_s: f64,
+    mib_per_s: f64,
+    latency_ms: f64,
+    /// connect, read, write, timeout: wrk prints the line only when one is non-zero.
+    socket_errors: [u64; 4],
+    non_2xx_3xx: u64,
+}
+
+impl Load {
+    fn errors_text(&self) -> String {
+        let [c, r, w, t] = self.socket_errors;
+        format!("{c}/{r}/{w}/{t}")
+    }
+}
+
+fn run_wrk(
+    wrk: &Path,
+    place: &Placement,
+    url: &str,
+    conns: u32,
+    secs: u64,
+    close: bool,
+) -> Result<Load, String> {
+    let mut cmd = command(wrk, place.client_cpu, place.taskset.as_deref());
+    cmd.arg("-t1")
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"));
+    if close {
+        cmd.arg("-H").arg("Connection: close");
+    }
+    cmd.arg(url);
+    let out = run_bounded(cmd, Duration::from_secs(secs) + WRK_GRACE)?;
+    if !out.status.success() {
+        return Err(format!(
+            "wrk {}: {}{}",
+            out.status,
+            out.stderr.trim(),
+            out.stdout.trim()
+        ));
+    }
+    parse_wrk(&out.stdout).map_err(|e| format!("{e} in wrk's output:\n{}", out.stdout))
+}
+
+fn parse_wrk(text: &str) -> Result<Load, String> {
+    let mut load = Load {
+        requests: 0,
+        req_per_s: f64::NAN,
+        mib_per_s: f64::NAN,
+        latency_ms: f64::NAN,
+        socket_errors: [0; 4],
+        non_2xx_3xx: 0,
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            load.req_per_s = v.trim().parse().map_err(|_| "bad Requests/sec")?;
+        } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
+            load.mib_per_s = parse_bytes(v.trim()).ok_or("bad Transfer/sec")? / MIB;
+        } else if fields.first() == Some(&"Latency") && fields.len() > 1 {
+            load.latency_ms = parse_duration_ms(fields[1]).ok_or("bad Latency")?;
+        } else if line.contains(" requests in ") {
+            load.requests = fields
+                .first()
+                .and_then(|n| n.parse().ok())
+                .ok_or("bad request count")?;
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            for (i, part) in v.split(',').take(4).enumerate() {
+                load.socket_errors[i] = part
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("bad Socket errors")?;
+            }
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            load.non_2xx_3xx = v.trim().parse().map_err(|_| "bad Non-2xx count")?;
+        }
+    }
+    if load.req_per_s.is_nan() || load.mib_per_s.is_nan() {
+        return Err("no Requests/sec or Transfer/sec".to_string());
+    }
+    Ok(load)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// wrk's sizes: a number and a binary unit, "512.00B", "176.11MB".
+fn parse_bytes(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('B')?;
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1024.0),
+        'M' => (&s[..s.len() - 1], MIB),
+        'G' => (&s[..s.len() - 1], MIB * 1024.0),
+        'T' => (&s[..s.len() - 1], MIB * MIB),
+        _ => (s, 1.0),
+    };
+    num.parse::<f64>().ok().map(|n| n * mult)
+}
+
+/// wrk's durations: "291.98us", "1.51ms", "2.00s", "1.00m", "1.00h".
+fn parse_duration_ms(s: &str) -> Option<f64> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let n: f64 = s[..split].parse().ok()?;
+    let ms = match &s[split..] {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        "h" => n * 3_600_000.0,
+        _ => return None,
+    };
+    Some(ms)
+}
+
+fn print_load(
+    cols: &Columns,
+    w: &Workload,
+    secs: u64,
+    loads: &[Result<Load, String>],
+    servers: &[Server],
+) {
+    let close = if w.close {
+        " -H \"Connection: close\""
+    } else {
+        ""
+    };
+    let mut t = Table::new(
+        format!(
+            "{} (wrk -t1 -c{} -d{secs}s{close} /{})",
+            w.title, w.conns, w.file
+        ),
+        cols,
+    );
+    let get = |f: fn(&Load) -> f64| -> Vec<Option<f64>> {
+        loads.iter().map(|l| l.as_ref().ok().map(f)).collect()
+    };
+    t.metric("throughput (req/s)", &get(|l| l.req_per_s), 0);
+    t.metric("transfer (MiB/s)", &get(|l| l.mib_per_s), 1);
+    t.metric("latency, mean (ms)", &get(|l| l.latency_ms), 3);
+    t.metric("requests completed (count)", &get(|l| l.requests as f64), 0);
+    t.text(
+        "socket errors conn/read/write/timeout",
+        loads
+            .iter()
+            .map(|l| match l {
+                Ok(l) => l.errors_text(),
+                Err(_) => "failed".to_string(),
+            })
+            .collect(),
+    );
+    t.text(
+        "non-2xx/3xx responses (count)",
+        loads
+            .iter()
+            .map(|l| match l {
+                Ok(l) => l.non_2xx_3xx.to_string(),
+                Err(_) => "failed".to_string(),
+            })
+            .collect(),
+    );
+    t.print();
+    for (l, s) in loads.iter().zip(servers) {
+        if let Err(e) = l {
+            println!("  {}: {e}", s.name);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory and syscalls
+// ---------------------------------------------------------------------------------------------
+
+struct IdleMem {
+    before_kib: u64,
+    with_kib: u64,
+}
+
+/// Open `n` keep-alive connections, each with one answered request so the server has really
+/// set it up, then read the server's RSS while they sit idle.
+fn idle_memory(server: &Server, n: usize, scratch: &mut [u8]) -> Result<IdleMem, String> {
+    let pid = server.pid();
+    let before_kib = proc_status_kib(pid, "VmRSS")?;
+    let fds_before = open_fds(pid)?;
+    let req = request("1k.bin");
+    let mut conns = Vec::with_capacity(n);
+    let mut result = Ok(());
+    for i in 0..n {
+        let step = connect(server.addr()).and_then(|mut s| {
+            let r = exchange(&mut s, &req, scratch)?;
+            if r.status != 200 {
+                return Err(format!("status {}", r.status));
+            }
+            conns.push(s);
+            Ok(())
+        });
+        if let Err(e) = step {
+            result = Err(format!("connection {} of {n}: {e}", i + 1));
+            break;
+        }
+    }
+    let with_kib = match result {
+        Ok(()) => {
+            // The server finishes its per-request bookkeeping (buffer release on keep-alive
+            // reset) just after the last response leaves; let it settle before sampling.
+            thread::sleep(Duration::from_millis(200));
+            proc_status_kib(pid, "VmRSS")
+        }
+        Err(e) => Err(e),
+    };
+    drop(conns);
+    // Let the server see the closes, so later measurements start from the same state.
+    wait_until(STOP_TIMEOUT, || {
+        open_fds(pid).map_or(true, |f| f <= fds_before)
+    });
+    Ok(IdleMem {
+        before_kib,
+        with_kib: with_kib?,
+    })
+}
+
+fn print_memory(cols: &Columns, n: usize, fresh: &[Option<u64>], mem: &[Option<IdleMem>]) {
+    let mut t = Table::new(
+        format!("Memory (VmRSS from /proc/PID/status), {n} idle keep-alive connections"),
+        cols,
+    );
+    let f = |v: &Option<u64>| v.map(|k| k as f64);
+    t.metric(
+        "RSS idle, before any request (KiB)",
+        &fresh.iter().map(f).collect::<Vec<_>>(),
+        0,
+    );
+    t.metric(
+        "RSS idle, warmed up (KiB)",
+        &mem.iter()
+            .map(|m| m.as_ref().map(|m| m.before_kib as f64))
+            .collect::<Vec<_>>(),
+        0,
+    );
+    t.metric(
+        &format!("RSS with {n} idle connections (KiB)"),
+        &mem.iter()
+            .map(|m| m.as_ref().map(|m| m.with_kib as f64))
+            .collect::<Vec<_>>(),
+        0,
+    );
+    t.metric(
+        "per idle connection (KiB)",
+        &mem.iter()
+            .map(|m| {
+                m.as_ref()
+                    .map(|m| (m.with_kib as f64 - m.before_kib as f64) / n as f64)
+            })
+            .collect::<Vec<_>>(),
+        2,
+    );
+    t.print();
+}
+
+struct SyscallCount {
+    total: u64,
+    by_name: Vec<(String, u64)>,
+}
+
+/// `strace -c -f -p PID` around STRACE_REQUESTS requests on one keep-alive connection.
+fn count_syscalls(
+    strace: &Path,
+    client_cpu: Option<usize>,
+    server: &Server,
+    dir: &Path,
+    scratch: &mut [u8],
+) -> Result<SyscallCount, String> {
+    let pid = server.pid();
+    let out = dir.join(format!("strace-{}.txt", server.name));
+    let req = request("1k.bin");
+    let mut conn = connect(server.addr())?;
+    // The accept and the first request's one-off work stay outside the count.
+    exchange(&mut conn, &req, scratch)?;
+
+    let mut cmd = command(strace, client_cpu, None);
+    cmd.arg("-c")
+        .arg("-f")
+        .arg("-o")
+        .arg(&out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut tracer = Tracer {
+        child: cmd
+            .spawn()
+            .map_err(|e| format!("running {}: {e}", strace.display()))?,
+    };
+    let err = tracer.child.stderr.take().map(Capture::spawn);
+    let err_text = || err.as_ref().map(Capture::text).unwrap_or_default();
+    let attached = wait_until(START_TIMEOUT, || {
+        traced(pid) || matches!(tracer.child.try_wait(), Ok(Some(_)) | Err(_))
+    });
+    if !attached || !traced(pid) {
+        return Err(format!("strace did not attach: {}", err_text().trim()));
+    }
+    let mut idle_waits = true;
+    for i in 0..STRACE_REQUESTS {
+        // strace makes every server syscall slow, so a request sent the moment the previous
+        // response arrives is already queued when the server makes its next read: that would
+        // count a back-to-back pipeline, not a keep-alive request arriving at an idle server.
+        // Wait until the server sleeps in the kernel (its event wait) before each request.
+        // A server that never sleeps would make that a 200 ms pause per request: give up
+        // waiting after the first miss.
+        if idle_waits && !wait_sleeping(pid, Duration::from_millis(200)) {
+            idle_waits = false;
+        }
+        let r = exchange(&mut conn, &req, scratch)
+            .map_err(|e| format!("request {} under strace: {e}", i + 1))?;
+        if r.status != 200 {
+            return Err(format!(
+                "request {} under strace: status {}",
+                i + 1,
+                r.status
+            ));
+        }
+    }
+    // SIGINT makes strace detach and write its summary.
+    if !stop_child(&mut tracer.child, libc::SIGINT, STOP_TIMEOUT) {
+        return Err("strace did not exit on SIGINT".to_string());
+    }
+    let text = fs::read_to_string(&out).map_err(|e| format!("reading {}: {e}", out.display()))?;
+    parse_strace(&text).map_err(|e| format!("{e}; strace said: {}", err_text().trim()))
+}
+
+/// Detaches strace (SIGINT) if a measurement ends early.
+struct Tracer {
+    child: Child,
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, libc::SIGINT, STOP_TIMEOUT);
+    }
+}
+
+/// The rows of strace's -c table: "% time seconds usecs/call calls [errors] syscall".
+fn parse_strace(text: &str) -> Result<SyscallCount, String> {
+    let mut total = None;
+    let mut by_name = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Headers and rules do not start with a number.
+        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let Ok(calls) = f[3].parse::<u64>() else {
+            continue;
+        };
+        let name = f[f.len() - 1];
+        if name == "total" {
+            total = Some(calls);
+        } else {
+            by_name.push((name.to_string(), calls));
+        }
+    }
+    let total = total.ok_or("no total line in strace's summary")?;
+    Ok(SyscallCount { total, by_name })
+}
+
+fn print_syscalls(cols: &Columns, counts: &[Option<SyscallCount>]) {
+    let per = f64::from(STRACE_REQUESTS);
+    let mut t = Table::new(
+        format!(
+            "Syscalls per keep-alive 1 KiB request \
+             (strace -c -f, {STRACE_REQUESTS} requests on one connection)"
+        ),
+        cols,
+    );
+    t.metric(
+        "total (syscalls/request)",
+        &counts
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.total as f64 / per))
+            .collect::<Vec<_>>(),
+        2,
+    );
+    // Every syscall some server makes at least once per hundred requests, the most used
+    // (summed over the servers) first.
+    let mut names: Vec<(String, u64, u64)> = Vec::new();
+    for c in counts.iter().flatten() {
+        for (name, n) in &c.by_name {
+            match names.iter_mut().find(|(m, _, _)| m == name) {
+                Some(e) => {
+                    e.1 += n;
+                    e.2 = e.2.max(*n);
+                }
+                None => names.push((name.clone(), *n, *n)),
+            }
+        }
+    }
+    names.retain(|(_, _, most)| *most as f64 / per >= 0.01);
+    names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for (name, _, _) in &names {
+        let vals: Vec<Option<f64>> = counts
+            .iter()
+            .map(|c| {
+                c.as_ref().map(|c| {
+                    c.by_name
+                        .iter()
+                        .find(|(m, _)| m == name)
+                        .map_or(0.0, |(_, n)| *n as f64 / per)
+                })
+            })
+            .collect();
+        t.metric(&format!("  {name} (calls/request)"), &vals, 2);
+    }
+    t.print();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+
+/// One running server, stopped (by pid) and reaped on drop.
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+    stderr: Capture,
+    /// The server's error log file, for diagnostics when it does not write to stderr.
+    errorlog: Option<PathBuf>,
+    /// VmRSS as soon as it accepted connections, before any request: what it costs idle.
+    fresh_rss_kib: Option<u64>,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Some(status) once the process has exited.
+    fn exit_status(&self) -> Option<String> {
+        // try_wait needs &mut; /proc answers without reaping (a zombie still has an entry, so
+        // look at its state).
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        (state == "Z" || state == "X").then(|| "exited".to_string())
+    }
+
+    /// The tail of what the server said, for failure messages.
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let err = self.stderr.text();
+        if !err.trim().is_empty() {
+            let _ = write!(out, "\n    stderr: {}", tail(&err, 800));
+        }
+        if let Some(log) = self
+            .errorlog
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+        {
+            if !log.trim().is_empty() {
+                let _ = write!(out, "\n    error log: {}", tail(&log, 800));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, libc::SIGTERM, STOP_TIMEOUT);
+    }
+}
+
+/// Connection limits for every server, sized for the idle-connection measurement.
+struct Limits {
+    conns: usize,
+    fds: usize,
+}
+
+impl Limits {
+    fn for_idle(idle: usize) -> Limits {
+        let conns = idle + 512;
+        // lighttpd wants max-fds comfortably above max-connections (a connection can hold a
+        // file as well as a socket).
+        Limits {
+            conns,
+            fds: conns * 3,
+        }
+    }
+}
+
+type StartFn = fn(&Path, &Path, &Path, &Placement, &Limits) -> Result<Server, String>;
+
+fn start_lightd(
+    dir: &Path,
+    docroot: &Path,
+    place: &Placement,
+    limits: &Limits,
+) -> Result<Server, String> {
+    let cfg = dir.join("lightd.conf");
+    let text = format!(
+        "# lightd benchmark config: no access log, identical limits to the other servers.\n\
+         server.document-root = {root}\n\
+         server.bind = \"127.0.0.1\"\n\
+         server.port = 0\n\
+         server.max-fds = {fds}\n\
+         server.max-connections = {conns}\n\
+         server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
+         server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
+         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n",
+        root = quoted(docroot),
+        fds = limits.fds,
+        conns = limits.conns,
+    );
+    write_config(&cfg, &text)?;
+    let mut cmd = command(Path::new(BIN), place.server_cpu, place.taskset.as_deref());
+    // lightd announces its port at info level; a RUST_LOG of ours could hide the line.
+    cmd.arg("-D")
+        .arg("-f")
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn_server("lightd", cmd, None, None)
+}
+
+fn start_lighttpd(
+    prog: &Path,
+    dir: &Path,
+    docroot: &Path,
+    place: &Placement,
+    limits: &Limits,
+) -> Result<Server, String> {
+    let port = free_port()?;
+    let cfg = dir.join("lighttpd.conf");
+    let errorlog = dir.join("lighttpd-error.log");
+    // No server.modules: lighttpd then loads only indexfile, dirlisting and staticfile, and
+    // without mod_accesslog there is no access log.
+    let text = format!(
+        "server.document-root = {root}\n\
+         server.bind = \"127.0.0.1\"\n\
+         server.port = {port}\n\
+         server.errorlog = {log}\n\
+         server.max-fds = {fds}\n\
+         server.max-connections = {conns}\n\
+         server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
+         server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
+         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n",
+        root = quoted(docroot),
+        log = quoted(&errorlog),
+        fds = limits.fds,
+        conns = limits.conns,
+    );
+    write_config(&cfg, &text)?;
+    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    cmd.arg("-D")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn_server("lighttpd", cmd, Some(port), Some(errorlog))
+}
+
+fn start_nginx(
+    prog: &Path,
+    dir: &Path,
+    docroot: &Path,
+    place: &Placement,
+    limits: &Limits,
+) -> Result<Server, String> {
+    let port = free_port()?;
+    let prefix = dir.join("nginx");
+    fs::create_dir_all(&prefix).map_err(|e| format!("creating {}: {e}", prefix.display()))?;
+    let cfg = prefix.join("nginx.conf");
+    let p = prefix.display();
+    // One process doing everything (like lightd and lighttpd); every path nginx would write
+    // to is in the temp dir, so it runs as root without touching /var. sendfile is on because
+    // the other two use it by default.
+    let text = format!(
+        "worker_processes 1;\n\
+         daemon off;\n\
+         master_process off;\n\
+         error_log stderr;\n\
+         pid {p}/nginx.pid;\n\
+         worker_rlimit_nofile {fds};\n\
+         events {{ worker_connections {conns}; }}\n\
+         http {{\n\
+         \x20   access_log off;\n\
+         \x20   sendfile on;\n\
+         \x20   keepalive_timeout {KEEP_ALIVE_IDLE_SECS}s;\n\
+         \x20   keepalive_requests {KEEP_ALIVE_REQUESTS};\n\
+         \x20   types {{ application/octet-stream bin; }}\n\
+         \x20   default_type application/octet-stream;\n\
+         \x20   client_body_temp_path {p}/client_body;\n\
+         \x20   proxy_temp_path {p}/proxy;\n\
+         \x20   fastcgi_temp_path {p}/fastcgi;\n\
+         \x20   uwsgi_temp_path {p}/uwsgi;\n\
+         \x20   scgi_temp_path {p}/scgi;\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port};\n\
+         \x20       root {root};\n\
+         \x20   }}\n\
+         }}\n",
+        fds = limits.fds,
+        conns = limits.conns,
+        root = quoted(docroot),
+    );
+    write_config(&cfg, &text)?;
+    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    // -e: the error log nginx opens before it has read the config (else /var/log/nginx).
+    cmd.arg("-p")
+        .arg(&prefix)
+        .arg("-e")
+        .arg("stderr")
+        .arg("-c")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn_server("nginx", cmd, Some(port), None)
+}
+
+/// Spawn a server and wait until it accepts connections. `port` None: learn it from lightd's
+/// `listening on ADDR` line.
+fn spawn_server(
+    name: &'static str,
+    mut cmd: Command,
+    port: Option<u16>,
+    errorlog: Option<PathBuf>,
+) -> Result<Server, String> {
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {name}: {e}"))?;
+    let stderr = match child.stderr.take() {
+        Some(e) => Capture::spawn(e),
+        None => Capture::empty(),
+    };
+    let mut server = Server {
+        name,
+        child,
+        port: port.unwrap_or(0),
+        stderr,
+        errorlog,
+        fresh_rss_kib: None,
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while server.port == 0 {
+        if let Some(p) = listening_port(&server.stderr.text()) {
+            server.port = p;
+            break;
+        }
+        if let Ok(Some(st)) = server.child.try_wait() {
+            return Err(format!("exited ({st}){}", server.diagnostics()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no \"listening on\" line within {START_TIMEOUT:?}{}",
+                server.diagnostics()
+            ));
+        }
+        thread::sleep(POLL);
+    }
+    loop {
+        if TcpStream::connect_timeout(&server.addr(), Duration::from_millis(500)).is_ok() {
+            server.fresh_rss_kib = proc_status_kib(server.pid(), "VmRSS").ok();
+            return Ok(server);
+        }
+        if let Ok(Some(st)) = server.child.try_wait() {
+            return Err(format!("exited ({st}){}", server.diagnostics()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "port {} not accepting within {START_TIMEOUT:?}{}",
+                server.port,
+                server.diagnostics()
+            ));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// The port of the first `listening on 127.0.0.1:PORT` in lightd's log.
+fn listening_port(log: &str) -> Option<u16> {
+    const NEEDLE: &str = "listening on ";
+    let at = log.find(NEEDLE)? + NEEDLE.len();
+    let word = log[at..].split_whitespace().next()?;
+    let addr: SocketAddr = word.trim_end_matches(['.', ',']).parse().ok()?;
+    Some(addr.port())
+}
+
+/// A port nobody listens on right now: bind port 0, read the port, release it. Another process
+/// could take it before the server binds; the server then fails to start and says so.
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free port: {e}"))
+}
+
+/// A path as a double-quoted config string (the lighttpd and nginx rules agree on `\"`, `\\`).
+fn quoted(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn write_config(path: &Path, text: &str) -> Result<(), String> {
+    fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// GET every test file on one keep-alive connection: the server works, and keeps connections.
+fn check_serves(server: &Server, scratch: &mut [u8]) -> Result<(), String> {
+    let mut conn = connect(server.addr())?;
+    for (name, size) in FILES {
+        let r =
+            exchange(&mut conn, &request(name), scratch).map_err(|e| format!("/{name}: {e}"))?;
+        if r.status != 200 || r.body_len != size as u64 {
+            return Err(format!(
+                "/{name}: status {} with {} body bytes, expected 200 with {size}",
+                r.status, r.body_len
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client: enough for keep-alive GETs of static files
+// ---------------------------------------------------------------------------------------------
+
+struct Response {
+    status: u16,
+    body_len: u64,
+}
+
+fn request(file: &str) -> Vec<u8> {
+    format!("GET /{file} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| s.set_write_timeout(Some(IO_TIMEOUT)))
+        .and_then(|()| s.set_nodelay(true))
+        .map_err(|e| format!("socket options: {e}"))?;
+    Ok(s)
+}
+
+/// Send one request and read exactly one response with a Content-Length body (static files
+/// always have one), so the connection is ready for the next request.
+fn exchange(conn: &mut TcpStream, req: &[u8], scratch: &mut [u8]) -> Result<Response, String> {
+    conn.write_all(req)
+        .map_err(|e| format!("sending request: {e}"))?;
+    let mut filled = 0;
+    let head_len = loop {
+        if let Some(p) = find(&scratch[..filled], b"\r\n\r\n") {
+            break p + 4;
+        }
+        if filled == scratch.len() {
+            return Err(format!("response head longer than {} bytes", scratch.len()));
+        }
+        filled += read_some(conn, &mut scratch[filled..])?;
+    };
+    let head = String::from_utf8_lossy(&scratch[..head_len]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| {
+            l.strip_prefix("HTTP/1.1 ")
+                .or_else(|| l.strip_prefix("HTTP/1.0 "))
+        })
+        .and_then(|l| l.get(..3))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line in {:?}", tail(&head, 200)))?;
+    let body_len = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("status {status} without a Content-Length"))?;
+    let mut have = (filled - head_len) as u64;
+    while have < body_len {
+        // Never read past this body: a byte more would belong to no request of ours.
+        let want = scratch.len().min((body_len - have) as usize);
+        have += read_some(conn, &mut scratch[..want])? as u64;
+    }
+    if have != body_len {
+        return Err(format!(
+            "{have} bytes after the head, Content-Length says {body_len}"
+        ));
+    }
+    Ok(Response { status, body_len })
+}
+
+fn read_some(conn: &mut TcpStream, buf: &mut [u8]) -> Result<usize, String> {
+    loop {
+        match conn.read(buf) {
+            Ok(0) => return Err("connection closed mid-response".to_string()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading response: {e}")),
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: placement, bounded runs, stopping
+// ---------------------------------------------------------------------------------------------
+
+/// Which CPU servers and wrk run on, and how they are pinned.
+struct Placement {
+    server_cpu: Option<usize>,
+    client_cpu: Option<usize>,
+    taskset: Option<PathBuf>,
+}
+
+/// The CPUs this process may run on (cgroups and taskset can make it fewer than nproc).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain bits; sched_getaffinity writes at most `size` bytes into it
+    // and CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Run this process (and the children it spawns unpinned) on `cpu`; best effort.
+fn pin_self(cpu: usize) {
+    // SAFETY: plain bits, only read by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// A command for `program` pinned to `cpu` (through taskset when installed, else
+/// sched_setaffinity in the child), killed by the kernel if the bench dies first so an
+/// interrupted run leaves no server holding a port and a CPU.
+fn command(program: &Path, cpu: Option<usize>, taskset: Option<&Path>) -> Command {
+    let mut cmd = match (cpu, taskset) {
+        (Some(c), Some(ts)) => {
+            let mut cmd = Command::new(ts);
+            cmd.arg("-c").arg(c.to_string()).arg(program);
+            cmd
+        }
+        _ => Command::new(program),
+    };
+    let affinity = if taskset.is_none() { cpu } else { None };
+    // SAFETY: plain bits, filled before the fork so the child only makes syscalls.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if let Some(c) = affinity {
+            libc::CPU_SET(c, &mut set);
+        }
+        set
+    };
+    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe syscalls
+    // on memory it owns (a copy of `set`).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if affinity.is_some()
+                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Signal `child` (ours, not yet reaped, so its pid cannot have been reused), wait up to
+/// `grace`, then SIGKILL. Returns whether it exited before the SIGKILL.
+fn stop_child(child: &mut Child, signal: libc::c_int, grace: Duration) -> bool {
+    if let Ok(Some(_)) = child.try_wait() {
+        return true;
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) touches no memory of ours.
+        unsafe { libc::kill(pid, signal) };
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => thread::sleep(POLL),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run `cmd` to completion, killing it at `timeout`.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Finished, String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let out = child
+        .stdout
+        .take()
+        .map_or_else(Capture::empty, Capture::spawn);
+    let err = child
+        .stderr
+        .take()
+        .map_or_else(Capture::empty, Capture::spawn);
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            Ok(None) => {
+                stop_child(&mut child, libc::SIGTERM, STOP_TIMEOUT);
+                return Err(format!("still running after {timeout:?}; stopped"));
+            }
+            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
+        }
+    };
+    // The pipes close at exit unless a grandchild inherited them; do not wait for that.
+    out.wait_closed(Duration::from_secs(2));
+    err.wait_closed(Duration::from_secs(2));
+    Ok(Finished {
+        status,
+        stdout: out.text(),
+        stderr: err.text(),
+    })
+}
+
+/// The first line a program prints for its version flag (on stdout or stderr).
+fn version_of(prog: &Path, flag: &str) -> String {
+    let mut cmd = command(prog, None, None);
+    cmd.arg(flag);
+    match run_bounded(cmd, Duration::from_secs(10)) {
+        Ok(f) => {
+            let text = if f.stdout.trim().is_empty() {
+                f.stderr
+            } else {
+                f.stdout
+            };
+            let line = text.lines().next().unwrap_or("").trim();
+            // Keep the name and version: "nginx version: nginx/1.22.1",
+            // "lighttpd/1.4.69 (ssl) - a light...", "wrk 4.1.0 [epoll] Copyright...".
+            let line = line.strip_prefix("nginx version: ").unwrap_or(line);
+            line.split(" - ")
+                .next()
+                .unwrap_or(line)
+                .split(" Copyright")
+                .next()
+                .unwrap_or(line)
+                .to_string()
+        }
+        Err(e) => format!("version unknown: {e}"),
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    // Servers live in sbin, which a non-root PATH often lacks.
+    let sbin = ["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path)
+        .chain(sbin)
+        .map(|d| d.join(name))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Raise our RLIMIT_NOFILE soft limit to `want` (and the hard limit when privileged); returns
+/// the soft limit in force afterwards.
+fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur >= want {
+            return lim.rlim_cur;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max.max(want),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return want;
+        }
+        // Unprivileged: the hard limit is as far as we can go.
+        let capped = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &capped) == 0 {
+            return lim.rlim_max;
+        }
+        lim.rlim_cur
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------------------------
+
+/// A "Key:   N kB" line of /proc/PID/status, in KiB.
+fn proc_status_kib(pid: u32, key: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let text = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {key} in {path}"))
+}
+
+fn open_fds(pid: u32) -> Result<usize, String> {
+    let path = format!("/proc/{pid}/fd");
+    fs::read_dir(&path)
+        .map(|d| d.count())
+        .map_err(|e| format!("reading {path}: {e}"))
+}
+
+/// Whether `pid` is asleep in a syscall ("S"); a static-file server only sleeps in its event
+/// wait (a ptrace stop shows as "t", running as "R").
+fn sleeping(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            == Some("S")
+    })
+}
+
+/// Wait until `pid` sleeps in the kernel, polling finely: this runs once per request, so the
+/// usual 20 ms poll interval would dominate the measurement's duration.
+fn wait_sleeping(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if sleeping(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Whether every thread of `pid` has a tracer (strace -f attaches thread by thread).
+fn traced(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let tracer = status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if tracer == 0 {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small pieces
+// ---------------------------------------------------------------------------------------------
+
+/// Poll `cond` until it holds or `timeout` passes; whether it held.
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{name}={v:?}: expected a positive whole number")),
+        },
+    }
+}
+
+fn file_size(p: &Path) -> String {
+    match fs::metadata(p) {
+        Ok(m) => format!("{} bytes = {:.2} MiB", m.len(), m.len() as f64 / MIB),
+        Err(e) => format!("size unknown: {e}"),
+    }
+}
+
+fn tail(s: &str, max: usize) -> String {
+    let s = s.trim();
+    let mut start = s.len().saturating_sub(max);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].replace('\n', "\n      ")
+}
+
+/// Deterministic bytes with no short period, so no layer can shortcut repeated content.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The benchmark's directory (docroot, configs, logs), removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("lightd-bench-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        // Canonical, so configs name the real path even when /tmp is a symlink.
+        let path = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What a child wrote to a pipe, drained by a thread so the child never blocks on a full
+/// pipe and we can look at the text so far at any time.
+struct Capture {
+    inner: Arc<(Mutex<Vec<u8>>, AtomicBool)>,
+}
+
+impl Capture {
+    fn empty() -> Capture {
+        Capture {
+            inner: Arc::new((Mutex::new(Vec::new()), AtomicBool::new(true))),
+        }
+    }
+
+    fn spawn<R: Read + Send + 'static>(mut r: R) -> Capture {
+        let inner = Arc::new((Mutex::new(Vec::new()), AtomicBool::new(false)));
+        let shared = inner.clone();
+        thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let mut buf = shared.0.lock().unwrap_or_else(|e| e.into_inner());
+                        if buf.len() < MAX_CAPTURE {
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            shared.1.store(true, Ordering::SeqCst);
+        });
+        Capture { inner }
+    }
+
+    fn text(&self) -> String {
+        let buf = self.inner.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn wait_closed(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || self.inner.1.load(Ordering::SeqCst))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+// ---------------------------------------------------------------------------------------------
+
+/// The servers being compared, in column order, and which one is lightd.
+struct Columns {
+    names: Vec<&'static str>,
+    lightd: Option<usize>,
+}
+
+impl Columns {
+    fn new(servers: &[Server]) -> Columns {
+        let names: Vec<&'static str> = servers.iter().map(|s| s.name).collect();
+        let lightd = names.iter().position(|n| *n == "lightd");
+        Columns { names, lightd }
+    }
+
+    /// The servers lightd is compared with: one ratio column each.
+    fn others(&self) -> Vec<usize> {
+        match self.lightd {
+            Some(l) => (0..self.names.len()).filter(|&i| i != l).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+struct Table<'a> {
+    title: String,
+    cols: &'a Columns,
+    rows: Vec<Vec<String>>,
+}
+
+impl<'a> Table<'a> {
+    fn new(title: String, cols: &'a Columns) -> Table<'a> {
+        Table {
+            title,
+            cols,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A numeric row: one value per server, then lightd/other for each other server.
+    fn metric(&mut self, label: &str, vals: &[Option<f64>], decimals: usize) {
+        let mut row = vec![label.to_string()];
+        for v in vals {
+            row.push(match v {
+                Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+                _ => "-".to_string(),
+            });
+        }
+        for o in self.cols.others() {
+            let ratio = self
+                .cols
+                .lightd
+                .and_then(|l| Some((vals.get(l).copied()??, vals.get(o).copied()??)))
+                // A ratio to a figure that rounds to zero is noise, not a comparison.
+                .filter(|(_, other)| *other >= 0.5 / 10f64.powi(decimals as i32))
+                .map(|(l, other)| l / other);
+            row.push(match ratio {
+                Some(r) if r.is_finite() => format!("{r:.2}"),
+                _ => "-".to_string(),
+            });
+        }
+        self.rows.push(row);
+    }
+
+    /// A row of text with no ratios (error counts).
+    fn text(&mut self, label: &str, cells: Vec<String>) {
+        let mut row = vec![label.to_string()];
+        row.extend(cells);
+        row.extend(self.cols.others().iter().map(|_| "-".to_string()));
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        let mut header = vec![String::new()];
+        header.extend(self.cols.names.iter().map(|n| n.to_string()));
+        if let Some(l) = self.cols.lightd {
+            for o in self.cols.others() {
+                header.push(format!("{}/{}", self.cols.names[l], self.cols.names[o]));
+            }
+        }
+        let all: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();
+        let ncols = header.len();
+        let widths: Vec<usize> = (0..ncols)
+            .map(|c| {
+                all.iter()
+                    .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        println!("== {} ==", self.title);
+        for row in all {
+            let mut line = String::new();
+            for (c, w) in widths.iter().enumerate() {
+                let cell = row.get(c).map_or("", String::as_str);
+                if c == 0 {
+                    let _ = write!(line, "{cell:<w$}");
+                } else {
+                    let _ = write!(line, "  {cell:>w$}");
+                }
+            }
+            println!("{}", line.trim_end());
+        }
+    }
+}

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod conn;
 pub mod handlers;
+pub mod handover;
 pub mod http;
 pub mod listener;
 pub mod log;
@@ -38,6 +39,18 @@ pub struct Options {
 /// Start lightd as the options say. Returns the exit code, or an error message to print once.
 pub fn run(opts: &Options) -> Result<i32, String> {
     log::init();
+    // A generation started by SIGUSR1 reports back through this pipe, success or failure, so
+    // the running one can log why a reload failed.
+    let mut parent = handover::take_ready_fd();
+    let res = start(opts, &mut parent);
+    if let (Err(e), Some(p)) = (&res, parent.as_mut()) {
+        use std::io::Write;
+        let _ = writeln!(p, "ERROR {}", e);
+    }
+    res
+}
+
+fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, String> {
     let path = opts
         .config
         .as_deref()
@@ -58,37 +71,68 @@ pub fn run(opts: &Options) -> Result<i32, String> {
         return Ok(0);
     }
 
+    // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
+    // installed there is an upgrade.
+    let reexec = server::Reexec {
+        exe: std::env::current_exe().map_err(|e| format!("finding our own binary: {}", e))?,
+        args: std::env::args_os().skip(1).collect(),
+    };
     if let Some(n) = cfg.max_fds {
         process::set_max_fds(n).map_err(|e| format!("server.max-fds = {}: {}", n, e))?;
     }
-    let mut listeners = Vec::with_capacity(cfg.listen.len());
-    for spec in &cfg.listen {
-        let l = listener::Listener::bind(spec.addr)
-            .map_err(|e| format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e))?;
-        listeners.push(l);
-    }
+    // Resolve users before anything irreversible, so a typo fails before a takeover.
+    let creds = process::Creds::resolve(cfg.username.as_deref(), cfg.groupname.as_deref())?;
+    let (listeners, takeover) = acquire(&cfg)?;
     // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
     let bound: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local).collect();
     cfg.resolve_ephemeral_ports(&bound);
     if let Some(p) = &cfg.errorlog {
         log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
     }
+    let control = match cfg.control_path() {
+        Some(p) => {
+            Some(handover::ControlSocket::bind(&p).map_err(|e| format!("control socket: {}", e))?)
+        }
+        None => None,
+    };
 
-    let mut ready = if opts.foreground {
+    let new_generation = takeover.is_some() || parent.is_some();
+    let mut ready = if opts.foreground || parent.is_some() {
         process::Ready::foreground()
     } else {
         process::daemonize().map_err(|e| format!("daemonizing: {}", e))?
     };
-    let pid_file = match &cfg.pid_file {
+    let pid_path = cfg.pid_file.clone();
+    let mut server = server::Server::new(cfg, listeners, control, reexec)
+        .map_err(|e| format!("starting the server: {}", e))?;
+
+    // This process can serve now. Tell the generation before us, which starts draining, and
+    // take charge: pid file, control socket, notification.
+    if let Some(t) = takeover {
+        let from = t.from_pid;
+        if let Err(e) = t.ready() {
+            ::log::warn!("telling pid {} that we are ready: {}", from, e);
+        }
+    }
+    if let Some(mut p) = parent.take() {
+        use std::io::Write;
+        let _ = p.write_all(b"READY\n");
+    }
+    let pid_file = match &pid_path {
         Some(p) => Some(process::PidFile::write(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    let (user, group) = (cfg.username.clone(), cfg.groupname.clone());
-    let mut server =
-        server::Server::new(cfg, listeners).map_err(|e| format!("starting the server: {}", e))?;
-    process::drop_privileges(user.as_deref(), group.as_deref())?;
+    server
+        .publish_control()
+        .map_err(|e| format!("control socket: {}", e))?;
+    creds.apply()?;
     for a in server.local_addrs() {
         ::log::info!("listening on {}", a);
+    }
+    if new_generation {
+        handover::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    } else {
+        handover::notify("READY=1");
     }
     ready.done();
 
@@ -96,4 +140,63 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     ::log::info!("stopped ({:?})", exit);
     drop(pid_file);
     Ok(0)
+}
+
+/// The listening sockets, from the first source that has them: inherited (LISTEN_FDS), taken
+/// over from the running instance, or bound afresh.
+fn acquire(
+    cfg: &config::Config,
+) -> Result<(Vec<listener::Listener>, Option<handover::Takeover>), String> {
+    let mut handed = handover::take_inherited();
+    let mut takeover = None;
+    if !handed.is_empty() {
+        ::log::info!("inherited {} listening socket(s)", handed.len());
+    } else if let Some(path) = cfg.control_path() {
+        match handover::takeover(&path) {
+            Ok(Some(mut t)) => {
+                ::log::info!(
+                    "taking over {} listening socket(s) from pid {}",
+                    t.listeners.len(),
+                    t.from_pid
+                );
+                handed = std::mem::take(&mut t.listeners);
+                takeover = Some(t);
+            }
+            Ok(None) => {}
+            Err(e) => ::log::warn!("takeover through {}: {}; binding afresh", path.display(), e),
+        }
+    }
+    let mut out = Vec::with_capacity(cfg.listen.len());
+    for spec in &cfg.listen {
+        // Port 0 (tests) matches a socket on the same IP: the port is whatever was bound.
+        let pos = handed.iter().position(|h| {
+            h.addr == spec.addr || (spec.addr.port() == 0 && h.addr.ip() == spec.addr.ip())
+        });
+        let l = match pos {
+            Some(i) => {
+                let h = handed.swap_remove(i);
+                listener::Listener::from_fd(h.fd, spec.addr)
+                    .map_err(|e| format!("{}: adopting {}: {}", spec.loc, h.addr, e))?
+            }
+            None => {
+                let (l, overlap) = listener::Listener::bind(spec.addr)
+                    .map_err(|e| format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e))?;
+                if overlap && !listener::tcp_migrate_req() {
+                    ::log::warn!(
+                        "{}: {} is also open in another process; overlapping it with \
+                         SO_REUSEPORT, but net.ipv4.tcp_migrate_req is 0, so connections \
+                         queued on the other socket are reset when it closes",
+                        spec.loc,
+                        spec.addr
+                    );
+                }
+                l
+            }
+        };
+        out.push(l);
+    }
+    for h in handed {
+        ::log::info!("closing inherited socket {}: no longer configured", h.addr);
+    }
+    Ok((out, takeover))
 }

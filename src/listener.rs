@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -20,27 +20,33 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Bind a fresh socket for `addr`.
-    pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        // Lets a restarted server bind while old connections sit in TIME_WAIT.
-        sock.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            // Debian's default config listens on 0.0.0.0:80 and [::]:80 at once; that only
-            // works when the IPv6 socket does not also claim the IPv4 addresses.
-            sock.set_only_v6(true)?;
-        }
+    /// Bind a fresh socket for `addr`: the last resort, when no running instance handed its
+    /// sockets over. Returns whether the bind only succeeded by overlapping another process's
+    /// socket through SO_REUSEPORT.
+    pub fn bind(addr: SocketAddr) -> io::Result<(Listener, bool)> {
+        // Probe without SO_REUSEPORT first: if that fails with EADDRINUSE, someone else is
+        // listening, and the real socket below will overlap theirs.
+        let overlap = match new_socket(addr, false).and_then(|s| s.bind(&addr.into())) {
+            Ok(()) => false,
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => true,
+            Err(e) => return Err(e),
+        };
+        // Always SO_REUSEPORT, so that a later generation can overlap with this one if it
+        // ever has to fall back to binding.
+        let sock = new_socket(addr, true)?;
         sock.bind(&addr.into())?;
         sock.listen(BACKLOG)?;
-        Self::adopt(sock, addr)
+        Ok((Self::adopt(sock, addr)?, overlap))
     }
 
     /// Take ownership of an already listening socket (inherited or handed over).
-    ///
-    /// # Safety
-    /// `fd` must be an open listening TCP socket that nothing else owns.
-    pub unsafe fn from_raw_fd(fd: RawFd, configured: SocketAddr) -> io::Result<Listener> {
-        Self::adopt(Socket::from_raw_fd(fd), configured)
+    pub fn from_fd(fd: OwnedFd, configured: SocketAddr) -> io::Result<Listener> {
+        Self::adopt(Socket::from(fd), configured)
+    }
+
+    /// The descriptor, to hand over to a new generation.
+    pub fn raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 
     fn adopt(sock: Socket, configured: SocketAddr) -> io::Result<Listener> {
@@ -57,4 +63,28 @@ impl Listener {
             local,
         })
     }
+}
+
+fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a restarted server bind while old connections sit in TIME_WAIT.
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // Debian's default config listens on 0.0.0.0:80 and [::]:80 at once; that only
+        // works when the IPv6 socket does not also claim the IPv4 addresses.
+        sock.set_only_v6(true)?;
+    }
+    Ok(sock)
+}
+
+/// Whether the kernel moves queued connections to another SO_REUSEPORT socket when one closes
+/// (net.ipv4.tcp_migrate_req). Without it, overlapping and then closing the old socket resets
+/// every connection still in the old socket's queue.
+pub fn tcp_migrate_req() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
 }

@@ -163,65 +163,81 @@ impl Drop for PidFile {
     }
 }
 
-/// Switch to server.username / server.groupname. Only root can; anyone else keeps running as
-/// themselves, with a warning if a switch was asked for.
-pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
-    if user.is_none() && group.is_none() {
-        return Ok(());
-    }
-    // SAFETY: plain system call.
-    if unsafe { libc::geteuid() } != 0 {
-        log::warn!("server.username/server.groupname ignored: not running as root");
-        return Ok(());
-    }
-    let mut uid = None;
-    let mut gid = None;
-    let mut user_c = None;
-    if let Some(u) = user {
-        let c = CString::new(u).map_err(|_| format!("server.username {:?}: invalid", u))?;
-        // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
-        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-        if pw.is_null() {
-            return Err(format!("server.username {:?}: no such user", u));
-        }
-        // SAFETY: non-null pointer from getpwnam.
-        unsafe {
-            uid = Some((*pw).pw_uid);
-            gid = Some((*pw).pw_gid);
-        }
-        user_c = Some(c);
-    }
-    if let Some(g) = group {
-        let c = CString::new(g).map_err(|_| format!("server.groupname {:?}: invalid", g))?;
-        // SAFETY: as for getpwnam.
-        let gr = unsafe { libc::getgrnam(c.as_ptr()) };
-        if gr.is_null() {
-            return Err(format!("server.groupname {:?}: no such group", g));
-        }
-        // SAFETY: non-null pointer from getgrnam.
-        gid = Some(unsafe { (*gr).gr_gid });
-    }
-    if let Some(gid) = gid {
-        // SAFETY: plain system calls with valid arguments.
-        let rc = unsafe {
-            match &user_c {
-                Some(c) => libc::initgroups(c.as_ptr(), gid),
-                None => libc::setgroups(0, std::ptr::null()),
-            }
+/// The user and group to switch to (server.username / server.groupname), looked up early so a
+/// typo fails before anything irreversible, and applied after binding and writing the pid file.
+pub struct Creds {
+    user: Option<CString>,
+    uid: Option<libc::uid_t>,
+    gid: Option<libc::gid_t>,
+}
+
+impl Creds {
+    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Creds, String> {
+        let mut c = Creds {
+            user: None,
+            uid: None,
+            gid: None,
         };
-        if rc != 0 {
-            return Err(format!("setting groups: {}", io::Error::last_os_error()));
+        if let Some(u) = user {
+            let name = CString::new(u).map_err(|_| format!("server.username {:?}: invalid", u))?;
+            // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
+            let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+            if pw.is_null() {
+                return Err(format!("server.username {:?}: no such user", u));
+            }
+            // SAFETY: non-null pointer from getpwnam.
+            unsafe {
+                c.uid = Some((*pw).pw_uid);
+                c.gid = Some((*pw).pw_gid);
+            }
+            c.user = Some(name);
+        }
+        if let Some(g) = group {
+            let name = CString::new(g).map_err(|_| format!("server.groupname {:?}: invalid", g))?;
+            // SAFETY: as for getpwnam.
+            let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+            if gr.is_null() {
+                return Err(format!("server.groupname {:?}: no such group", g));
+            }
+            // SAFETY: non-null pointer from getgrnam.
+            c.gid = Some(unsafe { (*gr).gr_gid });
+        }
+        Ok(c)
+    }
+
+    /// Switch. Only root can; anyone else keeps running as themselves, with a warning if a
+    /// switch was asked for.
+    pub fn apply(&self) -> Result<(), String> {
+        if self.uid.is_none() && self.gid.is_none() {
+            return Ok(());
         }
         // SAFETY: plain system call.
-        if unsafe { libc::setgid(gid) } != 0 {
-            return Err(format!("setgid({}): {}", gid, io::Error::last_os_error()));
+        if unsafe { libc::geteuid() } != 0 {
+            log::warn!("server.username/server.groupname ignored: not running as root");
+            return Ok(());
         }
-    }
-    if let Some(uid) = uid {
-        // SAFETY: plain system call.
-        if unsafe { libc::setuid(uid) } != 0 {
-            return Err(format!("setuid({}): {}", uid, io::Error::last_os_error()));
+        if let Some(gid) = self.gid {
+            // SAFETY: plain system calls with valid arguments.
+            let rc = unsafe {
+                match &self.user {
+                    Some(c) => libc::initgroups(c.as_ptr(), gid),
+                    None => libc::setgroups(0, std::ptr::null()),
+                }
+            };
+            if rc != 0 {
+                return Err(format!("setting groups: {}", io::Error::last_os_error()));
+            }
+            // SAFETY: plain system call.
+            if unsafe { libc::setgid(gid) } != 0 {
+                return Err(format!("setgid({}): {}", gid, io::Error::last_os_error()));
+            }
         }
+        if let Some(uid) = self.uid {
+            // SAFETY: plain system call.
+            if unsafe { libc::setuid(uid) } != 0 {
+                return Err(format!("setuid({}): {}", uid, io::Error::last_os_error()));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -6,12 +6,16 @@
 //! sockets) get their own reserved range and are routed to the owning connection.
 
 use std::collections::VecDeque;
-use std::io;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -19,13 +23,23 @@ use slab::Slab;
 use crate::config::{CondChain, Config, MatchSet, ReqConf, ReqSetting};
 use crate::conn::{Conn, Drive};
 use crate::handlers::Seg;
+use crate::handover::{self, Child, ControlSocket};
 use crate::http::request::{Header, Limits};
 use crate::listener::Listener;
 use crate::log::AccessLog;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
+const CONTROL_TOKEN: Token = Token(usize::MAX - 1);
+const CONTROL_CONN_TOKEN: Token = Token(usize::MAX - 2);
+const CHILD_TOKEN: Token = Token(usize::MAX - 3);
 /// Listener `i` has token `LISTENER_BASE - i`.
-const LISTENER_BASE: usize = usize::MAX - 1;
+const LISTENER_BASE: usize = usize::MAX - 16;
+
+/// How long a new generation has to say it is ready before the reload is abandoned.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most bytes of a control-socket conversation we buffer; the messages are one line each.
+const CONTROL_MSG_MAX: usize = 256;
 
 /// During a graceful stop, how long an idle keep-alive connection stays open for a request its
 /// client may already have sent.
@@ -192,6 +206,29 @@ fn accesslog_specs(cfg: &Config) -> Vec<(String, String)> {
     out
 }
 
+/// What SIGUSR1 re-executes: the binary path and arguments this process was started with.
+pub struct Reexec {
+    pub exe: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// A reload under way: a new generation has our listeners and we wait for it to be ready.
+enum Reload {
+    /// Started by SIGUSR1; reports on a pipe.
+    Child {
+        child: Child,
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    /// Started from outside; talks on the control socket.
+    Takeover {
+        conn: UnixStream,
+        buf: Vec<u8>,
+        sent: bool,
+        deadline: Instant,
+    },
+}
+
 /// How the loop ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -218,13 +255,30 @@ pub struct Server {
     last_scan: Instant,
     drain_deadline: Option<Instant>,
     scratch_keys: Vec<usize>,
+    control: Option<ControlSocket>,
+    reload: Option<Reload>,
+    reexec: Reexec,
+    /// Failed generations not yet reaped.
+    zombies: Vec<u32>,
 }
 
 impl Server {
     /// Build the loop around listeners that are already bound.
-    pub fn new(cfg: Config, listeners: Vec<Listener>) -> io::Result<Server> {
+    pub fn new(
+        cfg: Config,
+        listeners: Vec<Listener>,
+        control: Option<ControlSocket>,
+        reexec: Reexec,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1])?;
+        if let Some(c) = &control {
+            poll.registry().register(
+                &mut SourceFd(&c.listener.as_raw_fd()),
+                CONTROL_TOKEN,
+                Interest::READABLE,
+            )?;
+        }
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
         let mut ls = Vec::with_capacity(listeners.len());
@@ -282,7 +336,19 @@ impl Server {
             last_scan: now,
             drain_deadline: None,
             scratch_keys: Vec::new(),
+            control,
+            reload: None,
+            reexec,
+            zombies: Vec::new(),
         })
+    }
+
+    /// Make the control socket reachable at its path (once this process is in charge).
+    pub fn publish_control(&mut self) -> io::Result<()> {
+        match self.control.as_mut() {
+            Some(c) => c.publish(),
+            None => Ok(()),
+        }
     }
 
     /// The addresses being listened on.
@@ -311,6 +377,8 @@ impl Server {
                             return Ok(exit);
                         }
                     }
+                    CONTROL_TOKEN => self.on_control_accept(),
+                    CONTROL_CONN_TOKEN | CHILD_TOKEN => self.on_reload_progress(),
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept_pending = true;
                     }
@@ -345,6 +413,7 @@ impl Server {
                 || self.ctx.drain_started.is_some()
             {
                 self.scan_timeouts();
+                self.check_reload();
             }
 
             for l in &mut self.ctx.accesslogs {
@@ -376,7 +445,11 @@ impl Server {
         if let Some(t) = self.accept_retry_at {
             return Some(t.saturating_duration_since(Instant::now()).min(TICK));
         }
-        if !self.conns.is_empty() || self.ctx.drain_started.is_some() {
+        if !self.conns.is_empty()
+            || self.ctx.drain_started.is_some()
+            || self.reload.is_some()
+            || !self.zombies.is_empty()
+        {
             return Some(TICK);
         }
         // Nothing to time out: sleep until something happens.
@@ -476,7 +549,11 @@ impl Server {
         let sigs: Vec<i32> = self.signals.pending().collect();
         for sig in sigs {
             match sig {
-                libc::SIGINT if self.ctx.drain_started.is_none() => self.begin_drain(),
+                libc::SIGINT if self.ctx.drain_started.is_none() => {
+                    handover::notify("STOPPING=1");
+                    self.begin_drain();
+                }
+                libc::SIGUSR1 => self.start_reexec(),
                 libc::SIGINT => {
                     log::info!("second SIGINT: stopping now");
                     return Some(Exit::Immediate);
@@ -511,6 +588,15 @@ impl Server {
             }
         }
         self.ctx.drain_started = Some(self.ctx.now);
+        // Nobody can take over from a stopping instance. Dropping the socket removes its file
+        // only if it is still ours (a new generation may have replaced it).
+        if let Some(c) = self.control.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&c.listener.as_raw_fd()));
+        }
+        self.abandon_reload("this instance is stopping");
         let t = self.ctx.cfg.graceful_shutdown_timeout;
         if !t.is_zero() {
             self.drain_deadline = Some(self.ctx.now + t);
@@ -539,5 +625,324 @@ impl Server {
             }
         }
         self.scratch_keys = expired;
+    }
+
+    /// SIGUSR1: re-execute our binary with the listeners; drain once it says it is ready.
+    fn start_reexec(&mut self) {
+        if self.ctx.drain_started.is_some() {
+            log::info!("SIGUSR1 ignored: this instance is already stopping");
+            return;
+        }
+        if self.reload.is_some() {
+            log::info!("SIGUSR1: a reload is already under way; coalesced into it");
+            return;
+        }
+        let fds: Vec<_> = self
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.raw_fd())
+            .collect();
+        handover::notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            handover::monotonic_usec()
+        ));
+        let child = match handover::spawn_generation(&self.reexec.exe, &self.reexec.args, &fds) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!(
+                    "reload failed: starting {}: {}; still serving",
+                    self.reexec.exe.display(),
+                    e
+                );
+                handover::notify("READY=1");
+                return;
+            }
+        };
+        let fd = child.ready.as_raw_fd();
+        // SAFETY: fcntl on the pipe we own; non-blocking so the loop never waits on it.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), CHILD_TOKEN, Interest::READABLE)
+        {
+            log::error!("reload failed: watching the new generation: {}", e);
+            self.kill_child(child.pid);
+            return;
+        }
+        log::info!(
+            "SIGUSR1: started new generation (pid {}) with {} listening socket(s)",
+            child.pid,
+            fds.len()
+        );
+        self.reload = Some(Reload::Child {
+            child,
+            buf: Vec::new(),
+            deadline: self.ctx.now + RELOAD_TIMEOUT,
+        });
+    }
+
+    /// A process connected to the control socket: a new generation asking for the listeners.
+    fn on_control_accept(&mut self) {
+        // Bounded: one takeover at a time, extra callers are refused at once.
+        for _ in 0..16 {
+            let Some(c) = self.control.as_ref() else {
+                return;
+            };
+            let conn = match c.listener.accept() {
+                Ok((conn, _)) => conn,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("control socket accept: {}", e);
+                    return;
+                }
+            };
+            // SAFETY: plain system call.
+            let me = unsafe { libc::geteuid() };
+            let uid = handover::peer_uid(&conn);
+            if uid != Some(0) && uid != Some(me) {
+                log::warn!("control socket: refused a takeover from uid {:?}", uid);
+                continue;
+            }
+            if self.reload.is_some() || self.ctx.drain_started.is_some() {
+                log::info!("control socket: refused a takeover: a reload is already under way");
+                continue;
+            }
+            if conn.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&conn.as_raw_fd()),
+                CONTROL_CONN_TOKEN,
+                Interest::READABLE,
+            ) {
+                log::warn!("control socket: {}", e);
+                continue;
+            }
+            self.reload = Some(Reload::Takeover {
+                conn,
+                buf: Vec::new(),
+                sent: false,
+                deadline: self.ctx.now + RELOAD_TIMEOUT,
+            });
+            self.on_reload_progress();
+        }
+    }
+
+    /// Read what the new generation said (pipe or control connection) and act on it.
+    fn on_reload_progress(&mut self) {
+        let mut eof = false;
+        let mut chunk = [0u8; 128];
+        {
+            let (src, buf): (&mut dyn Read, &mut Vec<u8>) = match self.reload.as_mut() {
+                Some(Reload::Child { child, buf, .. }) => (&mut child.ready, buf),
+                Some(Reload::Takeover { conn, buf, .. }) => (conn, buf),
+                None => return,
+            };
+            loop {
+                match src.read(&mut chunk) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if buf.len() > CONTROL_MSG_MAX {
+                            eof = true;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        eof = true;
+                        break;
+                    }
+                }
+            }
+        }
+
+        // Act on each complete line.
+        loop {
+            let line = match self.reload.as_mut() {
+                Some(Reload::Child { buf, .. }) | Some(Reload::Takeover { buf, .. }) => {
+                    match buf.iter().position(|b| *b == b'\n') {
+                        Some(i) => {
+                            let line: Vec<u8> = buf.drain(..=i).collect();
+                            String::from_utf8_lossy(&line).trim().to_string()
+                        }
+                        None => break,
+                    }
+                }
+                None => return,
+            };
+            if self.on_reload_line(&line) {
+                return;
+            }
+        }
+        if eof {
+            let why = match &self.reload {
+                Some(Reload::Child { child, .. }) => {
+                    format!(
+                        "the new generation (pid {}) exited before it was ready",
+                        child.pid
+                    )
+                }
+                _ => "the new generation disconnected before it was ready".to_string(),
+            };
+            self.abandon_reload(&why);
+        }
+    }
+
+    /// Returns true when the reload is over (either way).
+    fn on_reload_line(&mut self, line: &str) -> bool {
+        let kind_child = matches!(self.reload, Some(Reload::Child { .. }));
+        if kind_child {
+            if line == "READY" {
+                let pid = match &self.reload {
+                    Some(Reload::Child { child, .. }) => child.pid,
+                    _ => 0,
+                };
+                self.complete_reload(pid);
+                return true;
+            }
+            if let Some(msg) = line.strip_prefix("ERROR ") {
+                let why = format!("the new generation failed: {}", msg);
+                self.abandon_reload(&why);
+                return true;
+            }
+            return false;
+        }
+        // The control-socket conversation.
+        if line == "TAKEOVER 1" {
+            let fds: Vec<_> = self
+                .listeners
+                .iter()
+                .flatten()
+                .map(|l| (l.raw_fd(), l.local))
+                .collect();
+            let res = match &self.reload {
+                Some(Reload::Takeover { conn, .. }) => handover::send_listeners(conn, &fds),
+                _ => return true,
+            };
+            if let Err(e) = res {
+                self.abandon_reload(&format!("sending the listening sockets: {}", e));
+                return true;
+            }
+            if let Some(Reload::Takeover { sent, .. }) = self.reload.as_mut() {
+                *sent = true;
+            }
+            handover::notify(&format!(
+                "RELOADING=1\nMONOTONIC_USEC={}",
+                handover::monotonic_usec()
+            ));
+            log::info!(
+                "control socket: handed {} listening socket(s) to a new generation",
+                fds.len()
+            );
+            return false;
+        }
+        if let Some(pid) = line.strip_prefix("READY ") {
+            let sent = matches!(self.reload, Some(Reload::Takeover { sent: true, .. }));
+            if let (true, Ok(pid)) = (sent, pid.parse::<u32>()) {
+                if let Some(Reload::Takeover { conn, .. }) = self.reload.as_mut() {
+                    // The acknowledgement lets the new generation know we heard it.
+                    let _ = conn.write_all(b"OK\n");
+                }
+                self.complete_reload(pid);
+                return true;
+            }
+        }
+        self.abandon_reload(&format!(
+            "unexpected message on the control socket: {:?}",
+            line
+        ));
+        true
+    }
+
+    /// The new generation serves: hand systemd the new main pid and drain like SIGINT.
+    fn complete_reload(&mut self, pid: u32) {
+        self.drop_reload_source();
+        log::info!("reload: new generation (pid {}) is ready; draining", pid);
+        // From the current main pid this is accepted even with NotifyAccess=main. No
+        // STOPPING=1 here: the service is not stopping, only this process is.
+        handover::notify(&format!("MAINPID={}\nREADY=1", pid));
+        self.begin_drain();
+    }
+
+    /// The reload did not happen: keep serving, say why, clean up the attempt.
+    fn abandon_reload(&mut self, why: &str) {
+        let Some(r) = self.reload.take() else { return };
+        match r {
+            Reload::Child { child, .. } => {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&child.ready.as_raw_fd()));
+                self.kill_child(child.pid);
+            }
+            Reload::Takeover { conn, .. } => {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&conn.as_raw_fd()));
+            }
+        }
+        if self.ctx.drain_started.is_none() {
+            log::error!("reload failed: {}; still serving", why);
+            handover::notify("READY=1");
+        }
+    }
+
+    fn drop_reload_source(&mut self) {
+        match self.reload.take() {
+            Some(Reload::Child { child, .. }) => {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&child.ready.as_raw_fd()));
+            }
+            Some(Reload::Takeover { conn, .. }) => {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&conn.as_raw_fd()));
+            }
+            None => {}
+        }
+    }
+
+    /// End a generation we started that will not take over, and remember to reap it.
+    fn kill_child(&mut self, pid: u32) {
+        // SAFETY: signalling a child we started and have not reaped, so the pid is ours.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        self.zombies.push(pid);
+    }
+
+    /// Reload deadline, and reaping of failed generations.
+    fn check_reload(&mut self) {
+        let late = match &self.reload {
+            Some(Reload::Child { deadline, .. }) | Some(Reload::Takeover { deadline, .. }) => {
+                self.ctx.now >= *deadline
+            }
+            None => false,
+        };
+        if late {
+            self.abandon_reload(&format!(
+                "the new generation was not ready within {} s",
+                RELOAD_TIMEOUT.as_secs()
+            ));
+        }
+        self.zombies.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waiting without blocking for a child of ours.
+            let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            r == 0
+        });
     }
 }

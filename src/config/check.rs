@@ -136,6 +136,9 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
     if let Some(f) = &cfg.pid_file {
         check_parent("server.pid-file", f, loc("server.pid-file"))?;
     }
+    if let Some(f) = &cfg.control_socket {
+        check_parent("server.control-socket", f, loc("server.control-socket"))?;
+    }
     for (key, name, group) in [
         ("server.username", &cfg.username, false),
         ("server.groupname", &cfg.groupname, true),

@@ -157,6 +157,15 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f,
         "{}",
         opt(
+            "server.control-socket",
+            path(&cfg.control_path()),
+            " (needs server.pid-file)"
+        )
+    )?;
+    writeln!(
+        f,
+        "{}",
+        opt(
             "server.errorlog",
             path(&cfg.errorlog),
             ": errors go to stderr"

@@ -24,6 +24,7 @@ pub(crate) const GLOBAL_KEYS: &[&str] = &[
     "server.port",
     "server.modules",
     "server.pid-file",
+    "server.control-socket",
     "server.errorlog",
     "server.username",
     "server.groupname",

@@ -181,6 +181,9 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     pub modules: Vec<String>,
     pub pid_file: Option<PathBuf>,
+    /// lightd's own `server.control-socket`: the Unix socket a new generation connects to for
+    /// the listening sockets. Defaults to `<server.pid-file>.sock`; see [`Config::control_path`].
+    pub control_socket: Option<PathBuf>,
     pub errorlog: Option<PathBuf>,
     pub username: Option<String>,
     pub groupname: Option<String>,
@@ -207,4 +210,19 @@ pub struct Config {
     /// Where keys were set, so `-tt` can name file:line: "server.document-root" for the global
     /// block, "server.document-root@3" for the conditional branch with id 3.
     pub locs: std::collections::HashMap<String, Loc>,
+}
+
+impl Config {
+    /// The control socket's path: `server.control-socket`, else `<server.pid-file>.sock`, else
+    /// none (then a new generation cannot take the listeners over and binds afresh).
+    pub fn control_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.control_socket {
+            return Some(p.clone());
+        }
+        self.pid_file.as_ref().map(|p| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(".sock");
+            PathBuf::from(s)
+        })
+    }
 }

@@ -243,6 +243,7 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
         }
         "server.modules" => p.modules = Some((want_list(s)?, s.loc.clone())),
         "server.pid-file" => cfg.pid_file = want_path(s)?,
+        "server.control-socket" => cfg.control_socket = want_path(s)?,
         "server.errorlog" => cfg.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from),
         "server.username" => {
             cfg.username = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty())
@@ -389,6 +390,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         listen: Vec::new(),
         modules: Vec::new(),
         pid_file: None,
+        control_socket: None,
         errorlog: None,
         username: None,
         groupname: None,

@@ -138,7 +138,11 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
 
     let exit = server.run().map_err(|e| format!("event loop: {}", e))?;
     ::log::info!("stopped ({:?})", exit);
-    drop(pid_file);
+    if exit == server::Exit::HandedOver {
+        // The pid file belongs to the new generation now. Checking its content before
+        // removing it would race with the new generation's rename, so leave it alone.
+        std::mem::forget(pid_file);
+    }
     Ok(0)
 }
 

@@ -236,6 +236,8 @@ pub enum Exit {
     Drained,
     /// SIGTERM or a second SIGINT.
     Immediate,
+    /// A new generation took over and this one drained.
+    HandedOver,
 }
 
 pub struct Server {
@@ -254,6 +256,8 @@ pub struct Server {
     max_conns: usize,
     last_scan: Instant,
     drain_deadline: Option<Instant>,
+    /// The drain was started by a completed reload.
+    handed_over: bool,
     scratch_keys: Vec<usize>,
     control: Option<ControlSocket>,
     reload: Option<Reload>,
@@ -335,6 +339,7 @@ impl Server {
             max_conns,
             last_scan: now,
             drain_deadline: None,
+            handed_over: false,
             scratch_keys: Vec::new(),
             control,
             reload: None,
@@ -422,7 +427,7 @@ impl Server {
 
             if self.ctx.drain_started.is_some() {
                 if self.conns.is_empty() {
-                    return Ok(Exit::Drained);
+                    return Ok(self.drained());
                 }
                 if self.drain_deadline.is_some_and(|d| self.ctx.now >= d) {
                     log::warn!(
@@ -430,9 +435,17 @@ impl Server {
                         self.conns.len()
                     );
                     self.close_all();
-                    return Ok(Exit::Drained);
+                    return Ok(self.drained());
                 }
             }
+        }
+    }
+
+    fn drained(&self) -> Exit {
+        if self.handed_over {
+            Exit::HandedOver
+        } else {
+            Exit::Drained
         }
     }
 
@@ -872,6 +885,7 @@ impl Server {
         // From the current main pid this is accepted even with NotifyAccess=main. No
         // STOPPING=1 here: the service is not stopping, only this process is.
         handover::notify(&format!("MAINPID={}\nREADY=1", pid));
+        self.handed_over = true;
         self.begin_drain();
     }
 

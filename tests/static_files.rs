@@ -1,0 +1,208 @@
+//! Serving files and directories: bytes, types, redirects, index files, listings, exclusions
+//! and symlinks.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::symlink;
+
+#[test]
+fn serves_a_large_file_byte_exact() {
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let s = builder().file("big.bin", &data).start();
+    let r = s.get("/big.bin");
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(data.len().to_string().as_str())
+    );
+    assert!(r.body == data, "body differs from the file");
+}
+
+#[test]
+fn empty_file() {
+    let s = builder().file("empty.txt", "").start();
+    let mut c = s.connect();
+    let r = c.get("/empty.txt");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.header("Content-Length"), Some("0"));
+    // The connection is still usable afterwards.
+    assert_eq!(c.get("/empty.txt").status, 200);
+}
+
+#[test]
+fn default_mime_types() {
+    let s = builder()
+        .file("a.html", "x")
+        .file("a.txt", "x")
+        .file("a.css", "x")
+        .file("a.png", "x")
+        .start();
+    for (path, want) in [
+        ("/a.html", "text/html"),
+        ("/a.txt", "text/plain"),
+        ("/a.css", "text/css"),
+        ("/a.png", "image/png"),
+    ] {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{}", r.describe());
+        let ct = r.header("Content-Type").unwrap_or("");
+        assert!(
+            ct.starts_with(want),
+            "{path}: Content-Type {ct:?}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn missing_file_is_404() {
+    let s = builder().file("a.txt", "x").start();
+    assert_eq!(s.get("/nope.txt").status, 404);
+    assert_eq!(s.get("/no/such/dir/file").status, 404);
+}
+
+#[test]
+fn percent_encoded_names() {
+    let s = builder().file("a b.txt", "with a space").start();
+    let r = s.get("/a%20b.txt");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "with a space"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn directory_without_slash_redirects_keeping_the_query() {
+    let s = builder().file("sub/index.html", "sub index").start();
+    let r = s.get("/sub?a=1&b=2");
+    assert_eq!(r.status, 301, "{}", r.describe());
+    let loc = r
+        .header("Location")
+        .unwrap_or_else(|| panic!("no Location\n{}", r.describe()));
+    assert!(loc.ends_with("/sub/?a=1&b=2"), "Location {loc:?}");
+    let r = s.get("/sub");
+    let loc = r.header("Location").unwrap_or("");
+    assert!(loc.ends_with("/sub/"), "Location {loc:?}");
+}
+
+#[test]
+fn index_files_in_configured_order() {
+    let s = builder()
+        .file("d1/index.html", "d1 index.html")
+        .file("d2/index.html", "d2 index.html")
+        .file("d2/home.htm", "d2 home.htm")
+        .config("index-file.names = (\"home.htm\", \"index.html\")")
+        .start();
+    let r = s.get("/d1/");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "d1 index.html"),
+        "{}",
+        r.describe()
+    );
+    let r = s.get("/d2/");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "d2 home.htm"),
+        "{}",
+        r.describe()
+    );
+    assert!(r
+        .header("Content-Type")
+        .is_some_and(|c| c.starts_with("text/html")));
+}
+
+#[test]
+fn default_index_file_is_index_html() {
+    let s = builder().file("index.html", "root index").start();
+    let r = s.get("/");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "root index"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn directory_listing_escapes_names() {
+    let s = builder()
+        .file("list/<b>&x.txt", "x")
+        .file("list/plain.txt", "x")
+        .file("list/subdir/inner.txt", "x")
+        .config("dir-listing.activate = \"enable\"")
+        .start();
+    let r = s.get("/list/");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(
+        r.header("Content-Type")
+            .is_some_and(|c| c.starts_with("text/html")),
+        "{}",
+        r.describe()
+    );
+    let body = r.text();
+    assert!(body.contains("plain.txt"), "{body}");
+    assert!(body.contains("subdir"), "{body}");
+    assert!(
+        body.contains("&lt;b&gt;&amp;x.txt"),
+        "the name should be HTML-escaped\n{body}"
+    );
+    assert!(
+        !body.contains("<b>&x.txt"),
+        "the raw name must not appear\n{body}"
+    );
+}
+
+#[test]
+fn directory_without_index_or_listing_is_refused() {
+    let s = builder().file("noindex/file.txt", "x").start();
+    let r = s.get("/noindex/");
+    assert_ne!(r.status, 200, "{}", r.describe());
+    assert!((400..500).contains(&r.status), "{}", r.describe());
+    assert!(!r.text().contains("file.txt"), "{}", r.describe());
+}
+
+#[test]
+fn excluded_extensions_are_403() {
+    let s = builder()
+        .file("script.php", "<?php secret(); ?>")
+        .file("ok.txt", "fine")
+        .config("static-file.exclude-extensions = (\".php\", \".pl\")")
+        .start();
+    let r = s.get("/script.php");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert!(!r.text().contains("secret()"));
+    assert_eq!(s.get("/ok.txt").status, 200);
+}
+
+fn symlink_server(follow: &str) -> Server {
+    let b = builder().file("plain.txt", "plain");
+    let outside = b.dir().join("outside.txt");
+    write_file(&outside, "OUTSIDE-CONTENT");
+    symlink(&outside, b.docroot().join("link.txt")).unwrap();
+    b.config(&format!("server.follow-symlink = \"{follow}\""))
+        .start()
+}
+
+#[test]
+fn symlink_out_of_docroot_refused_when_disabled() {
+    let s = symlink_server("disable");
+    let r = s.get("/link.txt");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert!(!r.text().contains("OUTSIDE-CONTENT"));
+    assert_eq!(s.get("/plain.txt").status, 200);
+}
+
+#[test]
+fn symlink_followed_when_enabled() {
+    let s = symlink_server("enable");
+    let r = s.get("/link.txt");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "OUTSIDE-CONTENT"),
+        "{}",
+        r.describe()
+    );
+}

@@ -67,8 +67,14 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
         return Ok(0);
     }
     if opts.print {
-        print!("{}", cfg);
-        return Ok(0);
+        use std::io::Write;
+        // A closed pipe (`lightd -p | head`) is the reader's choice, not an error.
+        return match write!(std::io::stdout(), "{}", cfg) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(format!("printing the config: {}", e))
+            }
+            _ => Ok(0),
+        };
     }
 
     // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
@@ -82,13 +88,13 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
     }
     // Resolve users before anything irreversible, so a typo fails before a takeover.
     let creds = process::Creds::resolve(cfg.username.as_deref(), cfg.groupname.as_deref())?;
+    if let Some(p) = &cfg.errorlog {
+        log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
+    }
     let (listeners, takeover) = acquire(&cfg)?;
     // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
     let bound: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local).collect();
     cfg.resolve_ephemeral_ports(&bound);
-    if let Some(p) = &cfg.errorlog {
-        log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
-    }
     let control = match cfg.control_path() {
         Some(p) => {
             Some(handover::ControlSocket::bind(&p).map_err(|e| format!("control socket: {}", e))?)
@@ -106,8 +112,14 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
     let mut server = server::Server::new(cfg, listeners, control, reexec)
         .map_err(|e| format!("starting the server: {}", e))?;
 
-    // This process can serve now. Tell the generation before us, which starts draining, and
-    // take charge: pid file, control socket, notification.
+    // This process can serve now. Tell systemd first, so that it knows the new main pid before
+    // the old one exits; then the generation before us, which starts draining; then take
+    // charge: pid file, control socket.
+    if new_generation {
+        handover::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    } else {
+        handover::notify("READY=1");
+    }
     if let Some(t) = takeover {
         let from = t.from_pid;
         if let Err(e) = t.ready() {
@@ -128,11 +140,6 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
     creds.apply()?;
     for a in server.local_addrs() {
         ::log::info!("listening on {}", a);
-    }
-    if new_generation {
-        handover::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
-    } else {
-        handover::notify("READY=1");
     }
     ready.done();
 

@@ -138,6 +138,23 @@ impl Conn {
         self.phase == Phase::Head && self.rlen == 0 && self.head.is_none()
     }
 
+    /// Since when this connection has held a slot without giving us a complete request head:
+    /// a partial head, or nothing at all on a new connection. None for connections doing useful
+    /// work or idling between requests. At the connection limit the oldest such connection is
+    /// closed to make room, so slow clients cannot lock everyone else out.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        if self.phase != Phase::Head || self.head.is_some() {
+            return None;
+        }
+        if self.rlen > 0 {
+            self.head_start
+        } else if self.requests == 0 {
+            Some(self.last_io)
+        } else {
+            None
+        }
+    }
+
     /// When the current phase times out. `drain` is when a graceful stop began.
     pub fn deadline(&self, ctx: &Ctx) -> Instant {
         let cfg = &ctx.cfg;

@@ -52,6 +52,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// again, instead of spinning on a listener that stays ready.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// A connection must have stalled this long before it is evicted to make room at the limit.
+const EVICT_AFTER: Duration = Duration::from_secs(1);
+
 /// Connections accepted from one listener per turn, so a flood cannot starve existing ones.
 const ACCEPTS_PER_TURN: usize = 256;
 
@@ -253,6 +256,10 @@ pub struct Server {
     /// will say so).
     accept_pending: bool,
     accept_retry_at: Option<Instant>,
+    /// An accept error was logged and nothing has been accepted since: log it once, not on
+    /// every retry.
+    accept_error_logged: bool,
+    last_evict_scan: Option<Instant>,
     max_conns: usize,
     last_scan: Instant,
     drain_deadline: Option<Instant>,
@@ -336,6 +343,8 @@ impl Server {
             pending_spare: Vec::new(),
             accept_pending: true,
             accept_retry_at: None,
+            accept_error_logged: false,
+            last_evict_scan: None,
             max_conns,
             last_scan: now,
             drain_deadline: None,
@@ -506,7 +515,7 @@ impl Server {
         for i in 0..self.listeners.len() {
             let mut accepted = 0;
             loop {
-                if !self.can_accept() {
+                if !self.can_accept() && !self.evict_stalled() {
                     // Stay pending: close() sets it again when a slot frees.
                     return;
                 }
@@ -527,6 +536,7 @@ impl Server {
                             continue;
                         }
                         entry.insert(Conn::new(sock, peer, i, self.ctx.now));
+                        self.accept_error_logged = false;
                         accepted += 1;
                         if accepted >= ACCEPTS_PER_TURN {
                             // Come back next turn; the listener is still ready.
@@ -539,7 +549,10 @@ impl Server {
                     Err(e) => match e.raw_os_error() {
                         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
                         | Some(libc::ENOMEM) => {
-                            log::warn!("accept: {} (retrying when a connection closes)", e);
+                            if !self.accept_error_logged {
+                                log::warn!("accept: {} (retrying when a connection closes)", e);
+                                self.accept_error_logged = true;
+                            }
                             self.accept_retry_at = Some(self.ctx.now + ACCEPT_BACKOFF);
                             return;
                         }
@@ -551,6 +564,38 @@ impl Server {
         }
         self.accept_pending = false;
         self.accept_retry_at = None;
+    }
+
+    /// At the connection limit: close the connection that has stalled longest without sending
+    /// a complete request head, if any has for at least EVICT_AFTER. Returns whether a slot
+    /// was freed.
+    fn evict_stalled(&mut self) -> bool {
+        // The scan is O(connections): at a busy limit, run it at most once per tick.
+        if self.ctx.drain_started.is_some()
+            || self
+                .last_evict_scan
+                .is_some_and(|t| self.ctx.now.duration_since(t) < TICK)
+        {
+            return false;
+        }
+        self.last_evict_scan = Some(self.ctx.now);
+        let limit = self.ctx.now.checked_sub(EVICT_AFTER);
+        let victim = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| c.stalled_since().map(|t| (t, k)))
+            .filter(|(t, _)| limit.is_some_and(|l| *t <= l))
+            .min();
+        match victim {
+            Some((_, k)) => {
+                log::debug!("connection limit reached: closing a stalled connection");
+                self.close(k);
+                // Another stalled one may be closed at once for the next newcomer.
+                self.last_evict_scan = None;
+                true
+            }
+            None => false,
+        }
     }
 
     fn pending_accept_later(&mut self) {

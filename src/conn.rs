@@ -463,8 +463,18 @@ impl Conn {
         self.body = BodyState::None;
         let conf = Rc::clone(&ctx.base);
         let date = ctx.date;
-        let head_only = self.head_only && self.head.is_some();
+        let rlen = self.rlen;
         let bufs = self.bufs.get_or_insert_with(|| ctx.take_bufs());
+        // HEAD never carries a body, not even on an error: when the head did not parse, the
+        // method still shows at the start of the request line.
+        let head_only = match self.head {
+            Some(_) => self.head_only,
+            None => {
+                let raw = &bufs.rbuf[..rlen];
+                let start = raw.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+                start.is_some_and(|i| raw[i..].starts_with(b"HEAD "))
+            }
+        };
         let mut reply = Reply {
             wbuf: &mut bufs.wbuf,
             segs: &mut bufs.segs,

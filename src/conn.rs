@@ -28,6 +28,11 @@ use crate::server::{Bufs, Ctx};
 /// How long a closing connection waits for the client to close its side.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// After its first server.max-read-idle seconds, a request body must have averaged at least
+/// this many bytes per second, so a client trickling a body cannot hold a slot indefinitely
+/// while never going idle long enough to trip the idle deadline.
+pub const MIN_BODY_RATE: u64 = 512;
+
 /// How many requests one connection may serve per turn of the loop before others get a turn.
 const REQUESTS_PER_TURN: u32 = 16;
 
@@ -181,7 +186,12 @@ impl Conn {
                     None => d,
                 }
             }
-            Phase::Body => self.last_io + cfg.max_read_idle,
+            Phase::Body => {
+                let rate = self.req_start
+                    + cfg.max_read_idle
+                    + std::time::Duration::from_secs(self.body_seen / MIN_BODY_RATE);
+                (self.last_io + cfg.max_read_idle).min(rate)
+            }
             Phase::Write => self.last_io + cfg.max_write_idle,
             Phase::Linger => self.linger_start.unwrap_or(self.last_io) + LINGER,
         }

@@ -440,10 +440,18 @@ impl Builder {
 
     /// Spawn `lightd ARGS -f CONFIG` and return at once, without waiting for anything.
     pub fn spawn(self, args: &[&str]) -> Server {
+        self.spawn_with(args, |_| {})
+    }
+
+    /// Like `spawn`, letting the test adjust the command first (a `pre_exec` hook that lowers
+    /// a resource limit, say) before the process exists.
+    pub fn spawn_with(self, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Server {
         let cfg = self.write_config();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-f", cfg.to_str().unwrap()]);
-        let mut child = self.command(&all).spawn().expect("spawn lightd");
+        let mut cmd = self.command(&all);
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn lightd");
         let stdout = Capture::spawn(child.stdout.take().unwrap());
         let stderr = Capture::spawn(child.stderr.take().unwrap());
         Server {
@@ -462,6 +470,13 @@ impl Builder {
     /// Start `lightd -D -f CONFIG` and wait until every listener is up.
     pub fn start(self) -> Server {
         let mut server = self.spawn(&["-D"]);
+        server.wait_listening();
+        server
+    }
+
+    /// `start`, with the command adjusted first as in `spawn_with`.
+    pub fn start_with(self, tweak: impl FnOnce(&mut Command)) -> Server {
+        let mut server = self.spawn_with(&["-D"], tweak);
         server.wait_listening();
         server
     }
@@ -1123,6 +1138,27 @@ pub fn rss_kb(pid: i32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// How many descriptors a process has open, from /proc: how tests see connections (and the
+/// files being sent on them) held or released inside the server.
+pub fn open_fds(pid: i32) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// CPU time a process has used so far (user plus system), from /proc/PID/stat.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // utime and stime are fields 14 and 15; counting starts after the parenthesised command
+    // name (which may contain spaces), where field 3 (the state) begins.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some(Duration::from_millis((utime + stime) * 1000 / hz))
 }
 
 /// Read `path` line by line until one satisfies `pred`; None at the deadline.

@@ -188,6 +188,20 @@ pub fn takeover(path: &Path) -> io::Result<Option<Takeover>> {
         }
         Err(e) => return Err(e),
     };
+    // Only root or our own user may hand us sockets: a control socket in a directory others
+    // can write must not let them inject listeners.
+    // SAFETY: plain system call.
+    let me = unsafe { libc::geteuid() };
+    let uid = peer_uid(&stream);
+    if uid != Some(0) && uid != Some(me) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the control socket belongs to uid {:?}, not root or us",
+                uid
+            ),
+        ));
+    }
     stream.set_read_timeout(Some(TAKEOVER_TIMEOUT))?;
     stream.set_write_timeout(Some(TAKEOVER_TIMEOUT))?;
     (&stream).write_all(b"TAKEOVER 1\n")?;
@@ -241,12 +255,19 @@ pub fn takeover(path: &Path) -> io::Result<Option<Takeover>> {
 }
 
 impl Takeover {
-    /// Tell the old instance that this process is serving; it starts draining.
+    /// Tell the old instance that this process is serving, and wait for it to acknowledge:
+    /// without the acknowledgement it may have given up on us and kept serving, and two
+    /// generations would then share the port for good.
     pub fn ready(mut self) -> io::Result<()> {
         writeln!(self.stream, "READY {}", std::process::id())?;
-        // Wait for the old instance to acknowledge, so the caller knows it heard us.
-        let mut ack = [0u8; 8];
-        let _ = self.stream.read(&mut ack);
+        let mut ack = [0u8; 3];
+        self.stream.read_exact(&mut ack)?;
+        if &ack != b"OK\n" {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the running instance did not acknowledge",
+            ));
+        }
         Ok(())
     }
 }
@@ -259,6 +280,8 @@ pub struct ControlSocket {
     tmp: Option<PathBuf>,
     /// (device, inode) of the socket file, to remove it at exit only if it is still ours.
     id: (u64, u64),
+    /// After a handover the path belongs to the new generation.
+    disarmed: bool,
 }
 
 impl ControlSocket {
@@ -284,6 +307,7 @@ impl ControlSocket {
             path: path.to_path_buf(),
             tmp: Some(tmp),
             id: (meta.dev(), meta.ino()),
+            disarmed: false,
         })
     }
 
@@ -295,13 +319,18 @@ impl ControlSocket {
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Never remove the socket file: a new generation owns the path now, and checking the
+    /// inode before unlinking would race with its rename.
+    pub fn disarm(&mut self) {
+        self.disarmed = true;
     }
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
+        if self.disarmed {
+            return;
+        }
         let p = self.tmp.as_deref().unwrap_or(&self.path);
         if let Ok(m) = std::fs::metadata(p) {
             if (m.dev(), m.ino()) == self.id {

@@ -39,10 +39,13 @@ pub struct Options {
 /// Start lightd as the options say. Returns the exit code, or an error message to print once.
 pub fn run(opts: &Options) -> Result<i32, String> {
     log::init();
+    // Claim inherited descriptors first: until they are close-on-exec, any command we run
+    // (include_shell) would inherit the listening sockets.
+    let inherited = handover::take_inherited();
     // A generation started by SIGUSR1 reports back through this pipe, success or failure, so
     // the running one can log why a reload failed.
     let mut parent = handover::take_ready_fd();
-    let res = start(opts, &mut parent);
+    let res = start(opts, inherited, &mut parent);
     if let (Err(e), Some(p)) = (&res, parent.as_mut()) {
         use std::io::Write;
         let _ = writeln!(p, "ERROR {}", e);
@@ -50,7 +53,11 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     res
 }
 
-fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, String> {
+fn start(
+    opts: &Options,
+    inherited: Vec<handover::Handed>,
+    parent: &mut Option<std::fs::File>,
+) -> Result<i32, String> {
     let path = opts
         .config
         .as_deref()
@@ -91,7 +98,7 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
     if let Some(p) = &cfg.errorlog {
         log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
     }
-    let (listeners, takeover) = acquire(&cfg)?;
+    let (listeners, takeover) = acquire(&cfg, inherited)?;
     // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
     let bound: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local).collect();
     cfg.resolve_ephemeral_ports(&bound);
@@ -112,31 +119,41 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
     let mut server = server::Server::new(cfg, listeners, control, reexec)
         .map_err(|e| format!("starting the server: {}", e))?;
 
-    // This process can serve now. Tell systemd first, so that it knows the new main pid before
-    // the old one exits; then the generation before us, which starts draining; then take
-    // charge: pid file, control socket.
+    // Everything that can fail happens before we tell the generation before us that we are
+    // ready, so that a failure leaves it serving: after READY only renames in directories we
+    // have just written to, and the privilege drop resolved above, remain.
+    let pending_pid = match &pid_path {
+        Some(p) => Some(process::PidFile::prepare(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if let Some(t) = takeover {
+        let from = t.from_pid;
+        t.ready()
+            .map_err(|e| format!("telling pid {} that we are ready: {}", from, e))?;
+    }
+    if let Some(mut p) = parent.take() {
+        use std::io::Write;
+        // If the parent is gone it cannot drain either; serving is still right.
+        let _ = p.write_all(b"READY\n");
+    }
     if new_generation {
         handover::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
     } else {
         handover::notify("READY=1");
     }
-    if let Some(t) = takeover {
-        let from = t.from_pid;
-        if let Err(e) = t.ready() {
-            ::log::warn!("telling pid {} that we are ready: {}", from, e);
+    // From here on this process is in charge: a failure is logged, never fatal, because the
+    // old generation is already draining.
+    let pid_file = match pending_pid.map(|p| p.commit()) {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            ::log::error!("{}", e);
+            None
         }
-    }
-    if let Some(mut p) = parent.take() {
-        use std::io::Write;
-        let _ = p.write_all(b"READY\n");
-    }
-    let pid_file = match &pid_path {
-        Some(p) => Some(process::PidFile::write(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    server
-        .publish_control()
-        .map_err(|e| format!("control socket: {}", e))?;
+    if let Err(e) = server.publish_control() {
+        ::log::error!("control socket: {}", e);
+    }
     creds.apply()?;
     for a in server.local_addrs() {
         ::log::info!("listening on {}", a);
@@ -157,8 +174,8 @@ fn start(opts: &Options, parent: &mut Option<std::fs::File>) -> Result<i32, Stri
 /// over from the running instance, or bound afresh.
 fn acquire(
     cfg: &config::Config,
+    mut handed: Vec<handover::Handed>,
 ) -> Result<(Vec<listener::Listener>, Option<handover::Takeover>), String> {
-    let mut handed = handover::take_inherited();
     let mut takeover = None;
     if !handed.is_empty() {
         ::log::info!("inherited {} listening socket(s)", handed.len());
@@ -173,8 +190,17 @@ fn acquire(
                 handed = std::mem::take(&mut t.listeners);
                 takeover = Some(t);
             }
+            // Nothing is running there: bind afresh.
             Ok(None) => {}
-            Err(e) => ::log::warn!("takeover through {}: {}; binding afresh", path.display(), e),
+            // Something is running but would not hand over (a reload already under way, a
+            // hung instance): binding beside it would leave two servers on the port.
+            Err(e) => {
+                return Err(format!(
+                    "taking over from the running instance through {}: {}",
+                    path.display(),
+                    e
+                ))
+            }
         }
     }
     let mut out = Vec::with_capacity(cfg.listen.len());
@@ -186,7 +212,7 @@ fn acquire(
         let l = match pos {
             Some(i) => {
                 let h = handed.swap_remove(i);
-                listener::Listener::from_fd(h.fd, spec.addr)
+                listener::Listener::from_fd(h.fd)
                     .map_err(|e| format!("{}: adopting {}: {}", spec.loc, h.addr, e))?
             }
             None => {

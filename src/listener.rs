@@ -10,11 +10,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// The kernel accept queue length we ask for (the kernel caps it at net.core.somaxconn).
 const BACKLOG: i32 = 1024;
 
-/// One listening socket and the configured address it serves.
+/// One listening socket.
 pub struct Listener {
     pub sock: mio::net::TcpListener,
-    /// The address as configured (port 0 stays 0), for matching `$SERVER["socket"]`.
-    pub configured: SocketAddr,
     /// The address actually bound (the real port when configured with port 0).
     pub local: SocketAddr,
 }
@@ -36,12 +34,12 @@ impl Listener {
         let sock = new_socket(addr, true)?;
         sock.bind(&addr.into())?;
         sock.listen(BACKLOG)?;
-        Ok((Self::adopt(sock, addr)?, overlap))
+        Ok((Self::adopt(sock)?, overlap))
     }
 
     /// Take ownership of an already listening socket (inherited or handed over).
-    pub fn from_fd(fd: OwnedFd, configured: SocketAddr) -> io::Result<Listener> {
-        Self::adopt(Socket::from(fd), configured)
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+        Self::adopt(Socket::from(fd))
     }
 
     /// The descriptor, to hand over to a new generation.
@@ -49,7 +47,7 @@ impl Listener {
         self.sock.as_raw_fd()
     }
 
-    fn adopt(sock: Socket, configured: SocketAddr) -> io::Result<Listener> {
+    fn adopt(sock: Socket) -> io::Result<Listener> {
         sock.set_nonblocking(true)?;
         let local = sock
             .local_addr()?
@@ -59,7 +57,6 @@ impl Listener {
         let std_listener = unsafe { std::net::TcpListener::from_raw_fd(sock.into_raw_fd()) };
         Ok(Listener {
             sock: mio::net::TcpListener::from_std(std_listener),
-            configured,
             local,
         })
     }

@@ -126,17 +126,32 @@ pub struct PidFile {
     path: PathBuf,
 }
 
+/// A pid file written under a temporary name, not yet renamed into place. Writing it early
+/// (while still privileged, before telling an old generation we are ready) means the only step
+/// left after that is a rename in the same directory.
+pub struct PendingPidFile {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+}
+
 impl PidFile {
-    pub fn write(path: &Path) -> io::Result<PidFile> {
+    pub fn prepare(path: &Path) -> io::Result<PendingPidFile> {
+        use std::os::unix::fs::OpenOptionsExt;
         let pid = std::process::id();
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".{}.tmp", pid));
         let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
         let res = (|| {
-            let mut f = File::create(&tmp)?;
+            // create_new and O_NOFOLLOW: never write through a planted file or symlink.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
             writeln!(f, "{}", pid)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
+            f.sync_all()
         })();
         if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
@@ -145,9 +160,36 @@ impl PidFile {
                 format!("pid file {}: {}", path.display(), e),
             ));
         }
-        Ok(PidFile {
+        Ok(PendingPidFile {
             path: path.to_path_buf(),
+            tmp: Some(tmp),
         })
+    }
+}
+
+impl PendingPidFile {
+    /// Put the pid file in place.
+    pub fn commit(mut self) -> io::Result<PidFile> {
+        if let Some(tmp) = self.tmp.take() {
+            if let Err(e) = std::fs::rename(&tmp, &self.path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("pid file {}: {}", self.path.display(), e),
+                ));
+            }
+        }
+        Ok(PidFile {
+            path: self.path.clone(),
+        })
+    }
+}
+
+impl Drop for PendingPidFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 

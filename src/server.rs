@@ -259,6 +259,8 @@ pub struct Server {
     /// An accept error was logged and nothing has been accepted since: log it once, not on
     /// every retry.
     accept_error_logged: bool,
+    /// The listener the next accept turn starts with.
+    accept_from: usize,
     last_evict_scan: Option<Instant>,
     max_conns: usize,
     last_scan: Instant,
@@ -310,11 +312,14 @@ impl Server {
             max_request_line: max_head - 1,
             max_headers: MAX_HEADERS,
         };
-        let mut max_conns = cfg.max_connections.max(1);
-        if let Some(fds) = cfg.max_fds {
-            // Keep a few descriptors for listeners, logs and the files being served.
-            max_conns = max_conns.min((fds as usize / 2).max(1));
-        }
+        // Each connection may hold a socket and an open file; keep some descriptors for the
+        // listeners, logs, the poll and signal descriptors, and the control socket.
+        let fds = cfg.max_fds.unwrap_or_else(nofile_limit) as usize;
+        let reserve = 16 + 2 * ls.len();
+        let max_conns = cfg
+            .max_connections
+            .max(1)
+            .min((fds.saturating_sub(reserve) / 2).max(1));
         let now = Instant::now();
         let listener_addrs = ls.iter().flatten().map(|l| l.local).collect();
         let base = Rc::new(cfg.base.clone());
@@ -344,6 +349,7 @@ impl Server {
             accept_pending: true,
             accept_retry_at: None,
             accept_error_logged: false,
+            accept_from: 0,
             last_evict_scan: None,
             max_conns,
             last_scan: now,
@@ -512,7 +518,10 @@ impl Server {
     }
 
     fn accept(&mut self) {
-        for i in 0..self.listeners.len() {
+        let n = self.listeners.len();
+        // Start where the last turn stopped, so a flood on one listener cannot starve others.
+        let from = self.accept_from;
+        for i in (0..n).map(|j| (from + j) % n) {
             let mut accepted = 0;
             loop {
                 if !self.can_accept() && !self.evict_stalled() {
@@ -540,7 +549,8 @@ impl Server {
                         accepted += 1;
                         if accepted >= ACCEPTS_PER_TURN {
                             // Come back next turn; the listener is still ready.
-                            self.pending_accept_later();
+                            self.accept_pending = true;
+                            self.accept_from = (i + 1) % self.listeners.len();
                             return;
                         }
                     }
@@ -598,10 +608,6 @@ impl Server {
         }
     }
 
-    fn pending_accept_later(&mut self) {
-        self.accept_pending = true;
-    }
-
     /// Returns Some when the loop must end at once.
     fn on_signals(&mut self) -> Option<Exit> {
         let sigs: Vec<i32> = self.signals.pending().collect();
@@ -614,10 +620,15 @@ impl Server {
                 libc::SIGUSR1 => self.start_reexec(),
                 libc::SIGINT => {
                     log::info!("second SIGINT: stopping now");
+                    self.abandon_reload("this instance is stopping");
                     return Some(Exit::Immediate);
                 }
                 libc::SIGTERM => {
                     log::info!("SIGTERM: stopping now");
+                    handover::notify("STOPPING=1");
+                    // A generation still starting would outlive us and keep serving after a
+                    // stop: end it too.
+                    self.abandon_reload("this instance is stopping");
                     return Some(Exit::Immediate);
                 }
                 libc::SIGHUP => {
@@ -648,11 +659,14 @@ impl Server {
         self.ctx.drain_started = Some(self.ctx.now);
         // Nobody can take over from a stopping instance. Dropping the socket removes its file
         // only if it is still ours (a new generation may have replaced it).
-        if let Some(c) = self.control.take() {
+        if let Some(mut c) = self.control.take() {
             let _ = self
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&c.listener.as_raw_fd()));
+            if self.handed_over {
+                c.disarm();
+            }
         }
         self.abandon_reload("this instance is stopping");
         let t = self.ctx.cfg.graceful_shutdown_timeout;
@@ -746,8 +760,9 @@ impl Server {
 
     /// A process connected to the control socket: a new generation asking for the listeners.
     fn on_control_accept(&mut self) {
-        // Bounded: one takeover at a time, extra callers are refused at once.
-        for _ in 0..16 {
+        // Edge-triggered: accept until WouldBlock, or a queued caller would wait for its
+        // timeout. Bounded all the same; one takeover at a time, extra callers are refused.
+        for _ in 0..4096 {
             let Some(c) = self.control.as_ref() else {
                 return;
             };
@@ -936,21 +951,11 @@ impl Server {
 
     /// The reload did not happen: keep serving, say why, clean up the attempt.
     fn abandon_reload(&mut self, why: &str) {
-        let Some(r) = self.reload.take() else { return };
-        match r {
-            Reload::Child { child, .. } => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&child.ready.as_raw_fd()));
-                self.kill_child(child.pid);
-            }
-            Reload::Takeover { conn, .. } => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&conn.as_raw_fd()));
-            }
+        let Some(child) = self.drop_reload_source() else {
+            return;
+        };
+        if let Some(pid) = child {
+            self.kill_child(pid);
         }
         if self.ctx.drain_started.is_none() {
             log::error!("reload failed: {}; still serving", why);
@@ -958,22 +963,16 @@ impl Server {
         }
     }
 
-    fn drop_reload_source(&mut self) {
-        match self.reload.take() {
-            Some(Reload::Child { child, .. }) => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&child.ready.as_raw_fd()));
-            }
-            Some(Reload::Takeover { conn, .. }) => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&conn.as_raw_fd()));
-            }
-            None => {}
-        }
+    /// End the reload's conversation. None if there was no reload; otherwise the pid of the
+    /// child generation, if we started one.
+    fn drop_reload_source(&mut self) -> Option<Option<u32>> {
+        let (fd, pid) = match self.reload.as_ref()? {
+            Reload::Child { child, .. } => (child.ready.as_raw_fd(), Some(child.pid)),
+            Reload::Takeover { conn, .. } => (conn.as_raw_fd(), None),
+        };
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        self.reload = None;
+        Some(pid)
     }
 
     /// End a generation we started that will not take over, and remember to reap it.
@@ -1004,4 +1003,20 @@ impl Server {
             r == 0
         });
     }
+}
+
+/// The soft RLIMIT_NOFILE in force.
+fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    // rlim_t is 32 bits on some embedded targets.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = lim.rlim_cur as u64;
+    cur
 }

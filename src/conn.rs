@@ -25,8 +25,12 @@ use crate::http::{path, HttpError};
 use crate::log::Piece;
 use crate::server::{Bufs, Ctx};
 
-/// How long a closing connection waits for the client to close its side.
+/// How long a closing connection waits, without hearing from the client, for it to close its
+/// side.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The most time a closing connection spends discarding what a client keeps sending.
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// After its first server.max-read-idle seconds, a request body must have averaged at least
 /// this many bytes per second, so a client trickling a body cannot hold a slot indefinitely
@@ -193,7 +197,9 @@ impl Conn {
                 (self.last_io + cfg.max_read_idle).min(rate)
             }
             Phase::Write => self.last_io + cfg.max_write_idle,
-            Phase::Linger => self.linger_start.unwrap_or(self.last_io) + LINGER,
+            Phase::Linger => {
+                (self.last_io + LINGER).min(self.linger_start.unwrap_or(self.last_io) + LINGER_MAX)
+            }
         }
     }
 
@@ -220,7 +226,7 @@ impl Conn {
                 Phase::Head => self.step_head(ctx, &mut served),
                 Phase::Body => self.step_body(ctx),
                 Phase::Write => self.step_write(ctx),
-                Phase::Linger => self.step_linger(),
+                Phase::Linger => self.step_linger(ctx.now),
             };
             match step {
                 Step::Again => {
@@ -234,6 +240,7 @@ impl Conn {
                     }
                     return Drive::Wait;
                 }
+                Step::Yield => return Drive::Yield,
                 Step::Close => return Drive::Close,
             }
         }
@@ -475,6 +482,7 @@ impl Conn {
         let date = ctx.date;
         let rlen = self.rlen;
         let bufs = self.bufs.get_or_insert_with(|| ctx.take_bufs());
+        queue_interim_rest(bufs, &mut self.wpos);
         // HEAD never carries a body, not even on an error: when the head did not parse, the
         // method still shows at the start of the request line.
         let head_only = match self.head {
@@ -520,6 +528,7 @@ impl Conn {
             None => ctx.take_bufs(),
         };
         let b = &mut *bufs;
+        queue_interim_rest(b, &mut self.wpos);
 
         // Normalise the path first: conditions on $HTTP["url"] see the normalised path.
         let raw_path = head.path.get(&b.rbuf[..rlen]);
@@ -688,13 +697,13 @@ impl Conn {
         self.release(ctx);
     }
 
-    fn step_linger(&mut self) -> Step {
+    fn step_linger(&mut self, now: Instant) -> Step {
         let mut scratch = [0u8; 4096];
-        // Bounded: the deadline ends a client that keeps sending.
+        // Bounded per turn; LINGER_MAX ends a client that keeps sending.
         for _ in 0..64 {
             match (&self.sock).read(&mut scratch) {
                 Ok(0) => return Step::Close,
-                Ok(_) => {}
+                Ok(_) => self.last_io = now,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -703,7 +712,8 @@ impl Conn {
                 Err(_) => return Step::Close,
             }
         }
-        Step::Wait
+        // More may be queued and no new edge will say so: come back after the others.
+        Step::Yield
     }
 
     fn log_access(&mut self, ctx: &mut Ctx) {
@@ -799,6 +809,15 @@ impl Conn {
     }
 }
 
+/// A 100 Continue that went out only in part must finish before the final response: queue the
+/// rest of it as the first segment.
+fn queue_interim_rest(b: &mut Bufs, wpos: &mut usize) {
+    if *wpos < b.wbuf.len() {
+        b.segs.push_back(Seg::Mem(*wpos, b.wbuf.len()));
+    }
+    *wpos = 0;
+}
+
 /// Copy client bytes into a log line with quotes, backslashes and non-printables escaped, so
 /// a client cannot forge log lines.
 fn escape_into(out: &mut Vec<u8>, v: &[u8]) {
@@ -819,6 +838,8 @@ fn escape_into(out: &mut Vec<u8>, v: &[u8]) {
 enum Step {
     Again,
     Wait,
+    /// Still ready, but others should have a turn first.
+    Yield,
     Close,
 }
 

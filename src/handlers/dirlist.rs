@@ -41,7 +41,12 @@ pub fn serve(req: &Request, reply: &mut Reply) {
             continue;
         }
         let Ok(meta) = ent.metadata() else { continue };
-        // Symlinks are listed as what they point to, when that can be reached.
+        // Symlinks are listed as what they point to, when that can be reached; with
+        // server.follow-symlink disabled they could not be fetched, so they are not listed
+        // (and their targets are not described).
+        if meta.file_type().is_symlink() && !req.conf.follow_symlink {
+            continue;
+        }
         let meta = if meta.file_type().is_symlink() {
             match std::fs::metadata(ent.path()) {
                 Ok(m) => m,

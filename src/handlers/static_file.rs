@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{Reply, Request, Seg};
 use crate::config::mime_lookup;
 use crate::http::request::Method;
-use crate::http::{date, range, response};
+use crate::http::{date, range, response, util};
 
 /// Bodies up to this size are read into the write buffer and go out with the headers in one
 /// write; larger ones are sent with sendfile.
@@ -42,7 +42,7 @@ pub fn serve(req: &Request, reply: &mut Reply) {
         }
     }
 
-    let file = match File::open(&*reply.fs_path) {
+    let file = match open_nonblocking(reply.fs_path) {
         Ok(f) => f,
         Err(e) => return reply.error(io_status(&e), tag),
     };
@@ -61,20 +61,19 @@ pub fn serve(req: &Request, reply: &mut Reply) {
 fn serve_dir(req: &Request, reply: &mut Reply) {
     let tag = req.conf.server_tag.as_str();
     if !req.path.ends_with('/') {
-        // Redirect to "dir/", built from the path as the client sent it so its encoding and
-        // the query string survive.
-        let buf = req.buf;
+        // Redirect to "dir/", built from the normalised path with each segment encoded again:
+        // the raw path could start with "//host", which a browser would take for another site.
         reply.scratch.clear();
-        reply
-            .scratch
-            .push_str(&String::from_utf8_lossy(req.head.path.get(buf)));
-        if reply.scratch.is_empty() {
+        for seg in req.path.split('/').filter(|s| !s.is_empty()) {
             reply.scratch.push('/');
+            util::url_encode_segment(seg, reply.scratch);
         }
         reply.scratch.push('/');
         if let Some(q) = req.head.query {
             reply.scratch.push('?');
-            reply.scratch.push_str(&String::from_utf8_lossy(q.get(buf)));
+            reply
+                .scratch
+                .push_str(&String::from_utf8_lossy(q.get(req.buf)));
         }
         let location = std::mem::take(reply.scratch);
         reply.error_with(301, tag, Some(("Location", location.as_bytes())));
@@ -94,7 +93,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             .as_mut_os_string()
             .push(std::ffi::OsStr::new(name));
         let opened = if req.conf.follow_symlink || !is_symlink(reply.fs_path) {
-            File::open(&*reply.fs_path).ok()
+            open_nonblocking(reply.fs_path).ok()
         } else {
             None
         };
@@ -120,6 +119,17 @@ fn truncate_path(reply: &mut Reply, len: usize) {
     let mut bytes = std::mem::take(reply.fs_path).into_os_string().into_vec();
     bytes.truncate(len);
     *reply.fs_path = std::ffi::OsString::from_vec(bytes).into();
+}
+
+/// Open for reading without blocking: opening a FIFO (or a device) with a plain open waits for
+/// a writer and would freeze the whole loop. Anything but a regular file or directory is
+/// refused after the open, from its metadata.
+fn open_nonblocking(p: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(p)
 }
 
 fn is_symlink(p: &Path) -> bool {

@@ -78,6 +78,8 @@ pub struct Conn {
     rlen: usize,
     readable: bool,
     writable: bool,
+    /// The peer's FIN was reported: the end of stream must be read, no new edge will come.
+    read_closed: bool,
     /// New bytes arrived (or were left over) since the last parse attempt.
     parse_pending: bool,
     head: Option<Head>,
@@ -111,6 +113,7 @@ impl Conn {
             rlen: 0,
             readable: true,
             writable: true,
+            read_closed: false,
             parse_pending: false,
             head: None,
             body: BodyState::None,
@@ -136,9 +139,10 @@ impl Conn {
     }
 
     /// Record the readiness an event reported.
-    pub fn ready(&mut self, readable: bool, writable: bool) {
+    pub fn ready(&mut self, readable: bool, writable: bool, read_closed: bool) {
         self.readable |= readable;
         self.writable |= writable;
+        self.read_closed |= read_closed;
     }
 
     /// Idle: between requests with nothing buffered, so closing it loses nothing the client
@@ -269,9 +273,19 @@ impl Conn {
                 "read buffer full",
             ));
         }
+        let want = room.len();
         loop {
             match (&self.sock).read(room) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    // A short read emptied the socket: anything arriving later raises a new
+                    // edge, so the read that would only say WouldBlock can be skipped. Not
+                    // after a FIN, which raised its edge already and is seen only by reading.
+                    if n > 0 && n < want && !self.read_closed {
+                        self.readable = false;
+                    }
+                    return Ok(n);
+                }
                 r => return r,
             }
         }
@@ -500,6 +514,8 @@ impl Conn {
             fs_path: &mut bufs.fs_path,
             ranges: &mut bufs.ranges,
             scratch: &mut bufs.scratch,
+            cache: &mut ctx.cache,
+            now: ctx.now_secs,
             date: &date,
             persist: Persist::Close,
             head_only,
@@ -563,6 +579,8 @@ impl Conn {
             fs_path: &mut b.fs_path,
             ranges: &mut b.ranges,
             scratch: &mut b.scratch,
+            cache: &mut ctx.cache,
+            now: ctx.now_secs,
             date: &date,
             persist: self.persist,
             head_only: self.head_only,

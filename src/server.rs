@@ -96,6 +96,9 @@ pub struct Ctx {
     date_secs: u64,
     pub drain_started: Option<Instant>,
     pub limits: Limits,
+    pub cache: crate::handlers::cache::FileCache,
+    /// The current second (wall clock), as the Date header shows it.
+    pub now_secs: u64,
     accesslogs: Vec<AccessLog>,
     /// The bound address per listener index.
     listener_addrs: Vec<SocketAddr>,
@@ -161,6 +164,7 @@ impl Ctx {
     fn refresh_clock(&mut self) {
         self.now = Instant::now();
         let secs = crate::log::now_secs();
+        self.now_secs = secs;
         if secs != self.date_secs {
             self.date_secs = secs;
             crate::http::date::format(secs, &mut self.date);
@@ -334,6 +338,8 @@ impl Server {
             date_secs: 0,
             drain_started: None,
             limits,
+            cache: Default::default(),
+            now_secs: 0,
             accesslogs,
             listener_addrs,
         };
@@ -407,7 +413,7 @@ impl Server {
                         let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                         // An event for a connection already closed this turn is stale.
                         if let Some(c) = self.conns.get_mut(k) {
-                            c.ready(readable, writable);
+                            c.ready(readable, writable, ev.is_read_closed() || ev.is_error());
                             self.drive(k);
                         }
                     }

@@ -5,6 +5,7 @@
 //! pipes, proxy sockets) will return a pending state and be resumed by the connection when
 //! their descriptor becomes ready; static files never wait.
 
+pub mod cache;
 pub mod dirlist;
 pub mod static_file;
 
@@ -60,6 +61,10 @@ pub struct Reply<'a> {
     pub fs_path: &'a mut PathBuf,
     pub ranges: &'a mut Vec<(u64, u64)>,
     pub scratch: &'a mut String,
+    /// Small files kept in memory.
+    pub cache: &'a mut cache::FileCache,
+    /// The current second, for cache revalidation.
+    pub now: u64,
     pub date: &'a [u8; 29],
     pub persist: Persist,
     /// HEAD: headers as for GET, no body.

@@ -4,9 +4,11 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::rc::Rc;
 
+use super::cache::FileInfo;
 use super::{Reply, Request, Seg};
 use crate::config::mime_lookup;
 use crate::http::request::Method;
@@ -41,6 +43,12 @@ pub fn serve(req: &Request, reply: &mut Reply) {
             return reply.error(status, tag);
         }
     }
+    if excluded(req, req.path) {
+        return reply.error(403, tag);
+    }
+    if let Some((info, body)) = cached(req, reply) {
+        return serve_file(req, reply, Source::Mem(body), &info, req.path);
+    }
 
     let file = match open_nonblocking(reply.fs_path) {
         Ok(f) => f,
@@ -55,7 +63,54 @@ pub fn serve(req: &Request, reply: &mut Reply) {
         drop(file);
         return serve_dir(req, reply);
     }
-    serve_file(req, reply, file, &meta, req.path);
+    if !meta.is_file() {
+        return reply.error(403, tag);
+    }
+    let (src, info) = load(req, reply, file, &meta);
+    serve_file(req, reply, src, &info, req.path);
+}
+
+/// Where a response body comes from.
+enum Source {
+    /// An open file, sent with sendfile (or read into the buffer when small).
+    File(File),
+    /// Cached content.
+    Mem(Rc<[u8]>),
+}
+
+/// The file at `reply.fs_path` from the cache. The cache is bypassed when symlinks must not be
+/// followed, since that is checked per request.
+fn cached(req: &Request, reply: &mut Reply) -> Option<(FileInfo, Rc<[u8]>)> {
+    if !req.conf.follow_symlink {
+        return None;
+    }
+    reply.cache.get(reply.fs_path, reply.now)
+}
+
+/// Describe an opened regular file, caching it when small.
+fn load(
+    req: &Request,
+    reply: &mut Reply,
+    file: File,
+    meta: &std::fs::Metadata,
+) -> (Source, FileInfo) {
+    let info = FileInfo::new(meta);
+    if req.conf.follow_symlink {
+        if let Some(body) = reply
+            .cache
+            .insert(reply.fs_path, &file, meta, &info, reply.now)
+        {
+            return (Source::Mem(body), info);
+        }
+    }
+    (Source::File(file), info)
+}
+
+fn excluded(req: &Request, name: &str) -> bool {
+    req.conf
+        .exclude_extensions
+        .iter()
+        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_str()))
 }
 
 fn serve_dir(req: &Request, reply: &mut Reply) {
@@ -83,7 +138,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
 
     let dir_len = reply.fs_path.as_os_str().len();
     for name in &req.conf.index_files {
-        if name.contains('/') {
+        if name.contains('/') || excluded(req, name) {
             // lighttpd allows "/index.php"-style names that point elsewhere; lightd only
             // looks inside the directory itself.
             continue;
@@ -92,19 +147,24 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             .fs_path
             .as_mut_os_string()
             .push(std::ffi::OsStr::new(name));
+        if let Some((info, body)) = cached(req, reply) {
+            truncate_path(reply, dir_len);
+            return serve_file(req, reply, Source::Mem(body), &info, name);
+        }
         let opened = if req.conf.follow_symlink || !is_symlink(reply.fs_path) {
-            open_nonblocking(reply.fs_path).ok()
+            open_nonblocking(reply.fs_path)
+                .ok()
+                .and_then(|f| f.metadata().ok().map(|m| (f, m)))
+                .filter(|(_, m)| m.is_file())
         } else {
             None
         };
-        truncate_path(reply, dir_len);
-        if let Some(file) = opened {
-            if let Ok(meta) = file.metadata() {
-                if meta.is_file() {
-                    return serve_file(req, reply, file, &meta, name);
-                }
-            }
+        if let Some((file, meta)) = opened {
+            let (src, info) = load(req, reply, file, &meta);
+            truncate_path(reply, dir_len);
+            return serve_file(req, reply, src, &info, name);
         }
+        truncate_path(reply, dir_len);
     }
 
     if req.conf.dir_listing {
@@ -167,53 +227,24 @@ fn io_status(e: &io::Error) -> u16 {
     }
 }
 
-/// A strong validator from what changes when the file changes.
-fn write_etag(out: &mut [u8; 64], meta: &std::fs::Metadata) -> usize {
-    let mut cur = io::Cursor::new(&mut out[..]);
-    let _ = write!(
-        cur,
-        "\"{:x}-{:x}-{:x}\"",
-        meta.ino(),
-        meta.size(),
-        meta.mtime() as u64
-    );
-    cur.position() as usize
-}
-
 /// If-None-Match: does any listed tag match ours by weak comparison (RFC 9110 §13.1.2)?
 fn none_match(value: &[u8], etag: &[u8]) -> bool {
-    let bare = |t: &[u8]| {
-        t.strip_prefix(b"W/")
-            .map(|s| s.to_vec())
-            .unwrap_or(t.to_vec())
-    };
+    fn bare(t: &[u8]) -> &[u8] {
+        t.strip_prefix(b"W/").unwrap_or(t)
+    }
     value.split(|b| *b == b',').any(|t| {
         let t = t.trim_ascii();
         t == b"*" || (!t.is_empty() && bare(t) == bare(etag))
     })
 }
 
-fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Metadata, name: &str) {
+/// Answer with a regular file's content: validators, conditional requests and ranges.
+fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, name: &str) {
     let tag = req.conf.server_tag.as_str();
-    if !meta.is_file() {
-        return reply.error(403, tag);
-    }
-    if req
-        .conf
-        .exclude_extensions
-        .iter()
-        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_str()))
-    {
-        return reply.error(403, tag);
-    }
-
-    let len = meta.size();
-    let mtime = meta.mtime().max(0) as u64;
-    let mut etag_buf = [0u8; 64];
-    let etag_len = write_etag(&mut etag_buf, meta);
-    let etag = &etag_buf[..etag_len];
-    let mut lm = [0u8; 29];
-    date::format(mtime, &mut lm);
+    let len = info.len;
+    let mtime = info.mtime;
+    let etag = info.etag();
+    let lm = &info.last_modified;
     let get_like = matches!(req.head.method, Method::Get | Method::Head);
 
     // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
@@ -231,7 +262,7 @@ fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Meta
         let from = reply.wbuf.len();
         reply.start(304, tag);
         response::header(reply.wbuf, "ETag", etag);
-        response::header(reply.wbuf, "Last-Modified", &lm);
+        response::header(reply.wbuf, "Last-Modified", lm);
         reply.end_head(None);
         return reply.push_mem(from);
     }
@@ -267,10 +298,10 @@ fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Meta
         range::RangeOutcome::Ranges if reply.ranges.len() == 1 => {
             let (a, b) = reply.ranges[0];
             reply.start(206, tag);
-            common_file_headers(reply, req, ctype, etag, &lm);
+            common_file_headers(reply, req, ctype, etag, lm);
             let _ = write!(reply.wbuf, "Content-Range: bytes {}-{}/{}\r\n", a, b, len);
             reply.end_head(Some(b - a + 1));
-            queue_body(reply, from, file, a, b - a + 1);
+            queue_body(reply, from, src, a, b - a + 1);
         }
         range::RangeOutcome::Ranges => {
             reply.start(206, tag);
@@ -280,7 +311,7 @@ fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Meta
                 total += part_header_len(ctype, a, b, len) + (b - a + 1);
             }
             total += 2 + 2 + BOUNDARY.len() as u64 + 4; // "\r\n--" BOUNDARY "--\r\n"
-            common_file_headers(reply, req, ctype, etag, &lm);
+            common_file_headers(reply, req, ctype, etag, lm);
             let _ = write!(
                 reply.wbuf,
                 "Content-Type: multipart/byteranges; boundary={}\r\n",
@@ -295,24 +326,35 @@ fn serve_file(req: &Request, reply: &mut Reply, file: File, meta: &std::fs::Meta
                 let (a, b) = reply.ranges[i];
                 let start = reply.wbuf.len();
                 write_part_header(reply.wbuf, ctype, a, b, len);
-                reply.push_mem(start);
-                reply.segs.push_back(Seg::File {
-                    offset: a,
-                    len: b - a + 1,
-                });
+                match &src {
+                    // Cached content is small: copy the part in with its header.
+                    Source::Mem(body) => {
+                        reply.wbuf.extend_from_slice(&body[a as usize..=b as usize]);
+                        reply.push_mem(start);
+                    }
+                    Source::File(_) => {
+                        reply.push_mem(start);
+                        reply.segs.push_back(Seg::File {
+                            offset: a,
+                            len: b - a + 1,
+                        });
+                    }
+                }
             }
             let start = reply.wbuf.len();
             let _ = write!(reply.wbuf, "\r\n--{}--\r\n", BOUNDARY);
             reply.push_mem(start);
             reply.body_len = total;
-            *reply.file = Some(file);
+            if let Source::File(file) = src {
+                *reply.file = Some(file);
+            }
         }
         range::RangeOutcome::Ignore => {
             reply.start(200, tag);
             response::header(reply.wbuf, "Content-Type", ctype.as_bytes());
-            common_file_headers(reply, req, "", etag, &lm);
+            common_file_headers(reply, req, "", etag, lm);
             reply.end_head(Some(len));
-            queue_body(reply, from, file, 0, len);
+            queue_body(reply, from, src, 0, len);
         }
     }
 }
@@ -344,13 +386,21 @@ fn part_header_len(ctype: &str, a: u64, b: u64, len: u64) -> u64 {
     v.len() as u64
 }
 
-/// Queue `len` bytes of `file` from `offset` after the head written since `from`: small bodies
-/// are read into the buffer so head and body leave in one write.
-fn queue_body(reply: &mut Reply, from: usize, file: File, offset: u64, len: u64) {
+/// Queue `len` bytes of the body from `offset` after the head written since `from`: small
+/// bodies are copied or read into the buffer so head and body leave in one write.
+fn queue_body(reply: &mut Reply, from: usize, src: Source, offset: u64, len: u64) {
     if reply.head_only || len == 0 {
         return reply.push_mem(from);
     }
     reply.body_len = len;
+    let file = match src {
+        Source::Mem(body) => {
+            let end = (offset + len) as usize;
+            reply.wbuf.extend_from_slice(&body[offset as usize..end]);
+            return reply.push_mem(from);
+        }
+        Source::File(file) => file,
+    };
     if len <= SMALL_BODY {
         let start = reply.wbuf.len();
         reply.wbuf.resize(start + len as usize, 0);

@@ -1,0 +1,215 @@
+//! A small in-memory cache of small static files, revalidated with one `stat` per file per
+//! second (as lighttpd's stat cache does), so a hot small file costs no open, fstat, read or
+//! close per request.
+//!
+//! Bounded in entries and bytes; when full, the least recently checked entry is dropped.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::rc::Rc;
+
+/// Files up to this size are cached (the same bound as an in-buffer response body).
+pub const MAX_FILE: u64 = 16 * 1024;
+/// The most bytes of file content kept.
+const MAX_BYTES: usize = 2 * 1024 * 1024;
+/// The most files kept.
+const MAX_ENTRIES: usize = 1024;
+
+/// What a response needs to know about a file, whether it came from the cache or the disk.
+#[derive(Clone)]
+pub struct FileInfo {
+    pub len: u64,
+    pub mtime: u64,
+    pub etag: [u8; 64],
+    pub etag_len: usize,
+    pub last_modified: [u8; 29],
+}
+
+impl FileInfo {
+    pub fn new(meta: &std::fs::Metadata) -> FileInfo {
+        let mtime = meta.mtime().max(0) as u64;
+        let mut etag = [0u8; 64];
+        let etag_len = {
+            let mut cur = io::Cursor::new(&mut etag[..]);
+            // A strong validator from what changes when the file changes.
+            let _ = write!(cur, "\"{:x}-{:x}-{:x}\"", meta.ino(), meta.size(), mtime);
+            cur.position() as usize
+        };
+        let mut last_modified = [0u8; 29];
+        crate::http::date::format(mtime, &mut last_modified);
+        FileInfo {
+            len: meta.size(),
+            mtime,
+            etag,
+            etag_len,
+            last_modified,
+        }
+    }
+
+    pub fn etag(&self) -> &[u8] {
+        &self.etag[..self.etag_len]
+    }
+}
+
+struct Entry {
+    info: FileInfo,
+    body: Rc<[u8]>,
+    /// Identity of the file when it was read, to notice replacement.
+    dev: u64,
+    ino: u64,
+    mtime_ns: i64,
+    /// The second in which the file was last confirmed unchanged.
+    checked: u64,
+}
+
+#[derive(Default)]
+pub struct FileCache {
+    map: HashMap<Box<[u8]>, Entry>,
+    bytes: usize,
+}
+
+fn same_file(e: &Entry, m: &std::fs::Metadata) -> bool {
+    e.dev == m.dev()
+        && e.ino == m.ino()
+        && e.info.len == m.size()
+        && e.mtime_ns == m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+impl FileCache {
+    /// The cached file at `path`, revalidated if it was last checked before `now` (seconds).
+    pub fn get(&mut self, path: &Path, now: u64) -> Option<(FileInfo, Rc<[u8]>)> {
+        let key = path.as_os_str().as_bytes();
+        let e = self.map.get_mut(key)?;
+        if e.checked != now {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() && same_file(e, &m) => e.checked = now,
+                _ => {
+                    self.remove(key);
+                    return None;
+                }
+            }
+        }
+        Some((e.info.clone(), Rc::clone(&e.body)))
+    }
+
+    /// Read `file` (already open, `meta` its metadata) into the cache if it is small enough.
+    /// Returns its content, or None if it is not cached (too big, or the read failed).
+    pub fn insert(
+        &mut self,
+        path: &Path,
+        file: &File,
+        meta: &std::fs::Metadata,
+        info: &FileInfo,
+        now: u64,
+    ) -> Option<Rc<[u8]>> {
+        if meta.size() > MAX_FILE {
+            return None;
+        }
+        let mut body = vec![0u8; meta.size() as usize];
+        file.read_exact_at(&mut body, 0).ok()?;
+        let body: Rc<[u8]> = body.into();
+        let key: Box<[u8]> = path.as_os_str().as_bytes().into();
+        self.remove(&key);
+        while self.map.len() >= MAX_ENTRIES || self.bytes + body.len() > MAX_BYTES {
+            if !self.evict_one() {
+                break;
+            }
+        }
+        self.bytes += body.len();
+        self.map.insert(
+            key,
+            Entry {
+                info: info.clone(),
+                body: Rc::clone(&body),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                checked: now,
+            },
+        );
+        Some(body)
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(e) = self.map.remove(key) {
+            self.bytes -= e.body.len();
+        }
+    }
+
+    /// Drop the entry checked longest ago. O(entries), and only when the cache is full.
+    fn evict_one(&mut self) -> bool {
+        let oldest = self
+            .map
+            .iter()
+            .min_by_key(|(_, e)| e.checked)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                self.remove(&k);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("lightd-cache-{}-{}", std::process::id(), name));
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn load(c: &mut FileCache, p: &Path, now: u64) -> Option<Rc<[u8]>> {
+        let f = File::open(p).unwrap();
+        let m = f.metadata().unwrap();
+        c.insert(p, &f, &m, &FileInfo::new(&m), now)
+    }
+
+    #[test]
+    fn hit_then_revalidate_on_change() {
+        let p = temp_file("a", b"one");
+        let mut c = FileCache::default();
+        assert!(c.get(&p, 10).is_none());
+        assert_eq!(&*load(&mut c, &p, 10).unwrap(), b"one");
+        assert_eq!(&*c.get(&p, 10).unwrap().1, b"one");
+        // Replaced on disk: the next second's stat notices (different size or inode).
+        let q = temp_file("a.new", b"three");
+        std::fs::rename(&q, &p).unwrap();
+        assert_eq!(&*c.get(&p, 10).unwrap().1, b"one", "within the same second");
+        assert!(
+            c.get(&p, 11).is_none(),
+            "a changed file must not be served from cache"
+        );
+        assert_eq!(c.bytes, 0);
+        std::fs::remove_file(&p).unwrap();
+        assert!(load(&mut c, &temp_file("b", b"x"), 12).is_some());
+    }
+
+    #[test]
+    fn big_files_are_not_cached_and_bytes_stay_bounded() {
+        let big = temp_file("big", &vec![7u8; MAX_FILE as usize + 1]);
+        let mut c = FileCache::default();
+        assert!(load(&mut c, &big, 1).is_none());
+        let small = temp_file("small", &vec![1u8; MAX_FILE as usize]);
+        for i in 0..(MAX_BYTES / MAX_FILE as usize + 10) {
+            // The same file under many names (symlinks would do too).
+            let link =
+                std::env::temp_dir().join(format!("lightd-cache-{}-link{}", std::process::id(), i));
+            let _ = std::fs::remove_file(&link);
+            std::fs::hard_link(&small, &link).unwrap();
+            load(&mut c, &link, i as u64).unwrap();
+            std::fs::remove_file(&link).unwrap();
+            assert!(c.bytes <= MAX_BYTES && c.map.len() <= MAX_ENTRIES);
+        }
+        std::fs::remove_file(&big).unwrap();
+        std::fs::remove_file(&small).unwrap();
+    }
+}

@@ -1,7 +1,8 @@
 //! Zero-downtime reload, end to end: each way of starting a new generation (the rc script,
 //! SIGUSR1, a takeover started by hand, systemd socket activation) under continuous load with
 //! every response checked byte for byte, and the ways a reload can go wrong (a broken config,
-//! a burst of signals, a client that never reads, the sd_notify protocol).
+//! a burst of signals, a client that never reads, the sd_notify protocol, a stop while a new
+//! generation is starting, a takeover that cannot complete).
 
 mod common;
 mod reload_util;
@@ -10,6 +11,7 @@ use std::ffi::CString;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
@@ -562,4 +564,142 @@ fn sd_notify_sequence_across_reloads() {
         "no STOPPING=1 from the last generation on SIGINT: {:?}",
         &notify.notes()[mark..]
     );
+}
+
+/// SIGTERM means stop now, also in the middle of a SIGUSR1 reload: the generation still
+/// starting must end too. Left alone it finished loading its config after its parent had
+/// gone, and then served on the inherited socket after the service was stopped.
+#[test]
+fn sigterm_during_a_reload_ends_the_starting_generation() {
+    // Loading this config takes 3 s, so a new generation is still starting (running the
+    // shell) when SIGTERM comes; its `sh -c` is a grandchild, not a generation.
+    let mut site = Site::new("reload-sigterm", GRACE, "include_shell \"sleep 3\"");
+    let old = site.start_first();
+    let addr = site.addr();
+    let port = addr.port();
+
+    send_signal(old, libc::SIGUSR1);
+    let mut starting = Vec::new();
+    let spawned = wait_until(Duration::from_secs(10), || {
+        starting = lightd_children(old);
+        !starting.is_empty()
+    });
+    assert!(
+        spawned,
+        "SIGUSR1 started no new generation\n{}",
+        site.dump()
+    );
+    assert_eq!(starting.len(), 1, "children of {old}: {starting:?}");
+    let new = starting[0];
+    site.track(new);
+
+    let t0 = Instant::now();
+    send_signal(old, libc::SIGTERM);
+    assert!(
+        site.wait_gone(old, Duration::from_secs(5)).is_some(),
+        "generation {old} still running 5 s after SIGTERM (stop now)\n{}",
+        site.dump()
+    );
+    // A zombie counts as gone: once the old generation exits, nothing may reap its child.
+    let ended = wait_until(Duration::from_secs(6), || !common::pid_alive(new));
+    assert!(
+        ended,
+        "the starting generation {new} still runs {:?} after its parent {old} got SIGTERM\n{}",
+        t0.elapsed(),
+        site.dump()
+    );
+    assert!(
+        !listening_lines(&site.log()).iter().any(|(p, _)| *p == new),
+        "the starting generation {new} got as far as listening\n{}",
+        site.dump()
+    );
+    assert!(
+        common::wait_refused(addr, Duration::from_secs(5)),
+        "{addr} still accepts connections after SIGTERM; listening sockets: {:?}\n{}",
+        listen_inodes(port),
+        site.dump()
+    );
+    assert_eq!(
+        procs_with_arg(&site.conf()),
+        Vec::<i32>::new(),
+        "processes running this config after SIGTERM"
+    );
+}
+
+/// A new instance that finds one running but cannot take over from it (here: a takeover is
+/// already under way) must fail start-up. It used to warn and bind a second SO_REUSEPORT
+/// socket beside the running one, leaving two servers sharing the port for good.
+#[test]
+fn takeover_that_cannot_complete_fails_instead_of_binding_beside() {
+    let mut site = Site::new("reload-refused", GRACE, "");
+    let first = site.start_first();
+    let ctl = site.control_socket();
+    assert!(
+        wait_until(Duration::from_secs(10), || ctl.exists()),
+        "no control socket at {}\n{}",
+        ctl.display(),
+        site.dump()
+    );
+
+    // A connection that never says a word: the running instance takes it for a takeover
+    // under way (its accept queue is FIFO, so it sees this one first) and refuses others.
+    let silent =
+        UnixStream::connect(&ctl).unwrap_or_else(|e| panic!("connect {}: {e}", ctl.display()));
+
+    // Well within the takeover client's own 10 s timeout: the refusal is immediate.
+    let second = site.lightd(&["-D", "-f", &site.conf_str()]);
+    let out = site
+        .run_within(second, Duration::from_secs(8))
+        .unwrap_or_else(|out| {
+            panic!(
+                "a second lightd still ran 8 s after it found generation {first} busy with a \
+             takeover (serving beside it?); output:\n{}\n{}",
+                out.text,
+                site.dump()
+            )
+        });
+    assert!(
+        !out.status.success(),
+        "a second lightd started beside the running one: {:?}\n{}",
+        out.status,
+        out.text
+    );
+    let lower = out.text.to_lowercase();
+    assert!(
+        lower.contains("takeover") || lower.contains("taking over"),
+        "the second lightd's error does not mention the takeover:\n{}",
+        out.text
+    );
+    // One socket on the port, the first generation's; nobody else runs this config.
+    site.check_listener(first);
+    assert_eq!(
+        procs_with_arg(&site.conf()),
+        vec![first],
+        "processes running this config after the failed start"
+    );
+    site.check_serves();
+
+    // Once the silent caller hangs up, the running instance gives up on it ...
+    let logged = site.errorlog_text().len();
+    drop(silent);
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        site.errorlog_text()
+            .get(logged..)
+            .is_some_and(|t| t.contains("reload failed"))
+    });
+    assert!(
+        gave_up,
+        "generation {first} did not notice the silent caller leave\n{}",
+        site.dump()
+    );
+    // ... and the next takeover goes through as usual.
+    let third = site.lightd(&["-D", "-f", &site.conf_str()]);
+    let third = site.spawn(third);
+    let new = site.finish_reload(first);
+    assert_eq!(
+        new, third,
+        "the generation in charge is not the third lightd"
+    );
+    site.check_serves();
+    site.stop(new, true);
 }

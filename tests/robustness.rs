@@ -1,11 +1,13 @@
 //! Misbehaving and numerous clients: idle and trickling connections are timed out, the
 //! connection limit queues instead of refusing, a client that never reads or resets hurts no
-//! one else, and every request is logged in Combined Log Format.
+//! one else, a client still uploading after its refusal gets a clean close, and every request
+//! is logged in Combined Log Format.
 
 mod common;
 
 use common::*;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -244,6 +246,80 @@ fn write_idle_timeout_drops_a_client_that_stops_reading() {
         got < data.len(),
         "the whole file arrived ({got} bytes): a write-idle client was not dropped"
     );
+}
+
+/// Write `total` bytes in 64 KiB chunks spread evenly over `over` (pacing, so the upload
+/// lasts that long whatever the machine's speed), then half-close. Returns the bytes written,
+/// how long that took, and the error that stopped the writes, if any.
+fn paced_upload(
+    mut s: TcpStream,
+    total: usize,
+    over: Duration,
+) -> (usize, Duration, Option<io::Error>) {
+    const CHUNK: usize = 64 << 10;
+    let chunk = vec![b'z'; CHUNK];
+    let n = total / CHUNK;
+    let start = Instant::now();
+    for i in 0..n {
+        let due = over.mul_f64(i as f64 / n as f64);
+        if let Some(ahead) = due.checked_sub(start.elapsed()) {
+            thread::sleep(ahead);
+        }
+        if let Err(e) = s.write_all(&chunk) {
+            return (i * CHUNK, start.elapsed(), Some(e));
+        }
+    }
+    let _ = s.shutdown(Shutdown::Write);
+    (n * CHUNK, start.elapsed(), None)
+}
+
+/// After refusing a body with 413 the server half-closes and discards what the client still
+/// sends, for as long as the client keeps sending (up to 30 s), not for a fixed 2 s: closing
+/// with unread bytes makes the kernel reset the connection, and a client still uploading
+/// then has its writes fail (EPIPE or ECONNRESET) instead of finishing and seeing a clean
+/// close. On Linux the 413 and the FIN arrive before that reset, so it is the upload that
+/// shows it.
+#[test]
+fn lingering_close_after_413_lasts_while_the_client_sends() {
+    const TOTAL: usize = 8 << 20;
+    // Twice the old fixed linger, well short of the 30 s cap.
+    const UPLOAD_FOR: Duration = Duration::from_secs(5);
+    let s = builder()
+        .file("index.html", "index")
+        .config("server.max-request-size = 1")
+        .start();
+    let mut c = s.connect();
+    c.send(b"POST /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000000\r\n\r\n");
+    let upload = c.stream.try_clone().expect("clone the socket");
+    let writer = thread::spawn(move || paced_upload(upload, TOTAL, UPLOAD_FOR));
+
+    let r = c
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("reading the 413 while uploading: {e}"));
+    assert_eq!(r.status, 413, "{}", r.describe());
+    assert!(r.has_close(), "{}", r.describe());
+
+    let (sent, took, err) = writer.join().expect("the upload thread panicked");
+    assert!(
+        err.is_none(),
+        "the upload failed after {sent} of {TOTAL} bytes, {took:?} in: {:?} \
+         (the server stopped discarding and reset the connection)",
+        err
+    );
+    assert!(
+        took >= Duration::from_secs(4),
+        "the upload took only {took:?}; the test needs it to outlast the old 2 s linger"
+    );
+    // The upload is over and half-closed: the server closes cleanly.
+    match c.read_to_eof() {
+        Ok(rest) => assert!(
+            rest.is_empty(),
+            "{} bytes after the 413: {:?}",
+            rest.len(),
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) => panic!("after the 413 and the upload, no clean EOF: {e}"),
+    }
 }
 
 #[test]

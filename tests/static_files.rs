@@ -1,10 +1,14 @@
-//! Serving files and directories: bytes, types, redirects, index files, listings, exclusions
-//! and symlinks.
+//! Serving files and directories: bytes, types, redirects, index files, listings, exclusions,
+//! symlinks and files that are neither (FIFOs).
 
 mod common;
 
 use common::*;
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::time::Duration;
 
 #[test]
 fn serves_a_large_file_byte_exact() {
@@ -85,6 +89,43 @@ fn directory_without_slash_redirects_keeping_the_query() {
     let r = s.get("/sub");
     let loc = r.header("Location").unwrap_or("");
     assert!(loc.ends_with("/sub/"), "Location {loc:?}");
+}
+
+/// The redirect to "dir/" is built from the normalised path. Built from the raw one,
+/// `//evil.example/../sub` gave `Location: //evil.example/../sub/`, which a browser reads as
+/// another site (an open redirect).
+#[test]
+fn directory_redirect_stays_on_site() {
+    let s = builder()
+        .file("sub/index.html", "sub index")
+        .file("a b/index.html", "a b index")
+        .start();
+    for (path, want) in [
+        ("//evil.example/../sub", "/sub/"),
+        ("//evil.example/../sub?x=1", "/sub/?x=1"),
+        // Each segment is encoded again, and the query string is kept as sent.
+        ("/a%20b", "/a%20b/"),
+        ("/sub?x=1", "/sub/?x=1"),
+    ] {
+        let r = s.get(path);
+        assert_eq!(r.status, 301, "GET {path}\n{}", r.describe());
+        let loc = r
+            .header("Location")
+            .unwrap_or_else(|| panic!("GET {path}: no Location\n{}", r.describe()));
+        assert!(
+            loc.starts_with('/') && !loc.starts_with("//"),
+            "GET {path}: Location {loc:?} points off-site"
+        );
+        assert_eq!(loc, want, "GET {path}: Location");
+    }
+    // Where the redirect points is served.
+    let r = s.get("/a%20b/");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "a b index"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
@@ -205,4 +246,102 @@ fn symlink_followed_when_enabled() {
         "{}",
         r.describe()
     );
+}
+
+/// A symlinked file and a symlinked directory in `list/`, both pointing out of the docroot,
+/// beside a plain file; the listing of `list/` with server.follow-symlink = `follow`.
+fn listing_with_symlinks(follow: &str) -> String {
+    let b = builder().file("list/plain.txt", "plain");
+    let outside = b.dir().join("outside.txt");
+    write_file(&outside, "OUTSIDE-CONTENT");
+    write_file(&b.dir().join("outside-dir/inner.txt"), "inner");
+    symlink(&outside, b.docroot().join("list/linked-file.txt")).unwrap();
+    symlink(
+        b.dir().join("outside-dir"),
+        b.docroot().join("list/linked-dir"),
+    )
+    .unwrap();
+    let s = b
+        .config("dir-listing.activate = \"enable\"")
+        .config(&format!("server.follow-symlink = \"{follow}\""))
+        .start();
+    let r = s.get("/list/");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let body = r.text();
+    assert!(
+        body.contains("plain.txt"),
+        "no plain.txt in the listing\n{body}"
+    );
+    body
+}
+
+/// With symlinks not followed, a listing must not offer them (they could not be fetched) nor
+/// describe their targets; it used to list them as what they point to.
+#[test]
+fn listing_leaves_out_symlinks_when_not_followed() {
+    let body = listing_with_symlinks("disable");
+    for name in ["linked-file", "linked-dir"] {
+        assert!(
+            !body.contains(name),
+            "{name} is listed with follow-symlink disabled\n{body}"
+        );
+    }
+}
+
+#[test]
+fn listing_shows_symlinks_when_followed() {
+    let body = listing_with_symlinks("enable");
+    for name in ["linked-file.txt", "linked-dir"] {
+        assert!(
+            body.contains(name),
+            "{name} is not listed with follow-symlink enabled\n{body}"
+        );
+    }
+}
+
+/// How long a request may take to be answered before the server counts as frozen: far more
+/// than a loaded machine needs for a small file, far less than the socket timeout.
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// A FIFO under the docroot is refused, and at once: a plain open() of a FIFO waits for a
+/// writer, which in a single-threaded server froze every connection, not just this one.
+#[test]
+fn fifo_is_refused_without_freezing_the_server() {
+    let b = builder().file("other.txt", "other file");
+    let fifo = b.docroot().join("fifo");
+    let c_path = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        fifo.display(),
+        io::Error::last_os_error()
+    );
+    let s = b.start();
+
+    // No writer ever opens the FIFO. Whichever request the server reaches first, a blocking
+    // open leaves one of them unanswered.
+    let mut at_fifo = s.connect();
+    at_fifo.set_read_timeout(PROMPT);
+    at_fifo.send(&get("/fifo"));
+    let mut other = s.connect();
+    other.set_read_timeout(PROMPT);
+    other.send(&get("/other.txt"));
+    let r = other.try_read_response(false).unwrap_or_else(|e| {
+        panic!("GET /other.txt beside GET /fifo: no answer within {PROMPT:?} ({e}): frozen")
+    });
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "other file"),
+        "{}",
+        r.describe()
+    );
+    let r = at_fifo
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("GET /fifo: no answer within {PROMPT:?} ({e})"));
+    assert_eq!(r.status, 403, "{}", r.describe());
+    // And the server carries on.
+    assert_eq!(s.get("/other.txt").status, 200);
 }

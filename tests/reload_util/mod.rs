@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -103,6 +104,53 @@ pub fn procs_with_arg(arg: &Path) -> Vec<i32> {
     }
     out.sort_unstable();
     out
+}
+
+/// Live `lightd` processes (not zombies) whose parent is `parent`: the generation a SIGUSR1
+/// started, found before it has loaded its config (so before it could be in a pid file or a
+/// log). A shell it runs for include_shell is its child, not `parent`'s, and is not lightd.
+pub fn lightd_children(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if parent_pid(pid) == Some(parent) && is_lightd(pid) && pid_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The parent pid, from /proc/PID/stat.
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID ...": the command name may hold spaces and parentheses, so count
+    // from the last ')'.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` runs the lightd under test: its executable, or failing that (the binary was
+/// rebuilt meanwhile) its argv[0].
+fn is_lightd(pid: i32) -> bool {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let bin = fs::canonicalize(BIN).ok();
+    if exe.is_some() && exe == bin {
+        return true;
+    }
+    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let argv0 = c.split(|b| *b == 0).next().unwrap_or(&[]);
+        Path::new(std::ffi::OsStr::from_bytes(argv0)).file_name()
+            == Some(std::ffi::OsStr::new("lightd"))
+    })
 }
 
 fn cmdline_has(pid: i32, arg: &[u8]) -> bool {
@@ -315,6 +363,10 @@ impl Site {
     pub fn errorlog(&self) -> PathBuf {
         self.dir().join("error.log")
     }
+    /// Where a generation listens for a takeover: beside the pid file.
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir().join("lightd.pid.sock")
+    }
     /// Where foreground generations (and their re-executed children) write stdout and stderr.
     pub fn stderr_file(&self) -> PathBuf {
         self.dir().join("stderr.log")
@@ -451,30 +503,43 @@ impl Site {
     }
 
     /// Run a command to completion (killed and reported at the deadline).
-    pub fn run(&mut self, mut cmd: Command) -> Outcome {
+    pub fn run(&mut self, cmd: Command) -> Outcome {
+        let what = format!("{cmd:?}");
+        self.run_within(cmd, CMD_TIMEOUT).unwrap_or_else(|out| {
+            panic!(
+                "{what} did not finish within {CMD_TIMEOUT:?}; output:\n{}",
+                out.text
+            )
+        })
+    }
+
+    /// `run` with a deadline of its own, for a command that must give up quickly: Err with
+    /// its output so far if it still ran at the deadline (it is killed then).
+    pub fn run_within(&mut self, mut cmd: Command, timeout: Duration) -> Result<Outcome, Outcome> {
         self.ncmd += 1;
         let path = self.dir().join(format!("cmd{}.out", self.ncmd));
         let f = File::create(&path).unwrap();
         cmd.stdout(f.try_clone().unwrap()).stderr(f);
         let mut child = cmd.spawn().expect("spawn command");
-        let deadline = Instant::now() + CMD_TIMEOUT;
-        let status = loop {
+        let deadline = Instant::now() + timeout;
+        let (status, finished) = loop {
             if let Ok(Some(st)) = child.try_wait() {
-                break st;
+                break (st, true);
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{cmd:?} did not finish within {CMD_TIMEOUT:?}; output:\n{}",
-                    fs::read_to_string(&path).unwrap_or_default()
-                );
+                break (child.wait().expect("wait for a killed command"), false);
             }
             thread::sleep(POLL);
         };
-        Outcome {
+        let out = Outcome {
             status,
             text: fs::read_to_string(&path).unwrap_or_default(),
+        };
+        if finished {
+            Ok(out)
+        } else {
+            Err(out)
         }
     }
 

@@ -12,43 +12,27 @@
 //! is reported and skipped; lightd failing to serve, or any wrk socket error or non-2xx/3xx
 //! response from lightd, makes the run exit non-zero after printing everything it measured.
 
+mod common;
+
+use common::{
+    allowed_cpus, command, env_number, file_size, find_program, free_port, pattern, pin_self,
+    quoted, run_wrk, stop_child, tail, version_of, wait_until, write_config, Capture, Load,
+    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
+    START_TIMEOUT, STOP_TIMEOUT,
+};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// cargo builds benches with the `bench` profile, which inherits `release`: this is
-/// target/release/lightd, checked and reported at start.
-const BIN: &str = env!("CARGO_BIN_EXE_lightd");
-
-/// How long a server may take to accept connections after it is spawned.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long one socket operation of ours may block before the measurement is abandoned.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a process gets to exit after SIGTERM/SIGINT before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long wrk may overrun its own duration (it waits for in-flight responses).
-const WRK_GRACE: Duration = Duration::from_secs(30);
-/// Poll interval for conditions that have no event to wait on (log lines, /proc, exits).
-const POLL: Duration = Duration::from_millis(20);
 /// Keep-alive requests sent under strace; enough that connection set-up is noise.
 const STRACE_REQUESTS: u32 = 2000;
-/// Identical keep-alive limits for every server. lighttpd stores the request count in 16
-/// bits, and its default (1000) would make wrk reconnect mid-run.
-const KEEP_ALIVE_REQUESTS: u32 = 65535;
-const KEEP_ALIVE_IDLE_SECS: u32 = 60;
 /// The largest response head our small client accepts.
 const MAX_HEAD: usize = 64 * 1024;
-/// Captured stderr beyond this is dropped (but still drained, so the child never blocks).
-const MAX_CAPTURE: usize = 1024 * 1024;
 
 const FILES: [(&str, usize); 3] = [
     ("1k.bin", 1024),
@@ -371,124 +355,6 @@ const WORKLOADS: [Workload; 4] = [
         close: false,
     },
 ];
-
-/// What one wrk run reported.
-struct Load {
-    requests: u64,
-    req_per_s: f64,
-    mib_per_s: f64,
-    latency_ms: f64,
-    /// connect, read, write, timeout: wrk prints the line only when one is non-zero.
-    socket_errors: [u64; 4],
-    non_2xx_3xx: u64,
-}
-
-impl Load {
-    fn errors_text(&self) -> String {
-        let [c, r, w, t] = self.socket_errors;
-        format!("{c}/{r}/{w}/{t}")
-    }
-}
-
-fn run_wrk(
-    wrk: &Path,
-    place: &Placement,
-    url: &str,
-    conns: u32,
-    secs: u64,
-    close: bool,
-) -> Result<Load, String> {
-    let mut cmd = command(wrk, place.client_cpu, place.taskset.as_deref());
-    cmd.arg("-t1")
-        .arg(format!("-c{conns}"))
-        .arg(format!("-d{secs}s"));
-    if close {
-        cmd.arg("-H").arg("Connection: close");
-    }
-    cmd.arg(url);
-    let out = run_bounded(cmd, Duration::from_secs(secs) + WRK_GRACE)?;
-    if !out.status.success() {
-        return Err(format!(
-            "wrk {}: {}{}",
-            out.status,
-            out.stderr.trim(),
-            out.stdout.trim()
-        ));
-    }
-    parse_wrk(&out.stdout).map_err(|e| format!("{e} in wrk's output:\n{}", out.stdout))
-}
-
-fn parse_wrk(text: &str) -> Result<Load, String> {
-    let mut load = Load {
-        requests: 0,
-        req_per_s: f64::NAN,
-        mib_per_s: f64::NAN,
-        latency_ms: f64::NAN,
-        socket_errors: [0; 4],
-        non_2xx_3xx: 0,
-    };
-    for line in text.lines() {
-        let line = line.trim();
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
-            load.req_per_s = v.trim().parse().map_err(|_| "bad Requests/sec")?;
-        } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
-            load.mib_per_s = parse_bytes(v.trim()).ok_or("bad Transfer/sec")? / MIB;
-        } else if fields.first() == Some(&"Latency") && fields.len() > 1 {
-            load.latency_ms = parse_duration_ms(fields[1]).ok_or("bad Latency")?;
-        } else if line.contains(" requests in ") {
-            load.requests = fields
-                .first()
-                .and_then(|n| n.parse().ok())
-                .ok_or("bad request count")?;
-        } else if let Some(v) = line.strip_prefix("Socket errors:") {
-            // "connect 0, read 0, write 0, timeout 0"
-            for (i, part) in v.split(',').take(4).enumerate() {
-                load.socket_errors[i] = part
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse().ok())
-                    .ok_or("bad Socket errors")?;
-            }
-        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            load.non_2xx_3xx = v.trim().parse().map_err(|_| "bad Non-2xx count")?;
-        }
-    }
-    if load.req_per_s.is_nan() || load.mib_per_s.is_nan() {
-        return Err("no Requests/sec or Transfer/sec".to_string());
-    }
-    Ok(load)
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// wrk's sizes: a number and a binary unit, "512.00B", "176.11MB".
-fn parse_bytes(s: &str) -> Option<f64> {
-    let s = s.strip_suffix('B')?;
-    let (num, mult) = match s.chars().last()? {
-        'K' => (&s[..s.len() - 1], 1024.0),
-        'M' => (&s[..s.len() - 1], MIB),
-        'G' => (&s[..s.len() - 1], MIB * 1024.0),
-        'T' => (&s[..s.len() - 1], MIB * MIB),
-        _ => (s, 1.0),
-    };
-    num.parse::<f64>().ok().map(|n| n * mult)
-}
-
-/// wrk's durations: "291.98us", "1.51ms", "2.00s", "1.00m", "1.00h".
-fn parse_duration_ms(s: &str) -> Option<f64> {
-    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
-    let n: f64 = s[..split].parse().ok()?;
-    let ms = match &s[split..] {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        "h" => n * 3_600_000.0,
-        _ => return None,
-    };
-    Some(ms)
-}
 
 fn print_load(
     cols: &Columns,
@@ -1064,25 +930,6 @@ fn listening_port(log: &str) -> Option<u16> {
     Some(addr.port())
 }
 
-/// A port nobody listens on right now: bind port 0, read the port, release it. Another process
-/// could take it before the server binds; the server then fails to start and says so.
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
-}
-
-/// A path as a double-quoted config string (the lighttpd and nginx rules agree on `\"`, `\\`).
-fn quoted(p: &Path) -> String {
-    let s = p.to_string_lossy();
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn write_config(path: &Path, text: &str) -> Result<(), String> {
-    fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
-}
-
 /// GET every test file on one keep-alive connection: the server works, and keeps connections.
 fn check_serves(server: &Server, scratch: &mut [u8]) -> Result<(), String> {
     let mut conn = connect(server.addr())?;
@@ -1179,181 +1026,6 @@ fn read_some(conn: &mut TcpStream, buf: &mut [u8]) -> Result<usize, String> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes: placement, bounded runs, stopping
-// ---------------------------------------------------------------------------------------------
-
-/// Which CPU servers and wrk run on, and how they are pinned.
-struct Placement {
-    server_cpu: Option<usize>,
-    client_cpu: Option<usize>,
-    taskset: Option<PathBuf>,
-}
-
-/// The CPUs this process may run on (cgroups and taskset can make it fewer than nproc).
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain bits; sched_getaffinity writes at most `size` bytes into it
-    // and CPU_ISSET only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
-/// Run this process (and the children it spawns unpinned) on `cpu`; best effort.
-fn pin_self(cpu: usize) {
-    // SAFETY: plain bits, only read by the kernel.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// A command for `program` pinned to `cpu` (through taskset when installed, else
-/// sched_setaffinity in the child), killed by the kernel if the bench dies first so an
-/// interrupted run leaves no server holding a port and a CPU.
-fn command(program: &Path, cpu: Option<usize>, taskset: Option<&Path>) -> Command {
-    let mut cmd = match (cpu, taskset) {
-        (Some(c), Some(ts)) => {
-            let mut cmd = Command::new(ts);
-            cmd.arg("-c").arg(c.to_string()).arg(program);
-            cmd
-        }
-        _ => Command::new(program),
-    };
-    let affinity = if taskset.is_none() { cpu } else { None };
-    // SAFETY: plain bits, filled before the fork so the child only makes syscalls.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if let Some(c) = affinity {
-            libc::CPU_SET(c, &mut set);
-        }
-        set
-    };
-    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe syscalls
-    // on memory it owns (a copy of `set`).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if affinity.is_some()
-                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Signal `child` (ours, not yet reaped, so its pid cannot have been reused), wait up to
-/// `grace`, then SIGKILL. Returns whether it exited before the SIGKILL.
-fn stop_child(child: &mut Child, signal: libc::c_int, grace: Duration) -> bool {
-    if let Ok(Some(_)) = child.try_wait() {
-        return true;
-    }
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) touches no memory of ours.
-        unsafe { libc::kill(pid, signal) };
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return true,
-            Ok(None) => thread::sleep(POLL),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
-}
-
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `cmd` to completion, killing it at `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Finished, String> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
-    let out = child
-        .stdout
-        .take()
-        .map_or_else(Capture::empty, Capture::spawn);
-    let err = child
-        .stderr
-        .take()
-        .map_or_else(Capture::empty, Capture::spawn);
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-            Ok(None) => {
-                stop_child(&mut child, libc::SIGTERM, STOP_TIMEOUT);
-                return Err(format!("still running after {timeout:?}; stopped"));
-            }
-            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
-        }
-    };
-    // The pipes close at exit unless a grandchild inherited them; do not wait for that.
-    out.wait_closed(Duration::from_secs(2));
-    err.wait_closed(Duration::from_secs(2));
-    Ok(Finished {
-        status,
-        stdout: out.text(),
-        stderr: err.text(),
-    })
-}
-
-/// The first line a program prints for its version flag (on stdout or stderr).
-fn version_of(prog: &Path, flag: &str) -> String {
-    let mut cmd = command(prog, None, None);
-    cmd.arg(flag);
-    match run_bounded(cmd, Duration::from_secs(10)) {
-        Ok(f) => {
-            let text = if f.stdout.trim().is_empty() {
-                f.stderr
-            } else {
-                f.stdout
-            };
-            let line = text.lines().next().unwrap_or("").trim();
-            // Keep the name and version: "nginx version: nginx/1.22.1",
-            // "lighttpd/1.4.69 (ssl) - a light...", "wrk 4.1.0 [epoll] Copyright...".
-            let line = line.strip_prefix("nginx version: ").unwrap_or(line);
-            line.split(" - ")
-                .next()
-                .unwrap_or(line)
-                .split(" Copyright")
-                .next()
-                .unwrap_or(line)
-                .to_string()
-        }
-        Err(e) => format!("version unknown: {e}"),
-    }
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    // Servers live in sbin, which a non-root PATH often lacks.
-    let sbin = ["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(sbin)
-        .map(|d| d.join(name))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Raise our RLIMIT_NOFILE soft limit to `want` (and the hard limit when privileged); returns
@@ -1455,134 +1127,6 @@ fn traced(pid: u32) -> bool {
         any = true;
     }
     any
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small pieces
-// ---------------------------------------------------------------------------------------------
-
-/// Poll `cond` until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(POLL);
-    }
-}
-
-fn env_number(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{name}={v:?}: expected a positive whole number")),
-        },
-    }
-}
-
-fn file_size(p: &Path) -> String {
-    match fs::metadata(p) {
-        Ok(m) => format!("{} bytes = {:.2} MiB", m.len(), m.len() as f64 / MIB),
-        Err(e) => format!("size unknown: {e}"),
-    }
-}
-
-fn tail(s: &str, max: usize) -> String {
-    let s = s.trim();
-    let mut start = s.len().saturating_sub(max);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].replace('\n', "\n      ")
-}
-
-/// Deterministic bytes with no short period, so no layer can shortcut repeated content.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// The benchmark's directory (docroot, configs, logs), removed on drop.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new() -> Result<TempDir, String> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path =
-            std::env::temp_dir().join(format!("lightd-bench-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        // Canonical, so configs name the real path even when /tmp is a symlink.
-        let path = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// What a child wrote to a pipe, drained by a thread so the child never blocks on a full
-/// pipe and we can look at the text so far at any time.
-struct Capture {
-    inner: Arc<(Mutex<Vec<u8>>, AtomicBool)>,
-}
-
-impl Capture {
-    fn empty() -> Capture {
-        Capture {
-            inner: Arc::new((Mutex::new(Vec::new()), AtomicBool::new(true))),
-        }
-    }
-
-    fn spawn<R: Read + Send + 'static>(mut r: R) -> Capture {
-        let inner = Arc::new((Mutex::new(Vec::new()), AtomicBool::new(false)));
-        let shared = inner.clone();
-        thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            loop {
-                match r.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let mut buf = shared.0.lock().unwrap_or_else(|e| e.into_inner());
-                        if buf.len() < MAX_CAPTURE {
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            shared.1.store(true, Ordering::SeqCst);
-        });
-        Capture { inner }
-    }
-
-    fn text(&self) -> String {
-        let buf = self.inner.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&buf).into_owned()
-    }
-
-    fn wait_closed(&self, timeout: Duration) -> bool {
-        wait_until(timeout, || self.inner.1.load(Ordering::SeqCst))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -815,7 +815,13 @@ fn reference_specs(value: &[u8]) -> Option<Vec<RefSpec>> {
             (false, true) => RefSpec::Int(ref_number(first)?, None),
             (false, false) => {
                 let (f, l) = (ref_number(first)?, ref_number(last)?);
-                if l < f {
+                // The order is judged on the exact numbers (digit count, then digits without
+                // leading zeros): two numbers past u64 saturate to the same value.
+                let exact = |s: &[u8]| {
+                    let t = &s[s.iter().take_while(|&&c| c == b'0').count()..];
+                    (t.len(), t.to_vec())
+                };
+                if exact(last) < exact(first) {
                     return None;
                 }
                 RefSpec::Int(f, Some(l))

@@ -486,8 +486,12 @@ pub(crate) fn suggest<'a>(
 ) -> Option<&'a str> {
     // A quarter of the word's length (at least 1, at most 3) catches a dropped dash or a
     // transposition without suggesting unrelated names for short ones.
-    let limit = (word.chars().count() / 4).clamp(1, 3);
+    let n = word.chars().count();
+    let limit = (n / 4).clamp(1, 3);
     candidates
+        // The distance is at least the difference in length: skip the costly computation
+        // for candidates that cannot be close enough.
+        .filter(|c| c.chars().count().abs_diff(n) <= limit)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

@@ -87,9 +87,12 @@ fn parse_spec(s: &[u8]) -> Option<Spec> {
     if last.is_empty() {
         return Some(Spec::Int(first, None));
     }
+    let last_text = last;
     let last = parse_u64(last)?;
     // RFC 9110 §14.1.1: such a range-spec is invalid, which makes the whole field invalid.
-    if last < first {
+    // Compared on the digits, not the values: two numbers too big for u64 both saturate and
+    // would look equal.
+    if digits_less(last_text, &s[..dash]) {
         return None;
     }
     Some(Spec::Int(first, Some(last)))
@@ -145,6 +148,16 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
         n = n.saturating_mul(10).saturating_add(u64::from(b - b'0'));
     }
     Some(n)
+}
+
+/// Whether the decimal number `a` is less than `b`, exactly, at any length.
+fn digits_less(a: &[u8], b: &[u8]) -> bool {
+    fn strip(s: &[u8]) -> &[u8] {
+        let zeros = s.iter().take_while(|&&c| c == b'0').count();
+        &s[zeros..]
+    }
+    let (a, b) = (strip(a), strip(b));
+    (a.len(), a) < (b.len(), b)
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -220,6 +233,9 @@ mod tests {
             ("bytes=9-5", 0, Ignore, &[]),
             // Ignored: syntax errors, unknown units, inverted ranges.
             ("bytes=9-5", 100, Ignore, &[]),
+            // Both beyond u64: still inverted, so still invalid (they saturate to the same).
+            ("bytes=99999999999999999999-99999999999999999998", 100, Ignore, &[]),
+            ("bytes=00099999999999999999999-99999999999999999999999", 100, Unsatisfiable, &[]),
             ("bytes=0-1,9-5", 100, Ignore, &[]),
             ("items=0-1", 100, Ignore, &[]),
             ("bytes", 100, Ignore, &[]),

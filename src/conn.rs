@@ -67,6 +67,10 @@ pub enum Drive {
 
 pub struct Conn {
     sock: TcpStream,
+    /// Registered with the poll (lazily, when it first has to wait).
+    pub registered: bool,
+    /// The lingering close has just begun: give the client a turn to close before reading.
+    linger_fresh: bool,
     peer: SocketAddr,
     /// Index of the listener it came from.
     listener: usize,
@@ -106,6 +110,8 @@ impl Conn {
     pub fn new(sock: TcpStream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
         Conn {
             sock,
+            registered: false,
+            linger_fresh: false,
             peer,
             listener,
             phase: Phase::Head,
@@ -709,6 +715,7 @@ impl Conn {
     fn start_linger(&mut self, ctx: &mut Ctx) {
         let _ = self.sock.shutdown(Shutdown::Write);
         self.phase = Phase::Linger;
+        self.linger_fresh = true;
         self.linger_start = Some(ctx.now);
         self.rlen = 0;
         self.head = None;
@@ -716,6 +723,11 @@ impl Conn {
     }
 
     fn step_linger(&mut self, now: Instant) -> Step {
+        if std::mem::take(&mut self.linger_fresh) {
+            // The client usually closes as soon as it has the response: reading at once
+            // would mostly find nothing yet and cost a registration and a wake-up.
+            return Step::Yield;
+        }
         let mut scratch = [0u8; 4096];
         // Bounded per turn; LINGER_MAX ends a client that keeps sending.
         for _ in 0..64 {

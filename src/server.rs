@@ -498,16 +498,46 @@ impl Server {
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
-        match c.drive(&mut self.ctx) {
-            Drive::Wait => {}
+        let step = c.drive(&mut self.ctx);
+        self.after_drive(k, step);
+    }
+
+    fn after_drive(&mut self, k: usize, step: Drive) {
+        match step {
+            Drive::Wait => self.register(k),
             Drive::Yield => self.pending.push(k),
             Drive::Close => self.close(k),
         }
     }
 
+    /// Register a connection for readiness the first time it has to wait. A connection whose
+    /// whole exchange completes at once (request already there, response fits the socket
+    /// buffer, client closes promptly) never costs an epoll_ctl.
+    fn register(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        if c.registered {
+            return;
+        }
+        match self.poll.registry().register(
+            c.sock_mut(),
+            Token(k),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(()) => c.registered = true,
+            Err(e) => {
+                log::warn!("registering a connection: {}", e);
+                self.close(k);
+            }
+        }
+    }
+
     fn close(&mut self, k: usize) {
         if let Some(mut c) = self.conns.try_remove(k) {
-            let _ = self.poll.registry().deregister(c.sock_mut());
+            if c.registered {
+                let _ = self.poll.registry().deregister(c.sock_mut());
+            }
         }
         // A slot is free: connections left waiting in a listener's queue can come in now.
         if self.ctx.drain_started.is_none() {
@@ -538,20 +568,13 @@ impl Server {
                     break;
                 };
                 match l.sock.accept() {
-                    Ok((mut sock, peer)) => {
-                        let _ = sock.set_nodelay(true);
-                        let entry = self.conns.vacant_entry();
-                        let key = entry.key();
-                        if let Err(e) = self.poll.registry().register(
-                            &mut sock,
-                            Token(key),
-                            Interest::READABLE | Interest::WRITABLE,
-                        ) {
-                            log::warn!("registering a connection from {}: {}", peer, e);
-                            continue;
-                        }
-                        entry.insert(Conn::new(sock, peer, i, self.ctx.now));
+                    Ok((sock, peer)) => {
+                        // TCP_NODELAY comes from the listening socket (Linux copies it to
+                        // accepted sockets), saving a setsockopt per connection.
+                        let key = self.conns.insert(Conn::new(sock, peer, i, self.ctx.now));
                         self.accept_error_logged = false;
+                        // The request is often there already: serve it before registering.
+                        self.drive(key);
                         accepted += 1;
                         if accepted >= ACCEPTS_PER_TURN {
                             // Come back next turn; the listener is still ready.
@@ -696,11 +719,8 @@ impl Server {
             let Some(c) = self.conns.get_mut(k) else {
                 continue;
             };
-            match c.timeout(&mut self.ctx) {
-                Drive::Wait => {}
-                Drive::Yield => self.pending.push(k),
-                Drive::Close => self.close(k),
-            }
+            let step = c.timeout(&mut self.ctx);
+            self.after_drive(k, step);
         }
         self.scratch_keys = expired;
     }

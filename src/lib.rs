@@ -116,8 +116,12 @@ fn start(
         process::daemonize().map_err(|e| format!("daemonizing: {}", e))?
     };
     let pid_path = cfg.pid_file.clone();
+    let workers = cfg.max_worker as usize;
     let mut server = server::Server::new(cfg, listeners, control, reexec)
         .map_err(|e| format!("starting the server: {}", e))?;
+    if workers > 1 {
+        server.make_supervisor(workers);
+    }
 
     // Everything that can fail happens before we tell the generation before us that we are
     // ready, so that a failure leaves it serving: after READY only renames in directories we

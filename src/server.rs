@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -236,6 +236,21 @@ enum Reload {
     },
 }
 
+/// What this process does (server.max-worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// One process accepts and serves.
+    Single,
+    /// Holds the listeners, the control socket and the pid file; runs workers, restarts those
+    /// that crash, forwards signals, and reloads. Never accepts.
+    Supervisor { workers: usize },
+    /// Accepts and serves; reloads are its supervisor's business.
+    Worker,
+}
+
+/// How long a stopping supervisor waits for its workers after telling them to stop at once.
+const WORKER_STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// How the loop ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -277,6 +292,11 @@ pub struct Server {
     reexec: Reexec,
     /// Failed generations not yet reaped.
     zombies: Vec<u32>,
+    role: Role,
+    /// Live worker processes (supervisor only).
+    workers: Vec<u32>,
+    /// When a stopping supervisor gives up waiting for its workers.
+    workers_deadline: Option<Instant>,
 }
 
 impl Server {
@@ -366,7 +386,21 @@ impl Server {
             reload: None,
             reexec,
             zombies: Vec::new(),
+            role: Role::Single,
+            workers: Vec::new(),
+            workers_deadline: None,
         })
+    }
+
+    /// Become a supervisor of `workers` worker processes: stop accepting here (the workers
+    /// accept on the same sockets). The workers start when the loop runs, after privileges
+    /// have been dropped.
+    pub fn make_supervisor(&mut self, workers: usize) {
+        for l in self.listeners.iter_mut().flatten() {
+            let _ = self.poll.registry().deregister(&mut l.sock);
+        }
+        self.accept_pending = false;
+        self.role = Role::Supervisor { workers };
     }
 
     /// Make the control socket reachable at its path (once this process is in charge).
@@ -385,6 +419,7 @@ impl Server {
     /// Run until stopped.
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
+        self.spawn_workers();
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -447,8 +482,22 @@ impl Server {
             }
 
             if self.ctx.drain_started.is_some() {
-                if self.conns.is_empty() {
+                if self.conns.is_empty() && self.workers.is_empty() {
                     return Ok(self.drained());
+                }
+                if self.role != Role::Single {
+                    // A supervisor has no connections; it waits for its workers, which keep
+                    // their own drain deadline, and stops stragglers after it.
+                    if self.workers_deadline.is_some_and(|d| self.ctx.now >= d) {
+                        log::warn!(
+                            "{} worker(s) did not stop; killing them",
+                            self.workers.len()
+                        );
+                        self.signal_workers(libc::SIGKILL);
+                        self.reap_workers_blocking(Duration::from_secs(1));
+                        return Ok(self.drained());
+                    }
+                    continue;
                 }
                 if self.drain_deadline.is_some_and(|d| self.ctx.now >= d) {
                     log::warn!(
@@ -483,6 +532,7 @@ impl Server {
             || self.ctx.drain_started.is_some()
             || self.reload.is_some()
             || !self.zombies.is_empty()
+            || !self.workers.is_empty()
         {
             return Some(TICK);
         }
@@ -554,6 +604,10 @@ impl Server {
     }
 
     fn accept(&mut self) {
+        if matches!(self.role, Role::Supervisor { .. }) {
+            self.accept_pending = false;
+            return;
+        }
         let n = self.listeners.len();
         // Start where the last turn stopped, so a flood on one listener cannot starve others.
         let from = self.accept_from;
@@ -643,24 +697,34 @@ impl Server {
         for sig in sigs {
             match sig {
                 libc::SIGINT if self.ctx.drain_started.is_none() => {
-                    handover::notify("STOPPING=1");
+                    if self.role != Role::Worker {
+                        handover::notify("STOPPING=1");
+                    }
                     self.begin_drain();
                 }
+                // Workers leave reloads to their supervisor, which gets the signal too when
+                // it is sent to the process group.
+                libc::SIGUSR1 if self.role == Role::Worker => {}
                 libc::SIGUSR1 => self.start_reexec(),
                 libc::SIGINT => {
                     log::info!("second SIGINT: stopping now");
                     self.abandon_reload("this instance is stopping");
+                    self.stop_workers_now();
                     return Some(Exit::Immediate);
                 }
                 libc::SIGTERM => {
                     log::info!("SIGTERM: stopping now");
-                    handover::notify("STOPPING=1");
+                    if self.role != Role::Worker {
+                        handover::notify("STOPPING=1");
+                    }
                     // A generation still starting would outlive us and keep serving after a
                     // stop: end it too.
                     self.abandon_reload("this instance is stopping");
+                    self.stop_workers_now();
                     return Some(Exit::Immediate);
                 }
                 libc::SIGHUP => {
+                    self.signal_workers(libc::SIGHUP);
                     crate::log::reopen_errorlog();
                     for l in &mut self.ctx.accesslogs {
                         l.reopen();
@@ -686,6 +750,15 @@ impl Server {
             }
         }
         self.ctx.drain_started = Some(self.ctx.now);
+        // Workers drain the same way; the supervisor waits for them, a little past their
+        // own deadline.
+        self.signal_workers(libc::SIGINT);
+        if !self.workers.is_empty() {
+            let t = self.ctx.cfg.graceful_shutdown_timeout;
+            if !t.is_zero() {
+                self.workers_deadline = Some(self.ctx.now + t + WORKER_STOP_WAIT);
+            }
+        }
         // Nobody can take over from a stopping instance. Dropping the socket removes its file
         // only if it is still ours (a new generation may have replaced it).
         if let Some(mut c) = self.control.take() {
@@ -1022,6 +1095,7 @@ impl Server {
                 RELOAD_TIMEOUT.as_secs()
             ));
         }
+        self.check_workers();
         self.zombies.retain(|&pid| {
             let mut status = 0;
             // SAFETY: waiting without blocking for a child of ours.
@@ -1029,6 +1103,150 @@ impl Server {
             r == 0
         });
     }
+}
+
+impl Server {
+    /// Start workers up to the configured number (supervisor only).
+    fn spawn_workers(&mut self) {
+        let Role::Supervisor { workers } = self.role else {
+            return;
+        };
+        while self.workers.len() < workers && self.ctx.drain_started.is_none() {
+            match self.spawn_worker() {
+                Some(pid) => self.workers.push(pid),
+                None => break,
+            }
+        }
+    }
+
+    /// Fork one worker: it builds its own loop on the same listening sockets and never returns
+    /// here.
+    fn spawn_worker(&mut self) -> Option<u32> {
+        let fds: Vec<RawFd> = self
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.raw_fd())
+            .collect();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: lightd is single-threaded, so the child is a consistent copy.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            log::error!("starting a worker: {}", io::Error::last_os_error());
+            return None;
+        }
+        if pid > 0 {
+            log::info!("started worker pid {}", pid);
+            return Some(pid as u32);
+        }
+        // The worker: it must not outlive the supervisor.
+        // SAFETY: plain system calls.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+        }
+        let code = match worker_main(self.ctx.cfg.clone(), &fds) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error!("worker: {}", e);
+                1
+            }
+        };
+        // Skip every destructor of the supervisor's state copied into this process (the pid
+        // file and control socket belong to the supervisor).
+        std::process::exit(code)
+    }
+
+    fn signal_workers(&self, sig: libc::c_int) {
+        for &pid in &self.workers {
+            // SAFETY: signalling our own children, not yet reaped, so the pids are ours.
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        }
+    }
+
+    /// Tell workers to stop at once and wait for them, bounded.
+    fn stop_workers_now(&mut self) {
+        if self.workers.is_empty() {
+            return;
+        }
+        self.signal_workers(libc::SIGTERM);
+        self.reap_workers_blocking(WORKER_STOP_WAIT);
+        if !self.workers.is_empty() {
+            self.signal_workers(libc::SIGKILL);
+            self.reap_workers_blocking(Duration::from_secs(1));
+        }
+    }
+
+    fn reap_workers_blocking(&mut self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while !self.workers.is_empty() && Instant::now() < until {
+            self.reap_workers();
+            if !self.workers.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Reap exited workers; returns how many ended.
+    fn reap_workers(&mut self) -> usize {
+        let before = self.workers.len();
+        self.workers.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waiting without blocking for a child of ours.
+            let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            if r == 0 {
+                return true;
+            }
+            if libc::WIFSIGNALED(status)
+                || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0)
+            {
+                log::warn!("worker pid {} ended abnormally (status {:#x})", pid, status);
+            }
+            false
+        });
+        before - self.workers.len()
+    }
+
+    /// Reap workers, and replace those that ended while we are not stopping.
+    fn check_workers(&mut self) {
+        if self.workers.is_empty() && !matches!(self.role, Role::Supervisor { .. }) {
+            return;
+        }
+        let ended = self.reap_workers();
+        if ended > 0 && self.ctx.drain_started.is_none() {
+            log::warn!("{} worker(s) ended; starting replacements", ended);
+            self.spawn_workers();
+        }
+    }
+
+    /// Mark this process as a worker (set in the forked child).
+    fn become_worker(&mut self) {
+        self.role = Role::Worker;
+    }
+}
+
+/// A worker's life: its own loop on copies of the supervisor's listening sockets.
+fn worker_main(cfg: Config, fds: &[RawFd]) -> io::Result<()> {
+    let mut listeners = Vec::with_capacity(fds.len());
+    for &fd in fds {
+        // SAFETY: duplicating a descriptor that is open in this process.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if d < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `d` is a fresh descriptor owned by nothing else.
+        listeners.push(Listener::from_fd(unsafe { OwnedFd::from_raw_fd(d) })?);
+    }
+    let reexec = Reexec {
+        exe: PathBuf::new(),
+        args: Vec::new(),
+    };
+    let mut server = Server::new(cfg, listeners, None, reexec)?;
+    server.become_worker();
+    server.run().map(|_| ())
 }
 
 /// The soft RLIMIT_NOFILE in force.

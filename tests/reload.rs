@@ -703,3 +703,144 @@ fn takeover_that_cannot_complete_fails_instead_of_binding_beside() {
     site.check_serves();
     site.stop(new, true);
 }
+
+/// The live processes running this site's config, sorted.
+fn site_procs(site: &Site) -> Vec<i32> {
+    procs_with_arg(&site.conf())
+}
+
+/// Wait for `pid` to have exactly `n` live lightd children; returns them.
+fn wait_workers(site: &Site, pid: i32, n: usize) -> Vec<i32> {
+    let mut kids = Vec::new();
+    let ok = wait_until(READY_TIMEOUT, || {
+        kids = lightd_children(pid);
+        kids.len() == n
+    });
+    assert!(
+        ok,
+        "pid {pid} has workers {kids:?}, want {n}\n{}",
+        site.dump()
+    );
+    kids
+}
+
+/// One GET on a new connection, which must be answered 200 with the right body.
+fn get_small(site: &Site) {
+    let mut s = std::net::TcpStream::connect_timeout(&site.addr(), IO_TIMEOUT).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        s,
+        "GET {SMALL} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(resp.ends_with(content().body(SMALL)), "wrong body: {text}");
+}
+
+/// server.max-worker = 2: a supervisor and two workers serve; SIGUSR1 reloads under the full
+/// load lose nothing, and each old supervisor leaves with its workers.
+#[test]
+fn workers_reload_under_load() {
+    let mut site = Site::new("workers-usr1", GRACE, "server.max-worker = 2\n");
+    let first = site.start_first();
+    wait_workers(&site, first, 2);
+    let spec = LoadSpec::full();
+    let load = Load::start(site.addr(), spec);
+    load.warm_up(false);
+    let last = reloads(&mut site, &load, 3, |_, _, old| {
+        send_signal(old, libc::SIGUSR1)
+    });
+    end_load(&site, load, spec);
+    let workers = wait_workers(&site, last, 2);
+    // Only the last generation remains: its supervisor and its two workers.
+    let mut want = workers.clone();
+    want.push(last);
+    want.sort_unstable();
+    assert!(
+        wait_until(Duration::from_secs(GRACE) + MARGIN, || site_procs(&site)
+            == want),
+        "processes with this config: {:?}, want {want:?}\n{}",
+        site_procs(&site),
+        site.dump()
+    );
+    site.stop(last, true);
+    for w in workers {
+        assert!(
+            wait_until(MARGIN, || !common::pid_alive(w)),
+            "worker {w} outlived its supervisor's stop\n{}",
+            site.dump()
+        );
+    }
+}
+
+/// A worker that dies is replaced, and the port keeps serving.
+#[test]
+fn a_crashed_worker_is_replaced() {
+    let mut site = Site::new("workers-crash", GRACE, "server.max-worker = 2\n");
+    let pid = site.start_first();
+    let before = wait_workers(&site, pid, 2);
+    send_signal(before[0], libc::SIGKILL);
+    let mut now = Vec::new();
+    let ok = wait_until(READY_TIMEOUT, || {
+        now = lightd_children(pid);
+        now.len() == 2 && !now.contains(&before[0])
+    });
+    assert!(
+        ok,
+        "after killing worker {}: workers {now:?}\n{}",
+        before[0],
+        site.dump()
+    );
+    for _ in 0..20 {
+        get_small(&site);
+    }
+    site.stop(pid, true);
+}
+
+/// SIGINT to the supervisor drains the workers like a single process: a large download in
+/// flight completes byte-exact, new connections are refused, everything exits.
+#[test]
+fn workers_drain_a_download_on_sigint() {
+    let mut site = Site::new("workers-drain", GRACE, "server.max-worker = 2\n");
+    let pid = site.start_first();
+    let workers = wait_workers(&site, pid, 2);
+    let mut s = common::connect_small_rcvbuf(site.addr(), 16 * 1024);
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(s, "GET {BIG} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // Read a little so the download is surely in flight, then stop the supervisor.
+    let mut got = vec![0u8; 256 * 1024];
+    s.read_exact(&mut got).unwrap();
+    send_signal(pid, libc::SIGINT);
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let want_total = head_end + BIG_LEN;
+    let mut total = got.len();
+    while total < want_total {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "download cut at {total} of {want_total} bytes\n{}",
+            site.dump()
+        );
+        rest.extend_from_slice(&buf[..n]);
+        total += n;
+    }
+    got.extend_from_slice(&rest);
+    assert!(
+        got[head_end..] == *content().body(BIG),
+        "the download is not byte-exact"
+    );
+    assert!(
+        site.wait_gone(pid, Duration::from_secs(GRACE) + MARGIN)
+            .is_some(),
+        "supervisor {pid} still running after SIGINT\n{}",
+        site.dump()
+    );
+    for w in workers {
+        assert!(!common::pid_alive(w), "worker {w} outlived its supervisor");
+    }
+}

@@ -207,6 +207,7 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         "server.max-request-field-size = {}",
         cfg.max_request_field_size
     )?;
+    writeln!(f, "server.max-worker = {}", cfg.max_worker)?;
     writeln!(
         f,
         "server.graceful-shutdown-timeout = {}",

@@ -199,6 +199,9 @@ pub struct Config {
     pub max_request_field_size: usize,
     /// Zero means no limit.
     pub graceful_shutdown_timeout: Duration,
+    /// server.max-worker: above 1, a supervisor process runs this many worker processes, each
+    /// with its own loop on the same listening sockets. 0 or 1: one process does everything.
+    pub max_worker: u32,
     /// lightd's own `server.max-request-head-time` (default 30 s): the total time a client has
     /// to send a complete request head, so a trickling client cannot hold a slot forever.
     pub max_request_head_time: Duration,

@@ -268,6 +268,7 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
         "server.max-request-field-size" => {
             cfg.max_request_field_size = usize::try_from(want_int(s, 256, 65535)?).unwrap_or(8192)
         }
+        "server.max-worker" => cfg.max_worker = want_int(s, 0, 64)? as u32,
         "server.graceful-shutdown-timeout" => {
             cfg.graceful_shutdown_timeout = want_secs(s, 0)?;
             p.graceful_explicit = true;
@@ -403,6 +404,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         max_request_size: 0,
         max_request_field_size: 8192,
         graceful_shutdown_timeout: Duration::from_secs(8),
+        max_worker: 0,
         max_request_head_time: Duration::from_secs(30),
         base: default_req(),
         conds: Vec::new(),

@@ -133,7 +133,7 @@ fn run() -> Result<bool, String> {
 
     // Start every server up front so all measurements of one kind happen back to back.
     let mut servers: Vec<Server> = Vec::new();
-    match start_lightd(&dir.path, &docroot, &place, &limits) {
+    match start_lightd(&dir.path, &docroot, &place, &limits, 0) {
         Ok(s) => servers.push(s),
         Err(e) => {
             println!("  lightd:         FAILED to start: {e}");
@@ -268,6 +268,10 @@ fn run() -> Result<bool, String> {
                 }
                 println!();
                 print_load(&cols, &w, secs, &loads, &servers);
+            }
+            if let Err(e) = scaling(wrk, &dir.path, &docroot, &limits, secs) {
+                println!("worker scaling not measured: {e}");
+                problems.push(format!("worker scaling: {e}"));
             }
         }
     }
@@ -741,8 +745,9 @@ fn start_lightd(
     docroot: &Path,
     place: &Placement,
     limits: &Limits,
+    workers: u32,
 ) -> Result<Server, String> {
-    let cfg = dir.join("lightd.conf");
+    let cfg = dir.join(format!("lightd-{workers}.conf"));
     let text = format!(
         "# lightd benchmark config: no access log, identical limits to the other servers.\n\
          server.document-root = {root}\n\
@@ -752,7 +757,8 @@ fn start_lightd(
          server.max-connections = {conns}\n\
          server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
          server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
-         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n",
+         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n\
+         server.max-worker = {workers}\n",
         root = quoted(docroot),
         fds = limits.fds,
         conns = limits.conns,
@@ -767,6 +773,45 @@ fn start_lightd(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     spawn_server("lightd", cmd, None, None)
+}
+
+/// server.max-worker: the 1 KB keep-alive workload against one worker and two, with nothing
+/// pinned so that both cores are available to the server (wrk shares them on a 2-core
+/// machine, which caps the gain).
+fn scaling(
+    wrk: &Path,
+    dir: &Path,
+    docroot: &Path,
+    limits: &Limits,
+    secs: u64,
+) -> Result<(), String> {
+    let free = Placement {
+        server_cpu: None,
+        client_cpu: None,
+        taskset: None,
+    };
+    let mut rates = Vec::new();
+    for workers in [1u32, 2] {
+        eprintln!("bench: wrk on lightd with server.max-worker = {workers}");
+        let server = start_lightd(dir, docroot, &free, limits, workers)?;
+        let url = format!("http://127.0.0.1:{}/1k.bin", server.port);
+        let load = run_wrk(wrk, &free, &url, 50, secs, false)?;
+        if load.socket_errors.iter().sum::<u64>() > 0 || load.non_2xx_3xx > 0 {
+            return Err(format!(
+                "{workers} worker(s): socket errors {}, {} non-2xx/3xx",
+                load.errors_text(),
+                load.non_2xx_3xx
+            ));
+        }
+        rates.push(load.req_per_s);
+    }
+    println!();
+    println!("== server.max-worker scaling: 1 KiB file, keep-alive, 50 connections, unpinned ==");
+    println!("workers  throughput (req/s)  vs 1 worker");
+    for (i, r) in rates.iter().enumerate() {
+        println!("{:>7}  {:>18.0}  {:>11.2}", i + 1, r, r / rates[0]);
+    }
+    Ok(())
 }
 
 fn start_lighttpd(

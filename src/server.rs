@@ -400,6 +400,9 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut l.sock);
         }
         self.accept_pending = false;
+        // The supervisor never serves, so it needs no access logs; closing them here also
+        // keeps forked workers from inheriting descriptors that SIGHUP would never reopen.
+        self.ctx.accesslogs.clear();
         self.role = Role::Supervisor { workers };
     }
 

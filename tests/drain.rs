@@ -284,3 +284,72 @@ fn sighup_reopens_the_logs() {
     );
     assert!(s.is_running(), "SIGHUP stopped the server");
 }
+
+/// The pids whose parent is `parent` (read from /proc/PID/stat).
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.first() != Some(&"Z") && fields.get(1) == Some(&parent.to_string().as_str()) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Whether `pid` has a descriptor open on exactly `path`.
+fn holds_file(pid: i32, path: &std::path::Path) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == path))
+}
+
+/// With server.max-worker, SIGHUP to the supervisor reaches every worker: each one reopens
+/// the access log at its path after the old file was renamed away.
+#[test]
+fn sighup_reaches_every_worker() {
+    let b = builder()
+        .file("small.txt", SMALL)
+        .config("server.max-worker = 2\naccesslog.filename = \"{dir}/access.log\"");
+    let access = b.dir().join("access.log");
+    let rotated = b.dir().join("access.log.1");
+    let mut s = b.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut workers = children_of(s.pid());
+    while workers.len() != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        workers = children_of(s.pid());
+    }
+    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+    assert_eq!(s.get("/small.txt").status, 200);
+    fs::rename(&access, &rotated).unwrap();
+    for &w in &workers {
+        assert!(holds_file(w, &rotated), "worker {w} does not hold the log");
+    }
+    s.signal(libc::SIGHUP);
+    for &w in &workers {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let reopened = |w| holds_file(w, &access) && !holds_file(w, &rotated);
+        while !reopened(w) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            reopened(w),
+            "worker {w} did not reopen the access log after SIGHUP"
+        );
+    }
+    assert!(s.is_running(), "SIGHUP stopped the supervisor");
+}

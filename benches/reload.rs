@@ -26,10 +26,9 @@
 mod common;
 
 use common::{
-    allowed_cpus, command, env_number, file_size, find_program, free_port, pattern, pin_self,
-    quoted, run_bounded, run_wrk, tail, version_of, wait_until, write_config, Capture, Load,
-    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT,
-    STOP_TIMEOUT,
+    command, env_number, find_program, free_port, pattern, quoted, run_bounded, run_wrk, setup,
+    tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT,
+    KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -78,44 +77,7 @@ fn run() -> Result<(), String> {
     // SAFETY: prctl with integer arguments only.
     let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
 
-    let taskset = find_program("taskset");
-    let cpus = allowed_cpus();
-    let place = Placement {
-        server_cpu: cpus.first().copied().filter(|_| cpus.len() >= 2),
-        client_cpu: cpus.get(1).copied(),
-        taskset: taskset.clone(),
-    };
-    // Our own polling of /proc and pid files must not take the servers' CPU.
-    if let Some(c) = place.client_cpu {
-        pin_self(c);
-    }
-
-    println!("lightd reload benchmark");
-    let bin = Path::new(BIN);
-    let release = bin
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "release");
-    println!(
-        "  lightd binary:  {BIN} ({}, {})",
-        if release {
-            "release profile"
-        } else {
-            "NOT the release profile"
-        },
-        file_size(bin)
-    );
-    match (place.server_cpu, place.client_cpu) {
-        (Some(s), Some(c)) => println!(
-            "  CPU placement:  servers on CPU {s}, wrk on CPU {c} ({})",
-            if taskset.is_some() {
-                "taskset"
-            } else {
-                "sched_setaffinity"
-            }
-        ),
-        _ => println!("  CPU placement:  none (only {} CPU usable)", cpus.len()),
-    }
+    let place = setup("lightd reload benchmark");
     if !subreaper {
         println!("  note: PR_SET_CHILD_SUBREAPER failed; daemonized generations are watched through /proc only");
     }

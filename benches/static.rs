@@ -15,10 +15,9 @@
 mod common;
 
 use common::{
-    allowed_cpus, command, env_number, file_size, find_program, free_port, pattern, pin_self,
-    quoted, run_wrk, stop_child, tail, version_of, wait_until, write_config, Capture, Load,
-    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
-    START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, file_size, find_program, free_port, pattern, quoted, run_wrk, setup,
+    stop_child, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN,
+    IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -68,47 +67,9 @@ fn run() -> Result<bool, String> {
         idle_n = capped;
     }
 
-    let taskset = find_program("taskset");
     let wrk = find_program("wrk");
     let strace = find_program("strace");
-    let cpus = allowed_cpus();
-    let place = Placement {
-        server_cpu: cpus.first().copied().filter(|_| cpus.len() >= 2),
-        client_cpu: cpus.get(1).copied(),
-        taskset: taskset.clone(),
-    };
-
-    // Our own clients (idle connections, requests under strace) must not take the servers' CPU.
-    if let Some(c) = place.client_cpu {
-        pin_self(c);
-    }
-
-    println!("lightd static-file benchmark");
-    let bin = Path::new(BIN);
-    let release = bin
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "release");
-    println!(
-        "  lightd binary:  {BIN} ({}, {})",
-        if release {
-            "release profile"
-        } else {
-            "NOT the release profile: figures are not representative"
-        },
-        file_size(bin)
-    );
-    match (place.server_cpu, place.client_cpu) {
-        (Some(s), Some(c)) => println!(
-            "  CPU placement:  servers on CPU {s}, wrk on CPU {c} ({})",
-            if taskset.is_some() {
-                "taskset"
-            } else {
-                "sched_setaffinity"
-            }
-        ),
-        _ => println!("  CPU placement:  none (only {} CPU usable)", cpus.len()),
-    }
+    let place = setup("lightd static-file benchmark");
     match &wrk {
         Some(w) => println!(
             "  load generator: {} ({}), {secs} s per run (LIGHTD_BENCH_SECS)",

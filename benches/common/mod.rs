@@ -200,6 +200,50 @@ pub struct Placement {
     pub taskset: Option<PathBuf>,
 }
 
+/// Choose where servers and clients run (servers on the first allowed CPU, wrk and this
+/// process on the second, when there are two), pin this process, and print the benchmark's
+/// title, the lightd binary and the placement.
+pub fn setup(title: &str) -> Placement {
+    let taskset = find_program("taskset");
+    let cpus = allowed_cpus();
+    let place = Placement {
+        server_cpu: cpus.first().copied().filter(|_| cpus.len() >= 2),
+        client_cpu: cpus.get(1).copied(),
+        taskset,
+    };
+    // Our own clients and polling must not take the servers' CPU.
+    if let Some(c) = place.client_cpu {
+        pin_self(c);
+    }
+    println!("{title}");
+    let bin = Path::new(BIN);
+    let release = bin
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "release");
+    println!(
+        "  lightd binary:  {BIN} ({}, {})",
+        if release {
+            "release profile"
+        } else {
+            "NOT the release profile: figures are not representative"
+        },
+        file_size(bin)
+    );
+    match (place.server_cpu, place.client_cpu) {
+        (Some(s), Some(c)) => println!(
+            "  CPU placement:  servers on CPU {s}, wrk on CPU {c} ({})",
+            if place.taskset.is_some() {
+                "taskset"
+            } else {
+                "sched_setaffinity"
+            }
+        ),
+        _ => println!("  CPU placement:  none (only {} CPU usable)", cpus.len()),
+    }
+    place
+}
+
 /// The CPUs this process may run on (cgroups and taskset can make it fewer than nproc).
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain bits; sched_getaffinity writes at most `size` bytes into it

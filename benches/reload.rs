@@ -26,9 +26,9 @@
 mod common;
 
 use common::{
-    command, env_number, find_program, free_port, pattern, quoted, run_bounded, run_wrk, setup,
-    tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT,
-    KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, find_program, free_port, nginx_http_block, pattern, quoted, run_bounded,
+    run_wrk, setup, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir,
+    BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -646,7 +646,6 @@ fn start(
             } else {
                 "off"
             };
-            let p = prefix.display();
             write_config(
                 &inst.cfg,
                 &format!(
@@ -656,24 +655,9 @@ fn start(
                      error_log {log} notice;\n\
                      pid {pid};\n\
                      events {{ worker_connections 1024; }}\n\
-                     http {{\n\
-                     \x20   access_log off;\n\
-                     \x20   sendfile on;\n\
-                     \x20   keepalive_timeout {KEEP_ALIVE_IDLE_SECS}s;\n\
-                     \x20   keepalive_requests {KEEP_ALIVE_REQUESTS};\n\
-                     \x20   types {{ application/octet-stream bin; }}\n\
-                     \x20   default_type application/octet-stream;\n\
-                     \x20   client_body_temp_path {p}/client_body;\n\
-                     \x20   proxy_temp_path {p}/proxy;\n\
-                     \x20   fastcgi_temp_path {p}/fastcgi;\n\
-                     \x20   uwsgi_temp_path {p}/uwsgi;\n\
-                     \x20   scgi_temp_path {p}/scgi;\n\
-                     \x20   server {{\n\
-                     \x20       listen 127.0.0.1:{port};\n\
-                     \x20       root {root};\n\
-                     \x20   }}\n\
-                     }}\n",
+                     {http}",
                     pid = quoted(&pidfile),
+                    http = nginx_http_block(&prefix, port, &env.docroot),
                 ),
             )?;
             inst.pidfile = Some(pidfile);

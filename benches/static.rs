@@ -15,9 +15,10 @@
 mod common;
 
 use common::{
-    command, env_number, file_size, find_program, free_port, pattern, quoted, run_wrk, setup,
-    stop_child, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN,
-    IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, file_size, find_program, free_port, nginx_http_block, pattern, quoted,
+    run_wrk, setup, stop_child, tail, version_of, wait_until, write_config, Capture, Load,
+    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
+    START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -835,26 +836,10 @@ fn start_nginx(
          pid {p}/nginx.pid;\n\
          worker_rlimit_nofile {fds};\n\
          events {{ worker_connections {conns}; }}\n\
-         http {{\n\
-         \x20   access_log off;\n\
-         \x20   sendfile on;\n\
-         \x20   keepalive_timeout {KEEP_ALIVE_IDLE_SECS}s;\n\
-         \x20   keepalive_requests {KEEP_ALIVE_REQUESTS};\n\
-         \x20   types {{ application/octet-stream bin; }}\n\
-         \x20   default_type application/octet-stream;\n\
-         \x20   client_body_temp_path {p}/client_body;\n\
-         \x20   proxy_temp_path {p}/proxy;\n\
-         \x20   fastcgi_temp_path {p}/fastcgi;\n\
-         \x20   uwsgi_temp_path {p}/uwsgi;\n\
-         \x20   scgi_temp_path {p}/scgi;\n\
-         \x20   server {{\n\
-         \x20       listen 127.0.0.1:{port};\n\
-         \x20       root {root};\n\
-         \x20   }}\n\
-         }}\n",
+         {http}",
         fds = limits.fds,
         conns = limits.conns,
-        root = quoted(docroot),
+        http = nginx_http_block(&prefix, port, docroot),
     );
     write_config(&cfg, &text)?;
     let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());

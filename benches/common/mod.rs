@@ -244,6 +244,33 @@ pub fn setup(title: &str) -> Placement {
     place
 }
 
+/// The `http { }` block both benches give nginx: set up like lightd (no access log, sendfile,
+/// the same keep-alive limits), with every path nginx writes to under `prefix` so it runs as
+/// root without touching /var.
+pub fn nginx_http_block(prefix: &Path, port: u16, root: &Path) -> String {
+    let p = prefix.display();
+    format!(
+        "http {{\n\
+         \x20   access_log off;\n\
+         \x20   sendfile on;\n\
+         \x20   keepalive_timeout {KEEP_ALIVE_IDLE_SECS}s;\n\
+         \x20   keepalive_requests {KEEP_ALIVE_REQUESTS};\n\
+         \x20   types {{ application/octet-stream bin; }}\n\
+         \x20   default_type application/octet-stream;\n\
+         \x20   client_body_temp_path {p}/client_body;\n\
+         \x20   proxy_temp_path {p}/proxy;\n\
+         \x20   fastcgi_temp_path {p}/fastcgi;\n\
+         \x20   uwsgi_temp_path {p}/uwsgi;\n\
+         \x20   scgi_temp_path {p}/scgi;\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port};\n\
+         \x20       root {root};\n\
+         \x20   }}\n\
+         }}\n",
+        root = quoted(root),
+    )
+}
+
 /// The CPUs this process may run on (cgroups and taskset can make it fewer than nproc).
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain bits; sched_getaffinity writes at most `size` bytes into it

@@ -73,6 +73,25 @@ fn wait_fds(pid: i32, timeout: Duration, pred: impl Fn(usize) -> bool) -> (bool,
     }
 }
 
+/// Block in read until `due`, so a close is seen the moment it happens; the read timeout
+/// paces the caller's trickle. True if the server closed (or reset) the connection first.
+/// Bytes read meanwhile (a 408 may precede the close) are ignored.
+fn closed_before(c: &mut Conn, due: Instant) -> bool {
+    loop {
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        c.set_read_timeout(left.max(Duration::from_millis(1)));
+        match c.read_some(4096) {
+            Ok(b) if b.is_empty() => return true,
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 /// A GET on a new connection that must be answered 200 within `limit`; returns how long it
 /// took, or what went wrong.
 fn timed_get(s: &Server, limit: Duration) -> Result<Duration, String> {
@@ -128,25 +147,9 @@ fn slowloris_head_is_cut_off_at_max_request_head_time() {
         // Until the next byte is due, block in read so the close is seen the moment it
         // happens; the read timeout is what paces the trickle.
         let due = start + Duration::from_secs(sent);
-        loop {
-            let left = due.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            c.set_read_timeout(left.max(Duration::from_millis(1)));
-            match c.read_some(4096) {
-                Ok(b) if b.is_empty() => {
-                    closed_at = Some(start.elapsed());
-                    break 'outer;
-                }
-                // A 408 may precede the close.
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => break,
-                Err(_) => {
-                    closed_at = Some(start.elapsed());
-                    break 'outer;
-                }
-            }
+        if closed_before(&mut c, due) {
+            closed_at = Some(start.elapsed());
+            break 'outer;
         }
     }
     eprintln!("slowloris closed after {closed_at:?}");
@@ -258,24 +261,9 @@ fn trickled_request_body_is_closed() {
             slow_gets.push(e);
         }
         let due = start + Duration::from_secs(sent);
-        loop {
-            let left = due.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            c.set_read_timeout(left.max(Duration::from_millis(1)));
-            match c.read_some(4096) {
-                Ok(b) if b.is_empty() => {
-                    closed_at = Some(start.elapsed());
-                    break 'outer;
-                }
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => break,
-                Err(_) => {
-                    closed_at = Some(start.elapsed());
-                    break 'outer;
-                }
-            }
+        if closed_before(&mut c, due) {
+            closed_at = Some(start.elapsed());
+            break 'outer;
         }
     }
     assert!(

@@ -92,6 +92,9 @@ pub struct Conn {
     requests: u32,
     /// The persistence announced in the response being written.
     persist: Persist,
+    /// The client itself asked for the connection to end after this response (Connection:
+    /// close, or HTTP/1.0 without keep-alive), so it sends nothing more (RFC 9112 §9.6).
+    client_closes: bool,
     last_io: Instant,
     /// When the first byte of the current request head arrived.
     head_start: Option<Instant>,
@@ -126,6 +129,7 @@ impl Conn {
             body_seen: 0,
             requests: 0,
             persist: Persist::KeepAlive11,
+            client_closes: false,
             last_io: now,
             head_start: None,
             linger_start: None,
@@ -363,6 +367,7 @@ impl Conn {
             && self.requests < ctx.cfg.max_keep_alive_requests.max(1)
             && ctx.cfg.max_keep_alive_requests > 0;
         self.persist = handlers::persist(head.version, keep);
+        self.client_closes = !head.keep_alive;
         self.body_seen = 0;
         self.body = if head.chunked {
             BodyState::Chunked(ChunkedDecoder::new())
@@ -497,6 +502,8 @@ impl Conn {
     /// An error response after which the connection closes.
     fn respond_error(&mut self, ctx: &mut Ctx, status: u16) {
         self.persist = Persist::Close;
+        // Unread input may follow a request we refuse: always close gently.
+        self.client_closes = false;
         self.body = BodyState::None;
         let conf = Rc::clone(&ctx.base);
         let date = ctx.date;
@@ -680,12 +687,11 @@ impl Conn {
                 Err(e) => return self.io_error("write", e),
             }
         }
-        self.finish_response(ctx);
-        Step::Again
+        self.finish_response(ctx)
     }
 
     /// The response is out: log it, then either wait for the next request or close.
-    fn finish_response(&mut self, ctx: &mut Ctx) {
+    fn finish_response(&mut self, ctx: &mut Ctx) -> Step {
         self.log_access(ctx);
         self.file = None;
         self.wpos = 0;
@@ -701,13 +707,20 @@ impl Conn {
         self.conf = None;
         self.last_io = ctx.now;
         if self.persist == Persist::Close {
+            if self.client_closes && self.rlen == 0 && !self.read_closed {
+                // The client asked to close, its request is read to the end and nothing
+                // follows it: no data can arrive that would make the close a reset, so the
+                // lingering half-close (a shutdown, a read and a wake-up) is not needed.
+                return Step::Close;
+            }
             self.start_linger(ctx);
-            return;
+            return Step::Again;
         }
         self.phase = Phase::Head;
         self.parse_pending = self.rlen > 0;
         self.head_start = if self.rlen > 0 { Some(ctx.now) } else { None };
         self.head_only = false;
+        Step::Again
     }
 
     /// Half-close and wait for the client to close: closing with unread data would make the

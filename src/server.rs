@@ -587,11 +587,11 @@ impl Server {
     }
 
     fn close(&mut self, k: usize) {
-        if let Some(mut c) = self.conns.try_remove(k) {
-            if c.registered {
-                let _ = self.poll.registry().deregister(c.sock_mut());
-            }
-        }
+        // No deregister: closing the socket takes it out of the epoll set, and sparing the
+        // epoll_ctl matters when every request comes on a new connection. (A child between
+        // fork and exec may hold the descriptor a moment longer; an event that reaches the
+        // reused slot then is only a spurious wake-up, which every state handles.)
+        drop(self.conns.try_remove(k));
         // A slot is free: connections left waiting in a listener's queue can come in now.
         if self.ctx.drain_started.is_none() {
             self.accept_pending = true;

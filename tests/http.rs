@@ -224,6 +224,39 @@ fn http11_connection_close_is_honoured() {
     assert!(rest.is_empty());
 }
 
+/// A client that asks for close usually sends nothing more, and lightd then closes without
+/// the lingering half-close. One that sends more anyway (here 256 KiB of pipelined requests
+/// behind the close) must still get a clean end: closing with those bytes unread would make
+/// the kernel answer with a reset instead of a FIN.
+#[test]
+fn data_after_connection_close_gets_a_clean_close_not_a_reset() {
+    let s = server();
+    let mut c = s.connect();
+    let mut burst = b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec();
+    while burst.len() < 256 * 1024 {
+        burst.extend_from_slice(b"GET /b.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    }
+    if let Err(e) = c.try_send(&burst) {
+        panic!("sending the burst: {e} (the server reset the connection)");
+    }
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "file a\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.has_close(), "{}", r.describe());
+    match c.read_to_eof() {
+        Ok(rest) => assert!(
+            rest.is_empty(),
+            "{} bytes after the response: the pipelined requests were answered",
+            rest.len()
+        ),
+        Err(e) => panic!("no clean close after the response: {e}"),
+    }
+}
+
 #[test]
 fn http10_closes_unless_keep_alive_is_asked() {
     let s = server();

@@ -597,22 +597,36 @@ fn host_port(v: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     }
 }
 
+/// The bytes a reg-name may hold besides percent-escapes: unreserved and sub-delims.
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~')
+            || matches!(
+                c,
+                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    t
+};
+
 fn reg_name(s: &[u8]) -> bool {
     let mut i = 0;
+    // A table rather than a match: the Host header is checked on every request.
     while let Some(&b) = s.get(i) {
-        match b {
-            b'%' => {
-                let ok = s
-                    .get(i + 1..i + 3)
-                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-                if !ok {
-                    return false;
-                }
-                i += 3;
-            }
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => i += 1,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => i += 1,
-            _ => return false,
+        if REG_NAME[b as usize] {
+            i += 1;
+        } else if b == b'%'
+            && s.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            i += 3;
+        } else {
+            return false;
         }
     }
     true

@@ -152,7 +152,9 @@ fn run() -> Result<bool, String> {
         return Ok(problems.is_empty());
     }
     println!("Ratios are lightd/other: above 1 means lightd's figure is higher (better for req/s");
-    println!("and MiB/s; worse for latency, memory and syscalls).");
+    println!("and MiB/s; worse for latency, memory, syscalls and CPU per request).");
+    println!("When wrk is about 100% busy and the server is not, wrk is the limit: req/s then");
+    println!("understates the difference, and CPU per request is the server's own cost.");
 
     // Syscalls per request: before the idle connections and wrk, so nothing else is in flight.
     println!();
@@ -204,10 +206,16 @@ fn run() -> Result<bool, String> {
         Some(wrk) => {
             for w in WORKLOADS {
                 let mut loads: Vec<Result<Load, String>> = Vec::new();
+                let mut cpu: Vec<Option<CpuUse>> = Vec::new();
                 for s in &servers {
                     eprintln!("bench: wrk {} on {}", w.title, s.name);
                     let url = format!("http://127.0.0.1:{}/{}", s.port, w.file);
+                    let before = CpuSample::take(s.pid());
                     let load = run_wrk(wrk, &place, &url, w.conns, secs, w.close);
+                    cpu.push(match (&before, &load) {
+                        (Ok(b), Ok(l)) => CpuSample::take(s.pid()).ok().map(|a| b.until(&a, l)),
+                        _ => None,
+                    });
                     if s.name == "lightd" {
                         match &load {
                             Ok(l)
@@ -229,7 +237,7 @@ fn run() -> Result<bool, String> {
                     loads.push(load);
                 }
                 println!();
-                print_load(&cols, &w, secs, &loads, &servers);
+                print_load(&cols, &w, secs, &loads, &cpu, &servers);
             }
             if let Err(e) = scaling(wrk, &dir.path, &docroot, &limits, secs) {
                 println!("worker scaling not measured: {e}");
@@ -327,6 +335,7 @@ fn print_load(
     w: &Workload,
     secs: u64,
     loads: &[Result<Load, String>],
+    cpu: &[Option<CpuUse>],
     servers: &[Server],
 ) {
     let close = if w.close {
@@ -348,6 +357,22 @@ fn print_load(
     t.metric("transfer (MiB/s)", &get(|l| l.mib_per_s), 1);
     t.metric("latency, mean (ms)", &get(|l| l.latency_ms), 3);
     t.metric("requests completed (count)", &get(|l| l.requests as f64), 0);
+    let use_of = |f: fn(&CpuUse) -> f64| -> Vec<Option<f64>> {
+        cpu.iter().map(|c| c.as_ref().map(f)).collect()
+    };
+    t.metric("server CPU busy (%)", &use_of(|c| c.server_busy_pct), 0);
+    t.metric("server CPU per request (us)", &use_of(|c| c.us_per_req), 2);
+    t.metric(
+        "  of which in the kernel (us)",
+        &use_of(|c| c.kernel_us_per_req),
+        2,
+    );
+    t.metric(
+        "  of which in the server (us)",
+        &use_of(|c| c.user_us_per_req),
+        2,
+    );
+    t.metric("wrk CPU busy (%)", &use_of(|c| c.wrk_busy_pct), 0);
     t.text(
         "socket errors conn/read/write/timeout",
         loads
@@ -1056,6 +1081,106 @@ fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
 // ---------------------------------------------------------------------------------------------
 // /proc
 // ---------------------------------------------------------------------------------------------
+
+/// The CPU a server's processes (the process and its children: nginx's worker, lightd's
+/// workers) and this process's waited-for children (wrk) have used, read before and after a
+/// wrk run.
+struct CpuSample {
+    at: Instant,
+    /// Time on a CPU from /proc/PID/schedstat: exact, in nanoseconds.
+    server_ns: u64,
+    /// utime and stime from /proc/PID/stat, in clock ticks: sampled, used only for the split
+    /// between the server's own code and the kernel.
+    user_ticks: u64,
+    sys_ticks: u64,
+    /// getrusage(RUSAGE_CHILDREN): wrk, once it has been waited for.
+    children_us: u64,
+}
+
+/// What a server cost during one wrk run.
+struct CpuUse {
+    server_busy_pct: f64,
+    us_per_req: f64,
+    kernel_us_per_req: f64,
+    user_us_per_req: f64,
+    wrk_busy_pct: f64,
+}
+
+impl CpuSample {
+    fn take(pid: u32) -> Result<CpuSample, String> {
+        let mut pids = vec![pid];
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        if let Ok(text) = fs::read_to_string(&children) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        let mut sample = CpuSample {
+            at: Instant::now(),
+            server_ns: 0,
+            user_ticks: 0,
+            sys_ticks: 0,
+            children_us: children_cpu_us(),
+        };
+        for p in pids {
+            let path = format!("/proc/{p}/schedstat");
+            let text = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+            sample.server_ns += text
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| format!("no run time in {path}"))?;
+            let path = format!("/proc/{p}/stat");
+            let text = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+            // After the command name: state is field 3, utime field 14, stime field 15.
+            let fields: Vec<&str> = text
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            match (tick(11), tick(12)) {
+                (Some(u), Some(s)) => {
+                    sample.user_ticks += u;
+                    sample.sys_ticks += s;
+                }
+                _ => return Err(format!("no utime/stime in {path}")),
+            }
+        }
+        Ok(sample)
+    }
+
+    /// The cost per request of `load`, run between `self` and `after`.
+    fn until(&self, after: &CpuSample, load: &Load) -> CpuUse {
+        let wall_us = after.at.duration_since(self.at).as_secs_f64() * 1e6;
+        let server_us = after.server_ns.saturating_sub(self.server_ns) as f64 / 1e3;
+        let user = after.user_ticks.saturating_sub(self.user_ticks) as f64;
+        let sys = after.sys_ticks.saturating_sub(self.sys_ticks) as f64;
+        let kernel_share = if user + sys > 0.0 {
+            sys / (user + sys)
+        } else {
+            f64::NAN
+        };
+        let per_req = server_us / load.requests.max(1) as f64;
+        CpuUse {
+            server_busy_pct: 100.0 * server_us / wall_us,
+            us_per_req: per_req,
+            kernel_us_per_req: per_req * kernel_share,
+            user_us_per_req: per_req * (1.0 - kernel_share),
+            wrk_busy_pct: 100.0 * after.children_us.saturating_sub(self.children_us) as f64
+                / wall_us,
+        }
+    }
+}
+
+/// User plus system CPU of every child this process has waited for, in microseconds.
+fn children_cpu_us() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
 
 /// A "Key:   N kB" line of /proc/PID/status, in KiB.
 fn proc_status_kib(pid: u32, key: &str) -> Result<u64, String> {

@@ -16,9 +16,9 @@ mod common;
 
 use common::{
     command, env_number, file_size, find_program, free_port, nginx_http_block, pattern, quoted,
-    run_wrk, setup, stop_child, tail, version_of, wait_until, write_config, Capture, Load,
-    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
-    START_TIMEOUT, STOP_TIMEOUT,
+    run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of, wait_until,
+    write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS,
+    KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -95,12 +95,40 @@ fn run() -> Result<bool, String> {
 
     // Start every server up front so all measurements of one kind happen back to back.
     let mut servers: Vec<Server> = Vec::new();
-    match start_lightd(&dir.path, &docroot, &place, &limits, 0) {
+    match start_lightd(
+        Path::new(BIN),
+        "lightd",
+        &dir.path,
+        &docroot,
+        &place,
+        &limits,
+        0,
+    ) {
         Ok(s) => servers.push(s),
         Err(e) => {
             println!("  lightd:         FAILED to start: {e}");
             problems.push(format!("lightd did not start: {e}"));
         }
+    }
+    // The static musl build: the one for small boxes, measured beside the default build.
+    match musl_build() {
+        Ok(bin) => {
+            match start_lightd(&bin, "lightd-musl", &dir.path, &docroot, &place, &limits, 0) {
+                Ok(s) => {
+                    println!(
+                        "  lightd-musl:    {} (static, binary {})",
+                        bin.display(),
+                        file_size(&bin)
+                    );
+                    servers.push(s);
+                }
+                Err(e) => {
+                    println!("  lightd-musl:    FAILED to start: {e}");
+                    problems.push(format!("lightd-musl did not start: {e}"));
+                }
+            }
+        }
+        Err(why) => println!("  lightd-musl:    not measured: {why}"),
     }
     let others: [(&str, StartFn); 2] = [("lighttpd", start_lighttpd), ("nginx", start_nginx)];
     for (name, start) in others {
@@ -138,7 +166,7 @@ fn run() -> Result<bool, String> {
                     s.name,
                     s.diagnostics()
                 );
-                if s.name == "lightd" {
+                if s.name.starts_with("lightd") {
                     problems.push(format!("lightd does not serve the test files: {e}"));
                 }
             }
@@ -188,7 +216,7 @@ fn run() -> Result<bool, String> {
             Ok(m) => mem.push(Some(m)),
             Err(e) => {
                 println!("{}: idle-connection memory not measured: {e}", s.name);
-                if s.name == "lightd" {
+                if s.name.starts_with("lightd") {
                     problems.push(format!("lightd with {idle_n} idle connections: {e}"));
                 }
                 mem.push(None);
@@ -205,32 +233,43 @@ fn run() -> Result<bool, String> {
         }
         Some(wrk) => {
             for w in WORKLOADS {
+                let script = match pipeline_script(&dir.path, &w) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        println!("{}: not measured: {e}", w.title);
+                        continue;
+                    }
+                };
                 let mut loads: Vec<Result<Load, String>> = Vec::new();
                 let mut cpu: Vec<Option<CpuUse>> = Vec::new();
                 for s in &servers {
                     eprintln!("bench: wrk {} on {}", w.title, s.name);
                     let url = format!("http://127.0.0.1:{}/{}", s.port, w.file);
                     let before = CpuSample::take(s.pid());
-                    let load = run_wrk(wrk, &place, &url, w.conns, secs, w.close);
+                    let load = match &script {
+                        Some(sc) => run_wrk_args(wrk, &place, &url, w.conns, secs, &["-s", sc]),
+                        None => run_wrk(wrk, &place, &url, w.conns, secs, w.close),
+                    };
                     cpu.push(match (&before, &load) {
                         (Ok(b), Ok(l)) => CpuSample::take(s.pid()).ok().map(|a| b.until(&a, l)),
                         _ => None,
                     });
-                    if s.name == "lightd" {
+                    if s.name.starts_with("lightd") {
                         match &load {
                             Ok(l)
                                 if l.socket_errors.iter().sum::<u64>() > 0 || l.non_2xx_3xx > 0 =>
                             {
                                 problems.push(format!(
-                                    "{}: lightd had socket errors {} and {} non-2xx/3xx responses",
+                                    "{}: {} had socket errors {} and {} non-2xx/3xx responses",
                                     w.title,
+                                    s.name,
                                     l.errors_text(),
                                     l.non_2xx_3xx
                                 ))
                             }
                             Ok(_) => {}
                             Err(e) => {
-                                problems.push(format!("{}: wrk on lightd failed: {e}", w.title))
+                                problems.push(format!("{}: wrk on {} failed: {e}", w.title, s.name))
                             }
                         }
                     }
@@ -268,7 +307,7 @@ fn run() -> Result<bool, String> {
                 s.name,
                 s.diagnostics()
             );
-            if s.name == "lightd" {
+            if s.name.starts_with("lightd") {
                 problems.push(format!("lightd exited during the run ({why})"));
             }
         }
@@ -301,34 +340,71 @@ struct Workload {
     file: &'static str,
     conns: u32,
     close: bool,
+    /// Requests wrk writes at once on each connection (1: none pipelined).
+    pipeline: u32,
 }
 
-const WORKLOADS: [Workload; 4] = [
+const WORKLOADS: [Workload; 5] = [
     Workload {
         title: "1 KiB file, keep-alive, 50 connections",
         file: "1k.bin",
         conns: 50,
         close: false,
+        pipeline: 1,
     },
     Workload {
         title: "1 KiB file, Connection: close, 50 connections",
         file: "1k.bin",
         conns: 50,
         close: true,
+        pipeline: 1,
     },
     Workload {
         title: "100 KiB file, keep-alive, 50 connections",
         file: "100k.bin",
         conns: 50,
         close: false,
+        pipeline: 1,
     },
     Workload {
         title: "10 MiB file, keep-alive, 10 connections",
         file: "10m.bin",
         conns: 10,
         close: false,
+        pipeline: 1,
+    },
+    // wrk costs about as much CPU per request as a server does, so on one core it is the
+    // limit of the workloads above. Eight requests per write make the client's share small
+    // enough that the server's CPU becomes the limit: what one core of each server can do.
+    Workload {
+        title: "1 KiB file, keep-alive, 8 requests pipelined, 50 connections",
+        file: "1k.bin",
+        conns: 50,
+        close: false,
+        pipeline: 8,
     },
 ];
+
+/// For a pipelined workload, a wrk script that sends `w.pipeline` requests in one write; wrk
+/// counts each response.
+fn pipeline_script(dir: &Path, w: &Workload) -> Result<Option<String>, String> {
+    if w.pipeline <= 1 {
+        return Ok(None);
+    }
+    let path = dir.join(format!("pipeline-{}.lua", w.pipeline));
+    let text = format!(
+        "init = function(args)\n\
+         \x20 local r = {{}}\n\
+         \x20 for i = 1, {n} do r[i] = wrk.format(nil, \"/{file}\") end\n\
+         \x20 req = table.concat(r)\n\
+         end\n\
+         request = function() return req end\n",
+        n = w.pipeline,
+        file = w.file
+    );
+    write_config(&path, &text)?;
+    Ok(Some(path.to_string_lossy().into_owned()))
+}
 
 fn print_load(
     cols: &Columns,
@@ -339,9 +415,11 @@ fn print_load(
     servers: &[Server],
 ) {
     let close = if w.close {
-        " -H \"Connection: close\""
+        " -H \"Connection: close\"".to_string()
+    } else if w.pipeline > 1 {
+        format!(" -s pipeline-{}.lua", w.pipeline)
     } else {
-        ""
+        String::new()
     };
     let mut t = Table::new(
         format!(
@@ -727,14 +805,62 @@ impl Limits {
 
 type StartFn = fn(&Path, &Path, &Path, &Placement, &Limits) -> Result<Server, String>;
 
+/// Build the static musl lightd (release profile) and return its path; Err says why not.
+/// Skipped with LIGHTD_BENCH_MUSL=0, or when the target's standard library is not installed.
+fn musl_build() -> Result<PathBuf, String> {
+    if std::env::var("LIGHTD_BENCH_MUSL").is_ok_and(|v| v == "0") {
+        return Err("LIGHTD_BENCH_MUSL=0".to_string());
+    }
+    let triple = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .arg("--print")
+        .arg("sysroot")
+        .output()
+        .map_err(|e| format!("running rustc: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib").join(&triple).is_dir() {
+        return Err(format!(
+            "the {triple} target is not installed (rustup target add {triple})"
+        ));
+    }
+    // BIN is <target-dir>/release/lightd; the musl build goes beside it.
+    let target_dir = Path::new(BIN)
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("no target directory above the lightd binary")?;
+    eprintln!("bench: building the static musl lightd ({triple})");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("build")
+        .arg("--release")
+        .arg("--bin")
+        .arg("lightd")
+        .arg("--target")
+        .arg(&triple)
+        .arg("--target-dir")
+        .arg(target_dir);
+    let out = run_bounded(cmd, Duration::from_secs(900))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --target {triple} failed: {}",
+            tail(&out.stderr, 800)
+        ));
+    }
+    Ok(target_dir.join(&triple).join("release").join("lightd"))
+}
+
 fn start_lightd(
+    bin: &Path,
+    name: &'static str,
     dir: &Path,
     docroot: &Path,
     place: &Placement,
     limits: &Limits,
     workers: u32,
 ) -> Result<Server, String> {
-    let cfg = dir.join(format!("lightd-{workers}.conf"));
+    let cfg = dir.join(format!("{name}-{workers}.conf"));
     let text = format!(
         "# lightd benchmark config: no access log, identical limits to the other servers.\n\
          server.document-root = {root}\n\
@@ -751,7 +877,7 @@ fn start_lightd(
         conns = limits.conns,
     );
     write_config(&cfg, &text)?;
-    let mut cmd = command(Path::new(BIN), place.server_cpu, place.taskset.as_deref());
+    let mut cmd = command(bin, place.server_cpu, place.taskset.as_deref());
     // lightd announces its port at info level; a RUST_LOG of ours could hide the line.
     cmd.arg("-D")
         .arg("-f")
@@ -759,7 +885,7 @@ fn start_lightd(
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    spawn_server("lightd", cmd, None, None)
+    spawn_server(name, cmd, None, None)
 }
 
 /// server.max-worker: the 1 KB keep-alive workload against one worker and two, with nothing
@@ -780,7 +906,15 @@ fn scaling(
     let mut rates = Vec::new();
     for workers in [1u32, 2] {
         eprintln!("bench: wrk on lightd with server.max-worker = {workers}");
-        let server = start_lightd(dir, docroot, &free, limits, workers)?;
+        let server = start_lightd(
+            Path::new(BIN),
+            "lightd",
+            dir,
+            docroot,
+            &free,
+            limits,
+            workers,
+        )?;
         let url = format!("http://127.0.0.1:{}/1k.bin", server.port);
         let load = run_wrk(wrk, &free, &url, 50, secs, false)?;
         if load.socket_errors.iter().sum::<u64>() > 0 || load.non_2xx_3xx > 0 {

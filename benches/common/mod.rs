@@ -71,14 +71,29 @@ pub fn run_wrk(
     secs: u64,
     close: bool,
 ) -> Result<Load, String> {
+    let extra: &[&str] = if close {
+        &["-H", "Connection: close"]
+    } else {
+        &[]
+    };
+    run_wrk_args(wrk, place, url, conns, secs, extra)
+}
+
+/// run_wrk with extra arguments for wrk (a header, a script).
+pub fn run_wrk_args(
+    wrk: &Path,
+    place: &Placement,
+    url: &str,
+    conns: u32,
+    secs: u64,
+    extra: &[&str],
+) -> Result<Load, String> {
     let mut cmd = command(wrk, place.client_cpu, place.taskset.as_deref());
     cmd.arg("-t1")
         .arg(format!("-c{conns}"))
-        .arg(format!("-d{secs}s"));
-    if close {
-        cmd.arg("-H").arg("Connection: close");
-    }
-    cmd.arg(url);
+        .arg(format!("-d{secs}s"))
+        .args(extra)
+        .arg(url);
     let out = run_bounded(cmd, Duration::from_secs(secs) + WRK_GRACE)?;
     if !out.status.success() {
         return Err(format!(

@@ -26,9 +26,10 @@
 mod common;
 
 use common::{
-    command, env_number, find_program, free_port, nginx_http_block, pattern, quoted, run_bounded,
-    run_wrk, setup, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir,
-    BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, find_program, free_port, nginx_http_block, pattern, proc_stat, quoted,
+    run_bounded, run_wrk, setup, tail, version_of, wait_until, write_config, Capture, Load,
+    Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT,
+    STOP_TIMEOUT,
 };
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -1036,13 +1037,11 @@ fn born(pid: u32) {
     GONE.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
 }
 
-/// /proc/PID/stat's state and parent: the fields after the parenthesised command name, which
-/// may itself contain spaces and parentheses.
+/// /proc/PID/stat's state and parent.
 fn stat_of(pid: u32) -> Option<(char, u32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
+    let stat = proc_stat(pid)?;
+    let state = stat.first()?.chars().next()?;
+    let ppid = stat.get(1)?.parse().ok()?;
     Some((state, ppid))
 }
 

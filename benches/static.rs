@@ -15,8 +15,8 @@
 mod common;
 
 use common::{
-    command, env_number, file_size, find_program, free_port, nginx_http_block, pattern, quoted,
-    run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of, wait_until,
+    command, env_number, file_size, find_program, free_port, nginx_http_block, pattern, proc_stat,
+    quoted, run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of, wait_until,
     write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS,
     KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
@@ -754,8 +754,8 @@ impl Server {
     fn exit_status(&self) -> Option<String> {
         // try_wait needs &mut; /proc answers without reaping (a zombie still has an entry, so
         // look at its state).
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        let stat = proc_stat(self.pid())?;
+        let state = stat.first()?;
         (state == "Z" || state == "X").then(|| "exited".to_string())
     }
 
@@ -1265,20 +1265,14 @@ impl CpuSample {
                 .next()
                 .and_then(|n| n.parse::<u64>().ok())
                 .ok_or_else(|| format!("no run time in {path}"))?;
-            let path = format!("/proc/{p}/stat");
-            let text = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
-            // After the command name: state is field 3, utime field 14, stime field 15.
-            let fields: Vec<&str> = text
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
+            let fields = proc_stat(p).unwrap_or_default();
             let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
             match (tick(11), tick(12)) {
                 (Some(u), Some(s)) => {
                     sample.user_ticks += u;
                     sample.sys_ticks += s;
                 }
-                _ => return Err(format!("no utime/stime in {path}")),
+                _ => return Err(format!("no utime/stime in /proc/{p}/stat")),
             }
         }
         Ok(sample)
@@ -1336,11 +1330,7 @@ fn open_fds(pid: u32) -> Result<usize, String> {
 /// Whether `pid` is asleep in a syscall ("S"); a static-file server only sleeps in its event
 /// wait (a ptrace stop shows as "t", running as "R").
 fn sleeping(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            == Some("S")
-    })
+    proc_stat(pid).is_some_and(|stat| stat.first().is_some_and(|s| s == "S"))
 }
 
 /// Wait until `pid` sleeps in the kernel, polling finely: this runs once per request, so the

@@ -208,6 +208,15 @@ pub fn write_config(path: &Path, text: &str) -> Result<(), String> {
 // Processes: placement, bounded runs, stopping
 // ---------------------------------------------------------------------------------------------
 
+/// The fields of /proc/PID/stat after the parenthesised command name, which may itself hold
+/// spaces and parentheses: index 0 is the state (field 3), 1 the parent, 11 and 12 utime and
+/// stime. None when the process is gone.
+pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// Which CPU servers and wrk run on, and how they are pinned.
 pub struct Placement {
     pub server_cpu: Option<usize>,

@@ -251,6 +251,14 @@ impl Loader {
                         None => Err(err(cur.loc(), "unexpected '}' without an open block")),
                     }
                 }
+                // lighttpd drops an `if` written before a condition: `if $HTTP["host"] ...`.
+                Tok::Name(name)
+                    if name == "if"
+                        && matches!(cur.toks.get(cur.pos + 1), Some(t) if matches!(t.tok, Tok::CondVar(_))) =>
+                {
+                    cur.advance();
+                    self.chain(cur)?
+                }
                 Tok::Name(name) => self.statement(cur, &name)?,
                 Tok::CondVar(_) => self.chain(cur)?,
                 other => {
@@ -295,7 +303,7 @@ impl Loader {
                     self.include_shell(&arg, &loc)
                 }
             }
-            "else" | "elseif" | "elsif" => Err(err(
+            "else" | "elseif" | "elsif" | "elif" => Err(err(
                 loc,
                 format!("'{name}' without a preceding conditional block"),
             )),
@@ -528,7 +536,7 @@ impl Loader {
                         }
                     }
                 }
-                Tok::Name(n) if n == "elseif" || n == "elsif" => {
+                Tok::Name(n) if matches!(n.as_str(), "elseif" | "elsif" | "elif") => {
                     cur.advance();
                     cur.skip_newlines();
                     if !matches!(cur.peek(), Tok::CondVar(_)) {

@@ -704,6 +704,28 @@ fn remote_ip_table() {
     }
 }
 
+/// lighttpd drops an `if` written before a condition and takes `elif` for `else`, as its
+/// own test config (condition.conf) does.
+#[test]
+fn leading_if_and_elif() {
+    let cfg = ok(r#"
+if $HTTP["host"] == "a" { server.tag = "A" }
+elif $HTTP["host"] == "b" { server.tag = "B" }
+else if $HTTP["host"] == "c" { server.tag = "C" }
+"#);
+    assert_eq!(cfg.conds.len(), 1);
+    assert_eq!(cfg.conds[0].branches.len(), 3);
+    for (host, tag) in [("a", "A"), ("b", "B"), ("c", "C"), ("d", "lightd/")] {
+        let req = Req::new(&[(CondField::Host, host)]);
+        let got = cfg.merged(&cfg.matches(&req)).server_tag;
+        assert!(got.starts_with(tag), "{host}: {got}");
+    }
+    assert_eq!(
+        fails("elif $HTTP[\"host\"] == \"a\" {}\n"),
+        "T/main.conf:1: 'elif' without a preceding conditional block"
+    );
+}
+
 #[test]
 fn else_chains_take_the_first_match() {
     let src = r#"

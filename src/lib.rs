@@ -219,20 +219,9 @@ fn acquire(
                 listener::Listener::from_fd(h.fd)
                     .map_err(|e| format!("{}: adopting {}: {}", spec.loc, h.addr, e))?
             }
-            None => {
-                let (l, overlap) = listener::Listener::bind(spec.addr)
-                    .map_err(|e| format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e))?;
-                if overlap && !listener::tcp_migrate_req() {
-                    ::log::warn!(
-                        "{}: {} is also open in another process; overlapping it with \
-                         SO_REUSEPORT, but net.ipv4.tcp_migrate_req is 0, so connections \
-                         queued on the other socket are reset when it closes",
-                        spec.loc,
-                        spec.addr
-                    );
-                }
-                l
-            }
+            None => listener::Listener::bind(spec.addr).map_err(|e| {
+                format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e)
+            })?,
         };
         out.push(l);
     }

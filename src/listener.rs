@@ -19,22 +19,26 @@ pub struct Listener {
 
 impl Listener {
     /// Bind a fresh socket for `addr`: the last resort, when no running instance handed its
-    /// sockets over. Returns whether the bind only succeeded by overlapping another process's
-    /// socket through SO_REUSEPORT.
-    pub fn bind(addr: SocketAddr) -> io::Result<(Listener, bool)> {
-        // Probe without SO_REUSEPORT first: if that fails with EADDRINUSE, someone else is
-        // listening, and the real socket below will overlap theirs.
-        let overlap = match new_socket(addr, false).and_then(|s| s.bind(&addr.into())) {
-            Ok(()) => false,
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => true,
-            Err(e) => return Err(e),
-        };
-        // Always SO_REUSEPORT, so that a later generation can overlap with this one if it
-        // ever has to fall back to binding.
-        let sock = new_socket(addr, true)?;
-        sock.bind(&addr.into())?;
+    /// sockets over. Without SO_REUSEPORT: a port another process listens on, even another
+    /// lightd, is "address in use", never silently shared. A reload passes the socket itself
+    /// on instead of binding beside it.
+    pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        let sock = new_socket(addr)?;
+        sock.bind(&addr.into()).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EADDRINUSE) {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e}: another process listens there (a running lightd hands its \
+                         sockets over only through its control socket or SIGUSR1)"
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         sock.listen(BACKLOG)?;
-        Ok((Self::adopt(sock)?, overlap))
+        Self::adopt(sock)
     }
 
     /// Take ownership of an already listening socket (inherited or handed over).
@@ -66,26 +70,15 @@ impl Listener {
     }
 }
 
-fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Lets a restarted server bind while old connections sit in TIME_WAIT.
+    // Lets a restarted server bind while old connections sit in TIME_WAIT. (On Linux this
+    // never lets two sockets listen on one port; only SO_REUSEPORT would.)
     sock.set_reuse_address(true)?;
-    if reuse_port {
-        sock.set_reuse_port(true)?;
-    }
     if addr.is_ipv6() {
         // Debian's default config listens on 0.0.0.0:80 and [::]:80 at once; that only
         // works when the IPv6 socket does not also claim the IPv4 addresses.
         sock.set_only_v6(true)?;
     }
     Ok(sock)
-}
-
-/// Whether the kernel moves queued connections to another SO_REUSEPORT socket when one closes
-/// (net.ipv4.tcp_migrate_req). Without it, overlapping and then closing the old socket resets
-/// every connection still in the old socket's queue.
-pub fn tcp_migrate_req() -> bool {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false)
 }

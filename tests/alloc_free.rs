@@ -97,7 +97,7 @@ fn steady_state_static_requests_do_not_allocate() {
     let (tx, rx) = mpsc::channel::<SocketAddr>();
     let server = std::thread::spawn(move || {
         let cfg = lightd::config::load(&conf).expect("config");
-        let (listener, _) = lightd::listener::Listener::bind(cfg.listen[0].addr).expect("bind");
+        let listener = lightd::listener::Listener::bind(cfg.listen[0].addr).expect("bind");
         let addr = listener.local;
         let reexec = lightd::server::Reexec {
             exe: std::env::current_exe().unwrap(),

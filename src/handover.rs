@@ -60,10 +60,16 @@ fn set_cloexec(fd: RawFd) {
 /// Sockets passed as LISTEN_FDS for this very process. The variables are removed so that
 /// processes we start later do not mistake them for their own.
 pub fn take_inherited() -> Vec<Handed> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.trim().parse::<u32>().ok())
-        == Some(std::process::id());
+    // "parent:PID" is lighttpd's extension for a server started under strace or gdb: the
+    // sockets are for the child of PID.
+    let pid_ok = std::env::var("LISTEN_PID").ok().is_some_and(|p| {
+        let p = p.trim();
+        match p.strip_prefix("parent:") {
+            // SAFETY: getppid has no preconditions.
+            Some(pp) => pp.parse::<i64>().ok() == Some(i64::from(unsafe { libc::getppid() })),
+            None => p.parse::<u32>().ok() == Some(std::process::id()),
+        }
+    });
     let n = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|n| n.trim().parse::<usize>().ok())

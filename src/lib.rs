@@ -100,8 +100,12 @@ fn start(
     }
     let (listeners, takeover) = acquire(&cfg, inherited)?;
     // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
-    let bound: Vec<std::net::SocketAddr> = listeners.iter().map(|l| l.local).collect();
+    let bound: Vec<(usize, std::net::SocketAddr)> = listeners
+        .iter()
+        .filter_map(|(spec, l)| spec.map(|i| (i, l.local)))
+        .collect();
     cfg.resolve_ephemeral_ports(&bound);
+    let listeners: Vec<listener::Listener> = listeners.into_iter().map(|(_, l)| l).collect();
     let control = match cfg.control_path() {
         Some(p) => {
             Some(handover::ControlSocket::bind(&p).map_err(|e| format!("control socket: {}", e))?)
@@ -175,11 +179,20 @@ fn start(
 }
 
 /// The listening sockets, from the first source that has them: inherited (LISTEN_FDS), taken
-/// over from the running instance, or bound afresh.
+/// over from the running instance, or bound afresh. Each comes with the index of its entry in
+/// `cfg.listen`, or None for an inherited socket that matches no entry and is served with the
+/// global settings (server.systemd-socket-activation).
+#[allow(clippy::type_complexity)]
 fn acquire(
     cfg: &config::Config,
     mut handed: Vec<handover::Handed>,
-) -> Result<(Vec<listener::Listener>, Option<handover::Takeover>), String> {
+) -> Result<
+    (
+        Vec<(Option<usize>, listener::Listener)>,
+        Option<handover::Takeover>,
+    ),
+    String,
+> {
     let mut takeover = None;
     if !handed.is_empty() {
         ::log::info!("inherited {} listening socket(s)", handed.len());
@@ -207,8 +220,11 @@ fn acquire(
             }
         }
     }
-    let mut out = Vec::with_capacity(cfg.listen.len());
-    for spec in &cfg.listen {
+    // lighttpd's socket activation: with sockets handed in, the default address is not bound
+    // unless server.bind names it, and sockets that match nothing are served, not closed.
+    let activated = cfg.socket_activation && !handed.is_empty();
+    let mut out = Vec::with_capacity(cfg.listen.len() + handed.len());
+    for (i, spec) in cfg.listen.iter().enumerate() {
         // Port 0 (tests) matches a socket on the same IP: the port is whatever was bound.
         let pos = handed.iter().position(|h| {
             h.addr == spec.addr || (spec.addr.port() == 0 && h.addr.ip() == spec.addr.ip())
@@ -219,14 +235,25 @@ fn acquire(
                 listener::Listener::from_fd(h.fd)
                     .map_err(|e| format!("{}: adopting {}: {}", spec.loc, h.addr, e))?
             }
-            None => listener::Listener::bind(spec.addr).map_err(|e| {
-                format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e)
-            })?,
+            None if activated && spec.implicit => continue,
+            None => listener::Listener::bind(spec.addr)
+                .map_err(|e| format!("{}: cannot listen on {}: {}", spec.loc, spec.addr, e))?,
         };
-        out.push(l);
+        out.push((Some(i), l));
     }
     for h in handed {
-        ::log::info!("closing inherited socket {}: no longer configured", h.addr);
+        if activated {
+            ::log::info!(
+                "serving inherited socket {} with the global settings \
+                 (server.systemd-socket-activation)",
+                h.addr
+            );
+            let l = listener::Listener::from_fd(h.fd)
+                .map_err(|e| format!("adopting inherited socket {}: {}", h.addr, e))?;
+            out.push((None, l));
+        } else {
+            ::log::info!("closing inherited socket {}: no longer configured", h.addr);
+        }
     }
     Ok((out, takeover))
 }

@@ -218,6 +218,11 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         "server.max-request-head-time = {}",
         cfg.max_request_head_time.as_secs()
     )?;
+    writeln!(
+        f,
+        "server.systemd-socket-activation = {}",
+        flag(cfg.socket_activation)
+    )?;
     writeln!(f)?;
     for line in base_settings(&cfg.base) {
         writeln!(f, "{line}")?;

@@ -39,6 +39,7 @@ pub(crate) const GLOBAL_KEYS: &[&str] = &[
     "server.max-request-field-size",
     "server.graceful-shutdown-timeout",
     "server.max-request-head-time",
+    "server.systemd-socket-activation",
 ];
 
 /// Keys lightd implements per request (they become `ReqSetting`s inside conditionals).
@@ -88,7 +89,6 @@ pub(crate) const LIGHTTPD_KEYS: &[&str] = &[
     "server.reject-expect-100-with-417",
     "server.stat-cache-engine",
     "server.compat-module-load",
-    "server.systemd-socket-activation",
     "server.use-ipv6",
     "server.set-v6only",
     "server.v4mapped",

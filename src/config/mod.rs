@@ -97,15 +97,20 @@ impl Config {
         set
     }
 
-    /// Tell the configuration which address each listener actually got, index-aligned with
-    /// `listen`. Only port-0 ("any free port") entries change: the `$SERVER["socket"]` block
-    /// that opened such a listener is pointed at its real address, so it matches that listener
-    /// alone. For this to work `CondInput::server_socket` must report the bound address.
-    pub fn resolve_ephemeral_ports(&mut self, bound: &[SocketAddr]) {
-        for (spec, actual) in self.listen.iter().zip(bound) {
+    /// Tell the configuration which address each listener actually got: pairs of an index
+    /// into `listen` and the bound address. Only port-0 ("any free port") entries change: the
+    /// `$SERVER["socket"]` block that opened such a listener is pointed at its real address, so
+    /// it matches that listener alone. For this to work `CondInput::server_socket` must report
+    /// the bound address.
+    pub fn resolve_ephemeral_ports(&mut self, bound: &[(usize, SocketAddr)]) {
+        for &(i, actual) in bound {
+            let Some(spec) = self.listen.get(i) else {
+                continue;
+            };
             if spec.addr.port() == 0 {
                 // The block that opened a listener has the same location as its ListenSpec.
-                retarget_socket_conds(&mut self.conds, spec, *actual);
+                let spec = spec.clone();
+                retarget_socket_conds(&mut self.conds, &spec, actual);
             }
         }
     }

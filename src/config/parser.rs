@@ -636,6 +636,7 @@ impl Loader {
                     addr,
                     text: pattern.clone(),
                     loc: loc.clone(),
+                    implicit: false,
                 });
                 socket = Some(addr);
             }

@@ -886,7 +886,7 @@ $SERVER["socket"] == "127.0.0.1:0" { server.tag = "extra" }
         SocketAddr::from(([127, 0, 0, 1], 40001)),
         SocketAddr::from(([127, 0, 0, 1], 40002)),
     ];
-    cfg.resolve_ephemeral_ports(&bound);
+    cfg.resolve_ephemeral_ports(&[(0, bound[0]), (1, bound[1])]);
     let tag_on = |sock: SocketAddr| {
         let mut req = Req::new(&[]);
         req.sock = sock;

@@ -47,6 +47,10 @@ pub struct ListenSpec {
     /// The text as written ("[::]:80", ":8080", "0.0.0.0:80"), for messages and `-p`.
     pub text: String,
     pub loc: Loc,
+    /// The server.bind/server.port entry when server.bind is not set. With
+    /// server.systemd-socket-activation enabled and sockets inherited, lighttpd does not bind
+    /// this default address, and neither does lightd.
+    pub implicit: bool,
 }
 
 /// Settings that may differ per request (lighttpd allows them inside conditionals).
@@ -205,6 +209,10 @@ pub struct Config {
     /// lightd's own `server.max-request-head-time` (default 30 s): the total time a client has
     /// to send a complete request head, so a trickling client cannot hold a slot forever.
     pub max_request_head_time: Duration,
+    /// server.systemd-socket-activation: inherited sockets (LISTEN_FDS) that match no
+    /// configured address are served with the global settings, and the implicit default
+    /// address is not bound when sockets were inherited.
+    pub socket_activation: bool,
     pub base: ReqConf,
     pub conds: Vec<CondChain>,
     /// Warnings gathered while loading (unimplemented or unknown keys), already formatted as

@@ -274,6 +274,7 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
             p.graceful_explicit = true;
         }
         "server.max-request-head-time" => cfg.max_request_head_time = want_secs(s, 1)?,
+        "server.systemd-socket-activation" => cfg.socket_activation = want_bool(s)?,
         "server.feature-flags" => {
             // Current lighttpd reads its graceful shutdown timeout from here (Debian's default
             // config sets it this way), so honour it; the other flags tune lighttpd internals.
@@ -406,6 +407,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         graceful_shutdown_timeout: Duration::from_secs(8),
         max_worker: 0,
         max_request_head_time: Duration::from_secs(30),
+        socket_activation: false,
         base: default_req(),
         conds: Vec::new(),
         warnings: parsed.warnings,
@@ -433,6 +435,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     cfg.warnings = warnings;
     cfg.conds = chains(parsed.chains, &mut cfg.locs)?;
 
+    let bind_set = pending.bind.is_some();
     let (ip, bind_loc) = pending
         .bind
         .map(|(ip, l)| (ip, Some(l)))
@@ -450,6 +453,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         addr: main,
         text: main.to_string(),
         loc,
+        implicit: !bind_set,
     });
     for spec in parsed.sockets {
         // Port 0 means "any free port": two such entries are two different listeners.

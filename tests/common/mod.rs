@@ -10,6 +10,8 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -451,6 +453,55 @@ impl Builder {
         all.extend(["-f", cfg.to_str().unwrap()]);
         let mut cmd = self.command(&all);
         tweak(&mut cmd);
+        self.launch(cmd)
+    }
+
+    /// Start `lightd -D -f CONFIG` the way lighttpd's test harness starts a server (and the
+    /// way systemd passes sockets): the listening sockets `fds` at descriptors 3, 4, ...,
+    /// LISTEN_FDS set to how many, and LISTEN_PID to the server's own pid. A shell sets
+    /// LISTEN_PID to its `$$` and execs lightd in its place, as the harness's perl does.
+    pub fn spawn_activated(self, fds: &[RawFd]) -> Server {
+        let cfg = self.write_config();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" -D -f \"$1\""])
+            .arg(BIN)
+            .arg(&cfg)
+            .env("LISTEN_FDS", fds.len().to_string())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let fds = fds.to_vec();
+        // SAFETY: only descriptor calls on the forked child, which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move every socket out of the way first, so placing one at 3 + i cannot
+                // overwrite another that happens to sit there.
+                let mut high = Vec::with_capacity(fds.len());
+                for &fd in &fds {
+                    let d = libc::fcntl(fd, libc::F_DUPFD, 100);
+                    if d < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    high.push(d);
+                }
+                for (i, &d) in high.iter().enumerate() {
+                    // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
+                    if libc::dup2(d, 3 + i as RawFd) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    libc::close(d);
+                }
+                Ok(())
+            });
+        }
+        self.launch(cmd)
+    }
+
+    fn launch(self, mut cmd: Command) -> Server {
         let mut child = cmd.spawn().expect("spawn lightd");
         let stdout = Capture::spawn(child.stdout.take().unwrap());
         let stderr = Capture::spawn(child.stderr.take().unwrap());

@@ -1,10 +1,18 @@
 //! The error log (the `log` facade through env_logger, to stderr or server.errorlog) and the
 //! access log (lighttpd's accesslog.format, buffered and flushed once per loop turn).
+//!
+//! Both keep their files whole: a line goes out in one write, and a write the disk cut short
+//! (ENOSPC) is taken back to the last complete line, so a full disk never leaves a torn
+//! line. The error log also rate-limits each place in the code that logs, so a condition
+//! that repeats on every loop turn (a full disk, no descriptors left) writes a few lines and
+//! then "repeated N times", not millions of lines.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::http::date;
 
@@ -17,15 +25,215 @@ struct ErrorLogTarget;
 
 impl Write for ErrorLogTarget {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_mut() {
-            Some((_, f)) => f.write_all(buf).map(|_| buf.len()),
+            // A failure to write the error log has nowhere to be reported; the record is
+            // lost whole rather than in part.
+            Some((_, f)) => {
+                let _ = append_whole(f, buf);
+                Ok(buf.len())
+            }
             None => io::stderr().write_all(buf).map(|_| buf.len()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Append `buf` (whole lines) to a file opened for appending. If the write is cut short (a
+/// full disk), the partial tail is removed again, back to the last complete line of `buf`
+/// that made it. On failure, returns how many bytes of `buf` are in the file, and why.
+pub(crate) fn append_whole(f: &mut File, buf: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut done = 0;
+    let err = loop {
+        match f.write(&buf[done..]) {
+            Ok(0) => break io::Error::from(io::ErrorKind::WriteZero),
+            Ok(n) => {
+                done += n;
+                if done == buf.len() {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break e,
+        }
+    };
+    let keep = buf[..done]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if done > keep {
+        // With O_APPEND the offset is now the end of what we wrote. Take the torn tail back
+        // only if nobody (another generation sharing the log) appended after it.
+        let fd = f.as_raw_fd();
+        // SAFETY: lseek and fstat on a descriptor we own, with a valid stat buffer.
+        unsafe {
+            let end = libc::lseek(fd, 0, libc::SEEK_CUR);
+            let mut st: libc::stat = std::mem::zeroed();
+            if end >= 0 && libc::fstat(fd, &mut st) == 0 && st.st_size == end {
+                libc::ftruncate(fd, end - (done - keep) as libc::off_t);
+            }
+        }
+    }
+    Err((keep, err))
+}
+
+/// Each place that logs may write this many records per window before the rest are counted
+/// instead of written.
+const BURST: u32 = 5;
+/// The rate-limiting window.
+const WINDOW: Duration = Duration::from_secs(10);
+/// Places tracked at once; more than this (not expected) share the oldest slot.
+const SITES: usize = 64;
+
+/// Rate limiting per logging call site (source file and line).
+struct Site {
+    file: &'static str,
+    line: u32,
+    level: log::Level,
+    since: Instant,
+    written: u32,
+    suppressed: u64,
+    /// The text of the latest suppressed record, for the summary.
+    last: String,
+}
+
+/// The longest suppressed message text kept for a summary.
+const LAST_MAX: usize = 256;
+
+static SITES_STATE: Mutex<Vec<Site>> = Mutex::new(Vec::new());
+
+/// Whether a record from this call site may be written now. Summaries of windows that ended
+/// are written first.
+fn admit(
+    file: &'static str,
+    line: u32,
+    level: log::Level,
+    text: impl FnOnce() -> String,
+) -> bool {
+    let now = Instant::now();
+    let mut sites = SITES_STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let i = match sites.iter().position(|s| s.file == file && s.line == line) {
+        Some(i) => i,
+        None => {
+            if sites.len() >= SITES {
+                // Reuse the slot whose window started longest ago, reporting what it held.
+                if let Some(j) = (0..sites.len()).min_by_key(|&j| sites[j].since) {
+                    let old = sites.swap_remove(j);
+                    summarize(&old);
+                }
+            }
+            sites.push(Site {
+                file,
+                line,
+                level,
+                since: now,
+                written: 0,
+                suppressed: 0,
+                last: String::new(),
+            });
+            sites.len() - 1
+        }
+    };
+    let s = &mut sites[i];
+    if now.duration_since(s.since) >= WINDOW {
+        summarize(s);
+        s.since = now;
+        s.written = 0;
+        s.suppressed = 0;
+        s.last.clear();
+    }
+    if s.written < BURST {
+        s.written += 1;
+        true
+    } else {
+        s.suppressed += 1;
+        s.last = text();
+        if s.last.len() > LAST_MAX {
+            let mut cut = LAST_MAX;
+            while !s.last.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.last.truncate(cut);
+        }
+        false
+    }
+}
+
+fn summarize(s: &Site) {
+    if s.suppressed > 0 {
+        write_record(
+            s.level,
+            &format!(
+                "{} similar message(s) suppressed in {} s (each place in lightd logs at most \
+                 {} per {} s); the last: {}",
+                s.suppressed,
+                WINDOW.as_secs(),
+                BURST,
+                WINDOW.as_secs(),
+                s.last
+            ),
+            false,
+        );
+    }
+}
+
+/// Report the counts of windows that have ended (called from the loop on its timer), so a
+/// flood that stopped is still accounted for. Returns whether some window is still counting.
+pub fn flush_suppressed() -> bool {
+    let now = Instant::now();
+    let mut sites = SITES_STATE.lock().unwrap_or_else(|e| e.into_inner());
+    sites.retain(|s| {
+        if now.duration_since(s.since) < WINDOW {
+            return true;
+        }
+        summarize(s);
+        false
+    });
+    sites.iter().any(|s| s.suppressed > 0)
+}
+
+/// Format one record the way the logger does, into `out`.
+fn format_record(out: &mut Vec<u8>, level: log::Level, msg: &str) {
+    let mut ts = [0u8; 29];
+    date::format(now_secs(), &mut ts);
+    for line in msg.lines() {
+        let _ = writeln!(
+            out,
+            "{}: lightd[{}] {}: {}",
+            String::from_utf8_lossy(&ts),
+            std::process::id(),
+            level,
+            line
+        );
+    }
+}
+
+/// Write a record directly: to the error log file, or (unless `file_only`) to stderr when
+/// there is none.
+fn write_record(level: log::Level, msg: &str, file_only: bool) {
+    let mut buf = Vec::with_capacity(128);
+    format_record(&mut buf, level, msg);
+    let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        Some((_, f)) => {
+            let _ = append_whole(f, &buf);
+        }
+        None if !file_only => {
+            let _ = io::stderr().write_all(&buf);
+        }
+        None => {}
+    }
+}
+
+/// Write `msg` (one record per line) to server.errorlog if it is open, and nowhere else: for
+/// what has already been printed on stderr.
+pub fn to_errorlog_file(level: log::Level, msg: &str) {
+    write_record(level, msg, true);
 }
 
 /// Install the logger. RUST_LOG is honoured; without it lightd logs at info.
@@ -37,6 +245,14 @@ pub fn init() {
     }
     b.target(env_logger::Target::Pipe(Box::new(ErrorLogTarget)));
     b.format(|buf, rec| {
+        // A suppressed record writes nothing; the logger then writes an empty buffer.
+        if let Some(file) = rec.file_static() {
+            if !admit(file, rec.line().unwrap_or(0), rec.level(), || {
+                rec.args().to_string()
+            }) {
+                return Ok(());
+            }
+        }
         let mut ts = [0u8; 29];
         date::format(now_secs(), &mut ts);
         writeln!(
@@ -210,8 +426,16 @@ impl AccessLog {
         if self.buf.is_empty() {
             return;
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
-            log::error!("writing access log {}: {}", self.path.display(), e);
+        if let Err((kept, e)) = append_whole(&mut self.file, &self.buf) {
+            // Whatever did not fit is dropped, whole lines only: buffering it until the disk
+            // has room would grow without bound.
+            let lost = self.buf[kept..].iter().filter(|&&b| b == b'\n').count();
+            log::error!(
+                "writing access log {}: {} ({} line(s) lost)",
+                self.path.display(),
+                e,
+                lost
+            );
         }
         self.buf.clear();
     }

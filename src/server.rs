@@ -297,6 +297,8 @@ pub struct Server {
     workers: Vec<u32>,
     /// When a stopping supervisor gives up waiting for its workers.
     workers_deadline: Option<Instant>,
+    /// The error log is counting suppressed messages: wake up to report them.
+    log_pending: bool,
 }
 
 impl Server {
@@ -389,6 +391,7 @@ impl Server {
             role: Role::Single,
             workers: Vec::new(),
             workers_deadline: None,
+            log_pending: false,
         })
     }
 
@@ -478,6 +481,7 @@ impl Server {
             {
                 self.scan_timeouts();
                 self.check_reload();
+                self.log_pending = crate::log::flush_suppressed();
             }
 
             for l in &mut self.ctx.accesslogs {
@@ -536,6 +540,7 @@ impl Server {
             || self.reload.is_some()
             || !self.zombies.is_empty()
             || !self.workers.is_empty()
+            || self.log_pending
         {
             return Some(TICK);
         }

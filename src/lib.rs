@@ -46,9 +46,14 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     // the running one can log why a reload failed.
     let mut parent = handover::take_ready_fd();
     let res = start(opts, inherited, &mut parent);
-    if let (Err(e), Some(p)) = (&res, parent.as_mut()) {
-        use std::io::Write;
-        let _ = writeln!(p, "ERROR {}", e);
+    if let Err(e) = &res {
+        // main prints it on stderr; once server.errorlog is open it goes there as well.
+        log::to_errorlog_file(::log::Level::Error, e);
+        if let Some(p) = parent.as_mut() {
+            use std::io::Write;
+            // One line: the reader acts on the first line that starts with ERROR.
+            let _ = writeln!(p, "ERROR {}", e.replace('\n', " "));
+        }
     }
     res
 }
@@ -65,6 +70,11 @@ fn start(
     let mut cfg = config::load(path).map_err(|e| e.to_string())?;
     for w in &cfg.warnings {
         ::log::warn!("{}", w);
+    }
+    if opts.test > 0 || opts.print {
+        // Fail closed in the config test too, so the rc script's configtest and the unit's
+        // ExecReload= check stop a reload onto a config lightd would refuse.
+        cfg.refusal().map_err(|e| e.to_string())?;
     }
     if opts.test >= 2 {
         config::check_loadable(&cfg).map_err(|e| e.to_string())?;
@@ -84,6 +94,15 @@ fn start(
         };
     }
 
+    // From here on warnings and errors go to server.errorlog as well as stderr (each once).
+    if let Some(p) = &cfg.errorlog {
+        log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
+        for w in &cfg.warnings {
+            log::to_errorlog_file(::log::Level::Warn, w);
+        }
+    }
+    cfg.refusal().map_err(|e| e.to_string())?;
+
     // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
     // installed there is an upgrade.
     let reexec = server::Reexec {
@@ -95,9 +114,6 @@ fn start(
     }
     // Resolve users before anything irreversible, so a typo fails before a takeover.
     let creds = process::Creds::resolve(cfg.username.as_deref(), cfg.groupname.as_deref())?;
-    if let Some(p) = &cfg.errorlog {
-        log::set_errorlog(p).map_err(|e| format!("server.errorlog: {}", e))?;
-    }
     let (listeners, takeover) = acquire(&cfg, inherited)?;
     // `$SERVER["socket"]` blocks on port 0 (tests) must match the port actually bound.
     let bound: Vec<(usize, std::net::SocketAddr)> = listeners

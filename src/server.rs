@@ -309,6 +309,11 @@ impl Server {
         control: Option<ControlSocket>,
         reexec: Reexec,
     ) -> io::Result<Server> {
+        // Fail closed even if a caller forgot to ask: never serve a config that relies on
+        // something lightd does not implement.
+        if let Err(e) = cfg.refusal() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()));
+        }
         let poll = Poll::new()?;
         let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1])?;
         if let Some(c) = &control {

@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write};
 
-use super::types::{Cond, CondChain, CondField, CondOp, Config, ReqConf, ReqSetting};
+use super::types::{Cond, CondChain, CondField, CondOp, Config, Ignored, ReqConf, ReqSetting};
 use super::value::quote;
 
 fn list(v: &[String]) -> String {
@@ -108,6 +108,19 @@ fn cond(c: &Cond) -> String {
     format!("{field} {op} {}", quote(&c.pattern))
 }
 
+/// Keys lightd ignores, as comments: shown so nothing the config says silently disappears, and
+/// commented out so the output still loads.
+fn ignored(f: &mut fmt::Formatter<'_>, keys: &[Ignored], indent: &str) -> fmt::Result {
+    for k in keys {
+        writeln!(
+            f,
+            "{indent}# ignored (not implemented by lightd), {}: {} = {}",
+            k.loc, k.key, k.value
+        )?;
+    }
+    Ok(())
+}
+
 fn chains(f: &mut fmt::Formatter<'_>, chains: &[CondChain], indent: &str) -> fmt::Result {
     let inner = format!("{indent}    ");
     for chain in chains {
@@ -125,6 +138,7 @@ fn chains(f: &mut fmt::Formatter<'_>, chains: &[CondChain], indent: &str) -> fmt
             for s in &b.settings {
                 writeln!(f, "{inner}{}", setting(s, &inner))?;
             }
+            ignored(f, &b.ignored, &inner)?;
             self::chains(f, &b.children, &inner)?;
         }
         writeln!(f, "{indent}}}")?;
@@ -226,6 +240,10 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f)?;
     for line in base_settings(&cfg.base) {
         writeln!(f, "{line}")?;
+    }
+    if !cfg.ignored.is_empty() {
+        writeln!(f)?;
+        ignored(f, &cfg.ignored, "")?;
     }
     chains(f, &cfg.conds, "")
 }

@@ -11,9 +11,17 @@ pub(crate) enum KeyKind {
     /// Implemented but deliberately silent: `server.feature-flags` carries lighttpd tuning
     /// switches that mostly have no meaning for lightd.
     Silent,
-    /// A lighttpd 1.4 key lightd does not implement: accepted with a warning, so an existing
-    /// lighttpd.conf still loads.
-    Unimplemented,
+    /// A lighttpd 1.4 key lightd does not implement and that only adds a feature: accepted
+    /// with a warning, so an existing lighttpd.conf still loads.
+    Unimplemented { owner: &'static str },
+    /// A key of a module that protects something (access, auth, TLS, backends...), which
+    /// lightd does not implement: the config is refused rather than served without it.
+    /// `known` is false for a name lightd does not know in that module's namespace.
+    Refused {
+        owner: &'static str,
+        harm: &'static str,
+        known: bool,
+    },
     /// Neither: a warning with a spelling suggestion.
     Unknown,
 }
@@ -58,400 +66,677 @@ pub(crate) const REQUEST_KEYS: &[&str] = &[
     "accesslog.format",
 ];
 
+// What goes wrong when lightd serves without a module: the reason a key or module is refused.
+const ACCESS: &str = "files it denies would be served to anyone";
+const AUTH: &str = "pages it protects with a password would be served to anyone";
+const CGI: &str = "scripts would be served as their source code instead of being run";
+const GATEWAY: &str =
+    "requests meant for its backends would be answered from the document root, script source \
+     included";
+const PROXY: &str =
+    "requests meant for the proxied service would be answered from the document root instead";
+const TLS: &str = "the socket would speak plain, unencrypted HTTP";
+const EXTFORWARD: &str =
+    "every proxied client would have the proxy's address, so $HTTP[\"remote-ip\"] rules meant \
+     for the proxy would match everyone";
+const EVASIVE: &str = "its per-client connection limits would not be enforced";
+const REWRITE: &str = "URLs would not be rewritten, so requests would reach paths the rules hide";
+const REDIRECT: &str =
+    "requests it redirects (to HTTPS, or away from a path) would be served in place";
+const ALIAS: &str = "aliased URLs would be served from the document root, not their directories";
+const VHOST: &str = "every host would be served from the same document root";
+const USERDIR: &str = "/~user/ URLs would be served from the document root, not home directories";
+const SETENV: &str =
+    "the headers it sets (security headers such as HSTS, CSP and X-Frame-Options) would be \
+     missing";
+const SECDOWNLOAD: &str = "its signed, time-limited download links would not be checked";
+const WEBDAV: &str = "its WebDAV rules (read-only mode, locking) would not apply";
+const MAGNET: &str = "its Lua scripts, which often decide access, would not run";
+const SSI: &str = "server-side include pages would be served as source, directives included";
+const CML: &str = "its Lua scripts would not run and would be served as source";
+const TRIGGER: &str = "downloads it guards would be served without the trigger";
+const GEO: &str = "the location data that access rules and scripts rely on would be missing";
+const CHROOT: &str = "lightd would run outside the chroot jail";
+const SOCKET_PERMS: &str = "the permissions it sets on a Unix-domain socket would not apply";
+const DIRLIST_EXCLUDE: &str = "directory listings would show the names it hides";
+
+/// A set of lighttpd 1.4 keys lightd does not implement, with their owner and whether they
+/// protect something.
+pub(crate) struct Unimplemented {
+    /// The lighttpd module that reads these keys, or "core".
+    pub owner: &'static str,
+    /// What would be served wrongly if lightd ignored them; None when ignoring them only
+    /// loses a feature (debug output, tuning, cosmetics), which is a warning.
+    pub harm: Option<&'static str>,
+    /// The keys, as lighttpd spells them.
+    pub keys: &'static [&'static str],
+    /// Key namespaces the owner has: a key lightd does not know that starts with one of these
+    /// (a newer lighttpd key, or a misspelled one) is treated like the listed keys. For a
+    /// protective owner that means refused: a misspelled auth.require must not become an
+    /// ignored one.
+    pub prefixes: &'static [&'static str],
+}
+
+const fn group(
+    owner: &'static str,
+    harm: Option<&'static str>,
+    keys: &'static [&'static str],
+    prefixes: &'static [&'static str],
+) -> Unimplemented {
+    Unimplemented {
+        owner,
+        harm,
+        keys,
+        prefixes,
+    }
+}
+
 /// Every other key lighttpd 1.4 knows (core and the modules shipped with it, current and
-/// removed), so that an existing config loads with a precise warning instead of a guess.
-pub(crate) const LIGHTTPD_KEYS: &[&str] = &[
-    // core
-    "server.name",
-    "server.chroot",
-    "server.core-files",
-    "server.event-handler",
-    "server.network-backend",
-    "server.errorfile-prefix",
-    "server.error-handler",
-    "server.error-handler-404",
-    "server.error-intercept",
-    "server.errorlog-use-syslog",
-    "server.syslog-facility",
-    "server.breakagelog",
-    "server.force-lowercase-filenames",
-    "server.protocol-http11",
-    "server.stream-request-body",
-    "server.stream-response-body",
-    "server.kbytes-per-second",
-    "server.upload-dirs",
-    "server.upload-temp-file-size",
-    "server.chunkqueue-chunk-sz",
-    "server.http-parseopts",
-    "server.http-parseopt-header-strict",
-    "server.http-parseopt-host-strict",
-    "server.http-parseopt-host-normalize",
-    "server.reject-expect-100-with-417",
-    "server.stat-cache-engine",
-    "server.compat-module-load",
-    "server.use-ipv6",
-    "server.set-v6only",
-    "server.v4mapped",
-    "server.defer-accept",
-    "server.bsd-accept-filter",
-    "server.listen-backlog",
-    "server.socket-perms",
-    "server.use-noatime",
-    "server.max-stat-threads",
-    "connection.kbytes-per-second",
-    "mimetype.use-xattr",
-    "mimetype.xattr-name",
-    "etag.use-inode",
-    "etag.use-mtime",
-    "etag.use-size",
-    "debug.log-condition-handling",
-    "debug.log-condition-cache-handling",
-    "debug.log-file-not-found",
-    "debug.log-request-handling",
-    "debug.log-request-header",
-    "debug.log-request-header-on-error",
-    "debug.log-response-header",
-    "debug.log-timeouts",
-    "debug.log-state-handling",
-    "debug.log-ssl-noise",
-    // TLS (mod_openssl, mod_gnutls, mod_mbedtls, mod_wolfssl, mod_nss)
-    "ssl.engine",
-    "ssl.pemfile",
-    "ssl.privkey",
-    "ssl.ca-file",
-    "ssl.ca-dn-file",
-    "ssl.ca-crl-file",
-    "ssl.cipher-list",
-    "ssl.honor-cipher-order",
-    "ssl.dh-file",
-    "ssl.ec-curve",
-    "ssl.disable-client-renegotiation",
-    "ssl.use-sslv2",
-    "ssl.use-sslv3",
-    "ssl.use-compression",
-    "ssl.empty-fragments",
-    "ssl.read-ahead",
-    "ssl.verifyclient.activate",
-    "ssl.verifyclient.enforce",
-    "ssl.verifyclient.depth",
-    "ssl.verifyclient.username",
-    "ssl.verifyclient.exportcert",
-    "ssl.verifyclient.ca-file",
-    "ssl.verifyclient.ca-dn-file",
-    "ssl.verifyclient.ca-crl-file",
-    "ssl.openssl.ssl-conf-cmd",
-    "ssl.acme-tls-1",
-    "ssl.stapling-file",
-    "ssl.message-digest",
-    // mod_access
-    "url.access-deny",
-    "url.access-allow",
-    // mod_accesslog
-    "accesslog.use-syslog",
-    "accesslog.syslog-level",
-    "accesslog.escaping",
-    // mod_ajp13
-    "ajp13.server",
-    "ajp13.balance",
-    "ajp13.debug",
-    "ajp13.map-extensions",
-    // mod_alias
-    "alias.url",
-    // mod_auth and mod_authn_*
-    "auth.backend",
-    "auth.require",
-    "auth.extern-authn",
-    "auth.cache",
-    "auth.debug",
-    "auth.backend.plain.userfile",
-    "auth.backend.htdigest.userfile",
-    "auth.backend.htpasswd.userfile",
-    "auth.backend.ldap.hostname",
-    "auth.backend.ldap.base-dn",
-    "auth.backend.ldap.filter",
-    "auth.backend.ldap.ca-file",
-    "auth.backend.ldap.ca-path",
-    "auth.backend.ldap.starttls",
-    "auth.backend.ldap.bind-dn",
-    "auth.backend.ldap.bind-pw",
-    "auth.backend.ldap.allow-empty-pw",
-    "auth.backend.ldap.groupmember",
-    "auth.backend.ldap.timeout",
-    "auth.backend.mysql.host",
-    "auth.backend.mysql.user",
-    "auth.backend.mysql.pass",
-    "auth.backend.mysql.db",
-    "auth.backend.mysql.port",
-    "auth.backend.mysql.socket",
-    "auth.backend.mysql.users_table",
-    "auth.backend.mysql.col_user",
-    "auth.backend.mysql.col_pass",
-    "auth.backend.mysql.col_realm",
-    "auth.backend.dbi",
-    "auth.backend.pam.opts",
-    "auth.backend.gssapi.keytab",
-    "auth.backend.gssapi.principal",
-    "auth.backend.gssapi.store-creds",
-    "auth.backend.sasl.opts",
-    // mod_cgi
-    "cgi.assign",
-    "cgi.execute-x-only",
-    "cgi.x-sendfile",
-    "cgi.x-sendfile-docroot",
-    "cgi.local-redir",
-    "cgi.upgrade",
-    "cgi.limits",
-    "cgi.debug",
-    // mod_cml
-    "cml.extension",
-    "cml.memcache-hosts",
-    "cml.memcache-namespace",
-    "cml.power-magnet",
-    // mod_compress, mod_deflate
-    "compress.cache-dir",
-    "compress.filetype",
-    "compress.max-filesize",
-    "compress.allowed-encodings",
-    "deflate.mimetypes",
-    "deflate.allowed-encodings",
-    "deflate.max-compress-size",
-    "deflate.min-compress-size",
-    "deflate.compression-level",
-    "deflate.output-buffer-size",
-    "deflate.work-block-size",
-    "deflate.max-loadavg",
-    "deflate.cache-dir",
-    "deflate.params",
-    "deflate.sync-flush",
-    // mod_dirlisting (beyond dir-listing.activate)
-    "dir-listing.hide-dotfiles",
-    "dir-listing.external-css",
-    "dir-listing.external-js",
-    "dir-listing.encoding",
-    "dir-listing.exclude",
-    "dir-listing.show-readme",
-    "dir-listing.hide-readme-file",
-    "dir-listing.show-header",
-    "dir-listing.hide-header-file",
-    "dir-listing.set-footer",
-    "dir-listing.encode-readme",
-    "dir-listing.encode-header",
-    "dir-listing.auto-layout",
-    "dir-listing.cache",
-    "dir-listing.sort",
-    // mod_evasive
-    "evasive.max-conns-per-ip",
-    "evasive.silent",
-    "evasive.location",
-    // mod_evhost
-    "evhost.path-pattern",
-    // mod_expire
-    "expire.url",
-    "expire.mimetypes",
-    // mod_extforward
-    "extforward.forwarder",
-    "extforward.headers",
-    "extforward.params",
-    "extforward.hap-PROXY",
-    "extforward.hap-PROXY-ssl-client-verify",
-    // mod_fastcgi
-    "fastcgi.server",
-    "fastcgi.balance",
-    "fastcgi.debug",
-    "fastcgi.map-extensions",
-    // mod_flv_streaming
-    "flv-streaming.extensions",
-    // mod_geoip, mod_maxminddb
-    "geoip.db-filename",
-    "geoip.memory-cache",
-    "maxminddb.activate",
-    "maxminddb.db",
-    "maxminddb.env",
-    // mod_magnet
-    "magnet.attract-raw-url-to",
-    "magnet.attract-physical-path-to",
-    "magnet.attract-response-start-to",
-    "magnet.cache-size",
-    // mod_mysql_vhost
-    "mysql-vhost.db",
-    "mysql-vhost.user",
-    "mysql-vhost.pass",
-    "mysql-vhost.sock",
-    "mysql-vhost.sql",
-    "mysql-vhost.hostname",
-    "mysql-vhost.port",
-    // mod_proxy
-    "proxy.server",
-    "proxy.balance",
-    "proxy.debug",
-    "proxy.map-extensions",
-    "proxy.forwarded",
-    "proxy.header",
-    "proxy.replace-http-host",
-    // mod_redirect, mod_rewrite
-    "url.redirect",
-    "url.redirect-code",
-    "url.rewrite",
-    "url.rewrite-once",
-    "url.rewrite-repeat",
-    "url.rewrite-if-not-file",
-    "url.rewrite-repeat-if-not-file",
-    "url.rewrite-final",
-    // mod_rrdtool
-    "rrdtool.binary",
-    "rrdtool.db-name",
-    // mod_scgi
-    "scgi.server",
-    "scgi.balance",
-    "scgi.debug",
-    "scgi.map-extensions",
-    "scgi.protocol",
-    // mod_secdownload
-    "secdownload.secret",
-    "secdownload.document-root",
-    "secdownload.uri-prefix",
-    "secdownload.timeout",
-    "secdownload.algorithm",
-    "secdownload.path-segments",
-    "secdownload.hash-querystr",
-    // mod_setenv
-    "setenv.add-request-header",
-    "setenv.add-response-header",
-    "setenv.add-environment",
-    "setenv.set-request-header",
-    "setenv.set-response-header",
-    "setenv.set-environment",
-    // mod_simple_vhost
-    "simple-vhost.server-root",
-    "simple-vhost.default-host",
-    "simple-vhost.document-root",
-    "simple-vhost.debug",
-    // mod_sockproxy
-    "sockproxy.server",
-    "sockproxy.balance",
-    "sockproxy.debug",
-    // mod_ssi
-    "ssi.extension",
-    "ssi.content-type",
-    "ssi.conditional-requests",
-    "ssi.exec",
-    "ssi.recursion-max",
-    // mod_staticfile (beyond exclude-extensions)
-    "static-file.etags",
-    "static-file.disable-pathinfo",
-    // mod_status
-    "status.status-url",
-    "status.config-url",
-    "status.statistics-url",
-    "status.enable-sort",
-    // mod_trigger_b4_dl
-    "trigger-before-download.gdbm-filename",
-    "trigger-before-download.trigger-url",
-    "trigger-before-download.download-url",
-    "trigger-before-download.deny-url",
-    "trigger-before-download.trigger-timeout",
-    "trigger-before-download.memcache-hosts",
-    "trigger-before-download.memcache-namespace",
-    "trigger-before-download.debug",
-    // mod_uploadprogress
-    "upload-progress.progress-url",
-    "upload-progress.remove-timeout",
-    "upload-progress.debug",
-    // mod_userdir
-    "userdir.path",
-    "userdir.exclude-user",
-    "userdir.include-user",
-    "userdir.basepath",
-    "userdir.letterhomes",
-    "userdir.active",
-    // mod_usertrack
-    "usertrack.cookie-name",
-    "usertrack.cookie-max-age",
-    "usertrack.cookie-domain",
-    "usertrack.cookie-attrs",
-    // mod_vhostdb and backends
-    "vhostdb.backend",
-    "vhostdb.cache",
-    "vhostdb.dbi",
-    "vhostdb.ldap",
-    "vhostdb.mysql",
-    "vhostdb.pgsql",
-    // mod_webdav
-    "webdav.activate",
-    "webdav.is-readonly",
-    "webdav.sqlite-db-name",
-    "webdav.log-xml",
-    "webdav.opts",
-    // mod_wstunnel
-    "wstunnel.server",
-    "wstunnel.balance",
-    "wstunnel.debug",
-    "wstunnel.map-extensions",
-    "wstunnel.frame-type",
-    "wstunnel.origins",
-    "wstunnel.ping-interval",
+/// removed), grouped by owner and classified.
+pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
+    group("core", Some(CHROOT), &["server.chroot"], &[]),
+    group("core", Some(SOCKET_PERMS), &["server.socket-perms"], &[]),
+    group(
+        "core",
+        None,
+        &[
+            "server.name",
+            "server.core-files",
+            "server.event-handler",
+            "server.network-backend",
+            "server.errorfile-prefix",
+            "server.error-handler",
+            "server.error-handler-404",
+            "server.error-intercept",
+            "server.errorlog-use-syslog",
+            "server.syslog-facility",
+            "server.breakagelog",
+            "server.force-lowercase-filenames",
+            "server.protocol-http11",
+            "server.stream-request-body",
+            "server.stream-response-body",
+            "server.kbytes-per-second",
+            "server.upload-dirs",
+            "server.upload-temp-file-size",
+            "server.chunkqueue-chunk-sz",
+            "server.http-parseopts",
+            "server.http-parseopt-header-strict",
+            "server.http-parseopt-host-strict",
+            "server.http-parseopt-host-normalize",
+            "server.reject-expect-100-with-417",
+            "server.stat-cache-engine",
+            "server.compat-module-load",
+            "server.use-ipv6",
+            "server.set-v6only",
+            "server.v4mapped",
+            "server.defer-accept",
+            "server.bsd-accept-filter",
+            "server.listen-backlog",
+            "server.ip-transparent",
+            "server.use-noatime",
+            "server.max-stat-threads",
+            "connection.kbytes-per-second",
+            "mimetype.use-xattr",
+            "mimetype.xattr-name",
+            "etag.use-inode",
+            "etag.use-mtime",
+            "etag.use-size",
+            "debug.log-condition-handling",
+            "debug.log-condition-cache-handling",
+            "debug.log-file-not-found",
+            "debug.log-request-handling",
+            "debug.log-request-header",
+            "debug.log-request-header-on-error",
+            "debug.log-response-header",
+            "debug.log-timeouts",
+            "debug.log-state-handling",
+            "debug.log-ssl-noise",
+        ],
+        &["debug."],
+    ),
+    group(
+        "mod_openssl",
+        Some(TLS),
+        &[
+            "ssl.engine",
+            "ssl.pemfile",
+            "ssl.privkey",
+            "ssl.ca-file",
+            "ssl.ca-dn-file",
+            "ssl.ca-crl-file",
+            "ssl.cipher-list",
+            "ssl.honor-cipher-order",
+            "ssl.dh-file",
+            "ssl.ec-curve",
+            "ssl.disable-client-renegotiation",
+            "ssl.use-sslv2",
+            "ssl.use-sslv3",
+            "ssl.use-compression",
+            "ssl.empty-fragments",
+            "ssl.read-ahead",
+            "ssl.verifyclient.activate",
+            "ssl.verifyclient.enforce",
+            "ssl.verifyclient.depth",
+            "ssl.verifyclient.username",
+            "ssl.verifyclient.exportcert",
+            "ssl.verifyclient.ca-file",
+            "ssl.verifyclient.ca-dn-file",
+            "ssl.verifyclient.ca-crl-file",
+            "ssl.openssl.ssl-conf-cmd",
+            "ssl.acme-tls-1",
+            "ssl.stapling-file",
+            "ssl.stek-file",
+            "ssl.message-digest",
+            "ssl.ech-opts",
+            "ssl.ech-public-name",
+        ],
+        &["ssl."],
+    ),
+    group(
+        "mod_access",
+        Some(ACCESS),
+        &["url.access-deny", "url.access-allow"],
+        &["url.access-"],
+    ),
+    group(
+        "mod_accesslog",
+        None,
+        &[
+            "accesslog.use-syslog",
+            "accesslog.syslog-level",
+            "accesslog.escaping",
+        ],
+        &["accesslog."],
+    ),
+    group(
+        "mod_ajp13",
+        Some(GATEWAY),
+        &[
+            "ajp13.server",
+            "ajp13.balance",
+            "ajp13.debug",
+            "ajp13.map-extensions",
+        ],
+        &["ajp13."],
+    ),
+    group("mod_alias", Some(ALIAS), &["alias.url"], &["alias."]),
+    group(
+        "mod_auth",
+        Some(AUTH),
+        &[
+            "auth.backend",
+            "auth.require",
+            "auth.extern-authn",
+            "auth.cache",
+            "auth.debug",
+            "auth.backend.plain.userfile",
+            "auth.backend.plain.groupfile",
+            "auth.backend.htdigest.userfile",
+            "auth.backend.htpasswd.userfile",
+            "auth.backend.ldap.hostname",
+            "auth.backend.ldap.base-dn",
+            "auth.backend.ldap.filter",
+            "auth.backend.ldap.ca-file",
+            "auth.backend.ldap.ca-path",
+            "auth.backend.ldap.starttls",
+            "auth.backend.ldap.bind-dn",
+            "auth.backend.ldap.bind-pw",
+            "auth.backend.ldap.allow-empty-pw",
+            "auth.backend.ldap.groupmember",
+            "auth.backend.ldap.timeout",
+            "auth.backend.mysql.host",
+            "auth.backend.mysql.user",
+            "auth.backend.mysql.pass",
+            "auth.backend.mysql.db",
+            "auth.backend.mysql.port",
+            "auth.backend.mysql.socket",
+            "auth.backend.mysql.users_table",
+            "auth.backend.mysql.col_user",
+            "auth.backend.mysql.col_pass",
+            "auth.backend.mysql.col_realm",
+            "auth.backend.dbi",
+            "auth.backend.pam.opts",
+            "auth.backend.gssapi.keytab",
+            "auth.backend.gssapi.principal",
+            "auth.backend.gssapi.store-creds",
+            "auth.backend.sasl.opts",
+        ],
+        &["auth."],
+    ),
+    group(
+        "mod_cgi",
+        Some(CGI),
+        &[
+            "cgi.assign",
+            "cgi.execute-x-only",
+            "cgi.x-sendfile",
+            "cgi.x-sendfile-docroot",
+            "cgi.local-redir",
+            "cgi.upgrade",
+            "cgi.limits",
+            "cgi.debug",
+        ],
+        &["cgi."],
+    ),
+    group(
+        "mod_cml",
+        Some(CML),
+        &[
+            "cml.extension",
+            "cml.memcache-hosts",
+            "cml.memcache-namespace",
+            "cml.power-magnet",
+        ],
+        &["cml."],
+    ),
+    group(
+        "mod_deflate",
+        None,
+        &[
+            "compress.cache-dir",
+            "compress.filetype",
+            "compress.max-filesize",
+            "compress.max-loadavg",
+            "compress.allowed-encodings",
+            "deflate.mimetypes",
+            "deflate.allowed-encodings",
+            "deflate.max-compress-size",
+            "deflate.min-compress-size",
+            "deflate.compression-level",
+            "deflate.output-buffer-size",
+            "deflate.work-block-size",
+            "deflate.max-loadavg",
+            "deflate.cache-dir",
+            "deflate.params",
+            "deflate.sync-flush",
+        ],
+        &["deflate.", "compress."],
+    ),
+    group(
+        "mod_dirlisting",
+        Some(DIRLIST_EXCLUDE),
+        &["dir-listing.exclude"],
+        &[],
+    ),
+    group(
+        "mod_dirlisting",
+        None,
+        &[
+            // lightd always hides dot files, which is also lighttpd's default.
+            "dir-listing.hide-dotfiles",
+            "dir-listing.external-css",
+            "dir-listing.external-js",
+            "dir-listing.encoding",
+            "dir-listing.show-readme",
+            "dir-listing.hide-readme-file",
+            "dir-listing.show-header",
+            "dir-listing.hide-header-file",
+            "dir-listing.set-footer",
+            "dir-listing.encode-readme",
+            "dir-listing.encode-header",
+            "dir-listing.auto-layout",
+            "dir-listing.cache",
+            "dir-listing.sort",
+        ],
+        &["dir-listing."],
+    ),
+    group(
+        "mod_evasive",
+        Some(EVASIVE),
+        &[
+            "evasive.max-conns-per-ip",
+            "evasive.silent",
+            "evasive.location",
+        ],
+        &["evasive."],
+    ),
+    group("mod_evhost", Some(VHOST), &["evhost.path-pattern"], &["evhost."]),
+    group(
+        "mod_expire",
+        None,
+        &["expire.url", "expire.mimetypes"],
+        &["expire."],
+    ),
+    group(
+        "mod_extforward",
+        Some(EXTFORWARD),
+        &[
+            "extforward.forwarder",
+            "extforward.headers",
+            "extforward.params",
+            "extforward.hap-PROXY",
+            "extforward.hap-PROXY-ssl-client-verify",
+        ],
+        &["extforward."],
+    ),
+    group(
+        "mod_fastcgi",
+        Some(GATEWAY),
+        &[
+            "fastcgi.server",
+            "fastcgi.balance",
+            "fastcgi.debug",
+            "fastcgi.map-extensions",
+        ],
+        &["fastcgi."],
+    ),
+    group(
+        "mod_flv_streaming",
+        None,
+        &["flv-streaming.extensions"],
+        &["flv-streaming."],
+    ),
+    group(
+        "mod_geoip",
+        Some(GEO),
+        &["geoip.db-filename", "geoip.memory-cache"],
+        &["geoip."],
+    ),
+    group(
+        "mod_maxminddb",
+        Some(GEO),
+        &["maxminddb.activate", "maxminddb.db", "maxminddb.env"],
+        &["maxminddb."],
+    ),
+    group(
+        "mod_magnet",
+        Some(MAGNET),
+        &[
+            "magnet.attract-raw-url-to",
+            "magnet.attract-physical-path-to",
+            "magnet.attract-response-start-to",
+            "magnet.cache-size",
+        ],
+        &["magnet."],
+    ),
+    group(
+        "mod_mysql_vhost",
+        Some(VHOST),
+        &[
+            "mysql-vhost.db",
+            "mysql-vhost.user",
+            "mysql-vhost.pass",
+            "mysql-vhost.sock",
+            "mysql-vhost.sql",
+            "mysql-vhost.hostname",
+            "mysql-vhost.port",
+        ],
+        &["mysql-vhost."],
+    ),
+    group(
+        "mod_proxy",
+        Some(PROXY),
+        &[
+            "proxy.server",
+            "proxy.balance",
+            "proxy.debug",
+            "proxy.map-extensions",
+            "proxy.forwarded",
+            "proxy.header",
+            "proxy.replace-http-host",
+        ],
+        &["proxy."],
+    ),
+    group(
+        "mod_redirect",
+        Some(REDIRECT),
+        &["url.redirect", "url.redirect-code"],
+        &["url.redirect"],
+    ),
+    group(
+        "mod_rewrite",
+        Some(REWRITE),
+        &[
+            "url.rewrite",
+            "url.rewrite-once",
+            "url.rewrite-repeat",
+            "url.rewrite-if-not-file",
+            "url.rewrite-repeat-if-not-file",
+            "url.rewrite-final",
+        ],
+        &["url.rewrite"],
+    ),
+    group(
+        "mod_rrdtool",
+        None,
+        &["rrdtool.binary", "rrdtool.db-name"],
+        &["rrdtool."],
+    ),
+    group(
+        "mod_scgi",
+        Some(GATEWAY),
+        &[
+            "scgi.server",
+            "scgi.balance",
+            "scgi.debug",
+            "scgi.map-extensions",
+            "scgi.protocol",
+        ],
+        &["scgi."],
+    ),
+    group(
+        "mod_secdownload",
+        Some(SECDOWNLOAD),
+        &[
+            "secdownload.secret",
+            "secdownload.document-root",
+            "secdownload.uri-prefix",
+            "secdownload.timeout",
+            "secdownload.algorithm",
+            "secdownload.path-segments",
+            "secdownload.hash-querystr",
+        ],
+        &["secdownload."],
+    ),
+    group(
+        "mod_setenv",
+        Some(SETENV),
+        &[
+            "setenv.add-request-header",
+            "setenv.add-response-header",
+            "setenv.add-environment",
+            "setenv.set-request-header",
+            "setenv.set-response-header",
+            "setenv.set-environment",
+        ],
+        &["setenv."],
+    ),
+    group(
+        "mod_simple_vhost",
+        Some(VHOST),
+        &[
+            "simple-vhost.server-root",
+            "simple-vhost.default-host",
+            "simple-vhost.document-root",
+            "simple-vhost.debug",
+        ],
+        &["simple-vhost."],
+    ),
+    group(
+        "mod_sockproxy",
+        Some(PROXY),
+        &["sockproxy.server", "sockproxy.balance", "sockproxy.debug"],
+        &["sockproxy."],
+    ),
+    group(
+        "mod_ssi",
+        Some(SSI),
+        &[
+            "ssi.extension",
+            "ssi.content-type",
+            "ssi.conditional-requests",
+            "ssi.exec",
+            "ssi.recursion-max",
+        ],
+        &["ssi."],
+    ),
+    group(
+        "mod_staticfile",
+        None,
+        &["static-file.etags", "static-file.disable-pathinfo"],
+        &["static-file."],
+    ),
+    group(
+        "mod_status",
+        None,
+        &[
+            "status.status-url",
+            "status.config-url",
+            "status.statistics-url",
+            "status.enable-sort",
+        ],
+        &["status."],
+    ),
+    group(
+        "mod_trigger_b4_dl",
+        Some(TRIGGER),
+        &[
+            "trigger-before-download.gdbm-filename",
+            "trigger-before-download.trigger-url",
+            "trigger-before-download.download-url",
+            "trigger-before-download.deny-url",
+            "trigger-before-download.trigger-timeout",
+            "trigger-before-download.memcache-hosts",
+            "trigger-before-download.memcache-namespace",
+            "trigger-before-download.debug",
+        ],
+        &["trigger-before-download."],
+    ),
+    group(
+        "mod_uploadprogress",
+        None,
+        &[
+            "upload-progress.progress-url",
+            "upload-progress.remove-timeout",
+            "upload-progress.debug",
+        ],
+        &["upload-progress."],
+    ),
+    group(
+        "mod_userdir",
+        Some(USERDIR),
+        &[
+            "userdir.path",
+            "userdir.exclude-user",
+            "userdir.include-user",
+            "userdir.basepath",
+            "userdir.letterhomes",
+            "userdir.active",
+        ],
+        &["userdir."],
+    ),
+    group(
+        "mod_usertrack",
+        None,
+        &[
+            "usertrack.cookie-name",
+            "usertrack.cookie-max-age",
+            "usertrack.cookie-domain",
+            "usertrack.cookie-attrs",
+        ],
+        &["usertrack."],
+    ),
+    group(
+        "mod_vhostdb",
+        Some(VHOST),
+        &[
+            "vhostdb.backend",
+            "vhostdb.cache",
+            "vhostdb.dbi",
+            "vhostdb.ldap",
+            "vhostdb.mysql",
+            "vhostdb.pgsql",
+        ],
+        &["vhostdb."],
+    ),
+    group(
+        "mod_webdav",
+        Some(WEBDAV),
+        &[
+            "webdav.activate",
+            "webdav.is-readonly",
+            "webdav.sqlite-db-name",
+            "webdav.log-xml",
+            "webdav.opts",
+        ],
+        &["webdav."],
+    ),
+    group(
+        "mod_wstunnel",
+        Some(PROXY),
+        &[
+            "wstunnel.server",
+            "wstunnel.balance",
+            "wstunnel.debug",
+            "wstunnel.map-extensions",
+            "wstunnel.frame-type",
+            "wstunnel.origins",
+            "wstunnel.ping-interval",
+        ],
+        &["wstunnel."],
+    ),
 ];
 
-/// Every module name lighttpd 1.4 has shipped; anything else in server.modules is an error.
-pub(crate) const LIGHTTPD_MODULES: &[&str] = &[
-    "mod_access",
-    "mod_accesslog",
-    "mod_ajp13",
-    "mod_alias",
-    "mod_auth",
-    "mod_authn_dbi",
-    "mod_authn_file",
-    "mod_authn_gssapi",
-    "mod_authn_ldap",
-    "mod_authn_mysql",
-    "mod_authn_pam",
-    "mod_authn_sasl",
-    "mod_boringssl",
-    "mod_cgi",
-    "mod_cml",
-    "mod_compress",
-    "mod_deflate",
-    "mod_dirlisting",
-    "mod_evasive",
-    "mod_evhost",
-    "mod_expire",
-    "mod_extforward",
-    "mod_fastcgi",
-    "mod_flv_streaming",
-    "mod_geoip",
-    "mod_gnutls",
-    "mod_h2",
-    "mod_indexfile",
-    "mod_magnet",
-    "mod_maxminddb",
-    "mod_mbedtls",
-    "mod_mysql_vhost",
-    "mod_nss",
-    "mod_openssl",
-    "mod_proxy",
-    "mod_redirect",
-    "mod_rewrite",
-    "mod_rrdtool",
-    "mod_scgi",
-    "mod_secdownload",
-    "mod_setenv",
-    "mod_simple_vhost",
-    "mod_sockproxy",
-    "mod_ssi",
-    "mod_staticfile",
-    "mod_status",
-    "mod_trigger_b4_dl",
-    "mod_uploadprogress",
-    "mod_userdir",
-    "mod_usertrack",
-    "mod_vhostdb",
-    "mod_vhostdb_dbi",
-    "mod_vhostdb_ldap",
-    "mod_vhostdb_mysql",
-    "mod_vhostdb_pgsql",
-    "mod_webdav",
-    "mod_wolfssl",
-    "mod_wstunnel",
+/// Every lighttpd 1.4 module lightd does not implement, and why loading it is refused (None:
+/// it is only a feature, and loading it is a warning). Anything else in server.modules that
+/// is not implemented is an unknown module, an error.
+pub(crate) const MISSING_MODULES: &[(&str, Option<&str>)] = &[
+    ("mod_access", Some(ACCESS)),
+    ("mod_ajp13", Some(GATEWAY)),
+    ("mod_alias", Some(ALIAS)),
+    ("mod_auth", Some(AUTH)),
+    ("mod_authn_dbi", Some(AUTH)),
+    ("mod_authn_file", Some(AUTH)),
+    ("mod_authn_gssapi", Some(AUTH)),
+    ("mod_authn_ldap", Some(AUTH)),
+    ("mod_authn_mysql", Some(AUTH)),
+    ("mod_authn_pam", Some(AUTH)),
+    ("mod_authn_sasl", Some(AUTH)),
+    ("mod_boringssl", Some(TLS)),
+    ("mod_cgi", Some(CGI)),
+    ("mod_cml", Some(CML)),
+    ("mod_compress", None),
+    ("mod_deflate", None),
+    ("mod_echo", None),
+    ("mod_evasive", Some(EVASIVE)),
+    ("mod_evhost", Some(VHOST)),
+    ("mod_expire", None),
+    ("mod_extforward", Some(EXTFORWARD)),
+    ("mod_fastcgi", Some(GATEWAY)),
+    ("mod_flv_streaming", None),
+    ("mod_geoip", Some(GEO)),
+    ("mod_gnutls", Some(TLS)),
+    ("mod_h2", None),
+    ("mod_magnet", Some(MAGNET)),
+    ("mod_maxminddb", Some(GEO)),
+    ("mod_mbedtls", Some(TLS)),
+    ("mod_mysql_vhost", Some(VHOST)),
+    ("mod_nss", Some(TLS)),
+    ("mod_openssl", Some(TLS)),
+    ("mod_proxy", Some(PROXY)),
+    ("mod_redirect", Some(REDIRECT)),
+    ("mod_rewrite", Some(REWRITE)),
+    ("mod_rrdtool", None),
+    ("mod_scgi", Some(GATEWAY)),
+    ("mod_secdownload", Some(SECDOWNLOAD)),
+    ("mod_setenv", Some(SETENV)),
+    ("mod_simple_vhost", Some(VHOST)),
+    ("mod_skeleton", None),
+    ("mod_sockproxy", Some(PROXY)),
+    ("mod_ssi", Some(SSI)),
+    ("mod_status", None),
+    ("mod_trigger_b4_dl", Some(TRIGGER)),
+    ("mod_uploadprogress", None),
+    ("mod_userdir", Some(USERDIR)),
+    ("mod_usertrack", None),
+    ("mod_vhostdb", Some(VHOST)),
+    ("mod_vhostdb_dbi", Some(VHOST)),
+    ("mod_vhostdb_ldap", Some(VHOST)),
+    ("mod_vhostdb_mysql", Some(VHOST)),
+    ("mod_vhostdb_pgsql", Some(VHOST)),
+    ("mod_webdav", Some(WEBDAV)),
+    ("mod_wolfssl", Some(TLS)),
+    ("mod_wstunnel", Some(PROXY)),
 ];
 
 /// The modules whose behaviour lightd provides; listing them is silent.
@@ -465,17 +750,55 @@ pub(crate) const IMPLEMENTED_MODULES: &[&str] = &[
 /// lighttpd loads these even when server.modules does not list them, so lightd does too.
 pub(crate) const DEFAULT_MODULES: &[&str] = &["mod_indexfile", "mod_dirlisting", "mod_staticfile"];
 
+/// Whether `name` is a module lighttpd 1.4 has shipped.
+pub(crate) fn is_lighttpd_module(name: &str) -> bool {
+    IMPLEMENTED_MODULES.contains(&name) || MISSING_MODULES.iter().any(|(m, _)| *m == name)
+}
+
+/// Every module name lighttpd 1.4 has shipped, for suggestions.
+pub(crate) fn lighttpd_modules() -> impl Iterator<Item = &'static str> {
+    IMPLEMENTED_MODULES
+        .iter()
+        .copied()
+        .chain(MISSING_MODULES.iter().map(|(m, _)| *m))
+}
+
+/// The group an unimplemented key belongs to: by its exact name, else by namespace (the
+/// longest matching prefix, so "url.access-" wins over nothing and "dir-listing.exclude"
+/// stays protective).
+fn unimplemented(key: &str) -> Option<(&'static Unimplemented, bool)> {
+    if let Some(g) = UNIMPLEMENTED.iter().find(|g| g.keys.contains(&key)) {
+        return Some((g, true));
+    }
+    UNIMPLEMENTED
+        .iter()
+        .flat_map(|g| g.prefixes.iter().map(move |p| (g, *p)))
+        .filter(|(_, p)| key.starts_with(p))
+        .max_by_key(|(_, p)| p.len())
+        .map(|(g, _)| (g, false))
+}
+
 pub(crate) fn kind(key: &str) -> KeyKind {
     if GLOBAL_KEYS.contains(&key) {
-        KeyKind::Global
-    } else if REQUEST_KEYS.contains(&key) {
-        KeyKind::Request
-    } else if key == "server.feature-flags" {
-        KeyKind::Silent
-    } else if LIGHTTPD_KEYS.contains(&key) {
-        KeyKind::Unimplemented
-    } else {
-        KeyKind::Unknown
+        return KeyKind::Global;
+    }
+    if REQUEST_KEYS.contains(&key) {
+        return KeyKind::Request;
+    }
+    if key == "server.feature-flags" {
+        return KeyKind::Silent;
+    }
+    match unimplemented(key) {
+        Some((g, known)) => match g.harm {
+            Some(harm) => KeyKind::Refused {
+                owner: g.owner,
+                harm,
+                known,
+            },
+            None if known => KeyKind::Unimplemented { owner: g.owner },
+            None => KeyKind::Unknown,
+        },
+        None => KeyKind::Unknown,
     }
 }
 
@@ -503,7 +826,7 @@ pub(crate) fn all_keys() -> impl Iterator<Item = &'static str> {
     GLOBAL_KEYS
         .iter()
         .chain(REQUEST_KEYS)
-        .chain(LIGHTTPD_KEYS)
+        .chain(UNIMPLEMENTED.iter().flat_map(|g| g.keys))
         .chain(std::iter::once(&"server.feature-flags"))
         .copied()
 }
@@ -564,8 +887,29 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), all.len(), "a key is listed twice");
-        for m in IMPLEMENTED_MODULES.iter().chain(DEFAULT_MODULES) {
-            assert!(LIGHTTPD_MODULES.contains(m), "{m}");
+        let mut modules: Vec<&str> = lighttpd_modules().collect();
+        modules.sort_unstable();
+        let n = modules.len();
+        modules.dedup();
+        assert_eq!(n, modules.len(), "a module is listed twice");
+        for m in DEFAULT_MODULES {
+            assert!(IMPLEMENTED_MODULES.contains(m), "{m}");
+        }
+        for g in UNIMPLEMENTED {
+            assert!(
+                g.owner == "core" || is_lighttpd_module(g.owner),
+                "{} owns keys but is not a module",
+                g.owner
+            );
+            // A module that protects something is refused whether it is loaded or only has
+            // its keys set; the two tables must agree.
+            if let Some((_, harm)) = MISSING_MODULES.iter().find(|(m, _)| *m == g.owner) {
+                assert!(
+                    harm.is_some() || g.harm.is_none(),
+                    "{}: protective keys of a harmless module",
+                    g.owner
+                );
+            }
         }
     }
 
@@ -575,10 +919,39 @@ mod tests {
             ("server.port", KeyKind::Global),
             ("server.document-root", KeyKind::Request),
             ("server.feature-flags", KeyKind::Silent),
-            ("url.rewrite", KeyKind::Unimplemented),
+            (
+                "server.name",
+                KeyKind::Unimplemented { owner: "core" },
+            ),
+            (
+                "deflate.mimetypes",
+                KeyKind::Unimplemented {
+                    owner: "mod_deflate",
+                },
+            ),
             ("server.documentroot", KeyKind::Unknown),
+            // A misspelled harmless key is merely unknown.
+            ("deflate.mimetype", KeyKind::Unknown),
         ] {
             assert_eq!(kind(key), want, "{key}");
+        }
+        for (key, owner, known) in [
+            ("url.rewrite", "mod_rewrite", true),
+            ("url.access-deny", "mod_access", true),
+            ("ssl.engine", "mod_openssl", true),
+            ("server.chroot", "core", true),
+            ("dir-listing.exclude", "mod_dirlisting", true),
+            // Unknown names in a protective namespace are refused too.
+            ("auth.requre", "mod_auth", false),
+            ("ssl.new-key-from-the-future", "mod_openssl", false),
+            ("url.redirect-foo", "mod_redirect", false),
+        ] {
+            match kind(key) {
+                KeyKind::Refused {
+                    owner: o, known: k, ..
+                } => assert_eq!((o, k), (owner, known), "{key}"),
+                other => panic!("{key}: {other:?}"),
+            }
         }
     }
 }

@@ -13,7 +13,9 @@ use super::cond;
 use super::glob;
 use super::keys::{self, KeyKind};
 use super::lexer::{lex, Tok, Token};
-use super::types::{Cond, CondField, CondOp, ConfigError, ListenSpec, Loc, MAX_COND_BRANCHES};
+use super::types::{
+    Cond, CondField, CondOp, ConfigError, ListenSpec, Loc, Refusal, MAX_COND_BRANCHES,
+};
 use super::value::{push_unique, Value};
 
 /// Deeper include nesting than this is almost certainly a file including itself.
@@ -27,6 +29,10 @@ pub(crate) struct Setting {
     pub key: String,
     pub value: Value,
     pub loc: Loc,
+    /// Where each element of an array value was written, when known for all of them (an
+    /// array written out in place, or appended to with `+=`); empty otherwise. Messages about
+    /// one element (a module in server.modules) then cite its own line.
+    pub item_locs: Vec<Loc>,
 }
 
 /// The assignments of one block, in the order keys were first assigned.
@@ -41,11 +47,13 @@ impl Scope {
         self.index.get(key).map(|i| &self.entries[*i])
     }
 
-    fn set(&mut self, key: &str, value: Value, loc: Loc) {
+    fn set(&mut self, key: &str, value: Value, loc: Loc, item_locs: Vec<Loc>) {
         match self.index.get(key) {
             Some(i) => {
-                self.entries[*i].value = value;
-                self.entries[*i].loc = loc;
+                let e = &mut self.entries[*i];
+                e.value = value;
+                e.loc = loc;
+                e.item_locs = item_locs;
             }
             None => {
                 self.index.insert(key.to_string(), self.entries.len());
@@ -53,6 +61,7 @@ impl Scope {
                     key: key.to_string(),
                     value,
                     loc,
+                    item_locs,
                 });
             }
         }
@@ -78,6 +87,8 @@ pub(crate) struct Parsed {
     pub global: Scope,
     pub chains: Vec<RawChain>,
     pub warnings: Vec<String>,
+    /// Keys lightd refuses to serve without, wherever they are set.
+    pub refusals: Vec<Refusal>,
     /// One per `$SERVER["socket"] == "..."`, in config order.
     pub sockets: Vec<ListenSpec>,
 }
@@ -154,10 +165,15 @@ struct Loader {
     frames: Vec<Frame>,
     warnings: Vec<String>,
     warned: HashSet<String>,
+    refusals: Vec<Refusal>,
     sockets: Vec<ListenSpec>,
     next_id: usize,
     include_depth: usize,
     nesting: usize,
+    /// Arrays open while reading the current statement's value, and where each element of
+    /// the outermost one was written (see `Setting::item_locs`).
+    array_depth: usize,
+    item_locs: Vec<Loc>,
 }
 
 /// Read the main config file and everything it includes.
@@ -186,19 +202,27 @@ pub(crate) fn parse_text(
         .unwrap_or_default();
     predefined
         .scope
-        .set("var.CWD", Value::Str(cwd), here.clone());
+        .set("var.CWD", Value::Str(cwd), here.clone(), Vec::new());
     predefined
         .scope
-        .set("var.PID", Value::Int(i64::from(std::process::id())), here);
+        .set(
+            "var.PID",
+            Value::Int(i64::from(std::process::id())),
+            here,
+            Vec::new(),
+        );
     let mut loader = Loader {
         main_dir,
         frames: vec![predefined, Frame::default()],
         warnings: Vec::new(),
         warned: HashSet::new(),
+        refusals: Vec::new(),
         sockets: Vec::new(),
         next_id: 0,
         include_depth: 0,
         nesting: 0,
+        array_depth: 0,
+        item_locs: Vec::new(),
     };
     loader.run_source(text, path.to_path_buf())?;
     let global = loader.frames.pop().unwrap_or_default();
@@ -206,6 +230,7 @@ pub(crate) fn parse_text(
         global: global.scope,
         chains: global.chains,
         warnings: loader.warnings,
+        refusals: loader.refusals,
         sockets: loader.sockets,
     })
 }
@@ -317,13 +342,28 @@ impl Loader {
                 }
                 // A newline ends the statement: `key =` alone on a line is an error there,
                 // not a confusing one about whatever the next line holds.
+                self.item_locs.clear();
                 let value = self.expr(cur)?;
-                self.assign(key, &op, value, loc)
+                let items = std::mem::take(&mut self.item_locs);
+                // Element locations only help when there is one for every element (not
+                // for `var.list + ("x")`, say).
+                let items = match &value {
+                    Value::Array(a) if a.len() == items.len() => items,
+                    _ => Vec::new(),
+                };
+                self.assign(key, &op, value, loc, items)
             }
         }
     }
 
-    fn assign(&mut self, key: &str, op: &Tok, value: Value, loc: Loc) -> Result<(), ConfigError> {
+    fn assign(
+        &mut self,
+        key: &str,
+        op: &Tok,
+        value: Value,
+        loc: Loc,
+        items: Vec<Loc>,
+    ) -> Result<(), ConfigError> {
         if key.starts_with("env.") {
             return Err(err(
                 loc,
@@ -335,6 +375,7 @@ impl Loader {
         }
         let depth = self.frames.len();
         let current = &self.frames[depth - 1].scope;
+        let mut item_locs = items;
         let new = match op {
             Tok::Assign => {
                 if let Some(prev) = current.get(key) {
@@ -356,21 +397,31 @@ impl Loader {
                     .iter()
                     .rev()
                     .find_map(|f| f.scope.get(key))
-                    .map(|s| s.value.clone());
+                    .map(|s| (s.value.clone(), s.item_locs.clone()));
                 match prev {
-                    Some(p) => p
-                        .add(value)
-                        .map_err(|m| err(loc.clone(), format!("{key}: {m}")))?,
+                    Some((p, p_locs)) => {
+                        let merged = p
+                            .add(value)
+                            .map_err(|m| err(loc.clone(), format!("{key}: {m}")))?;
+                        item_locs = match &merged {
+                            Value::Array(a) if a.len() == p_locs.len() + item_locs.len() => {
+                                p_locs.into_iter().chain(item_locs).collect()
+                            }
+                            _ => Vec::new(),
+                        };
+                        merged
+                    }
                     None => value,
                 }
             }
             _ => value,
         };
-        self.frames[depth - 1].scope.set(key, new, loc);
+        self.frames[depth - 1].scope.set(key, new, loc, item_locs);
         Ok(())
     }
 
-    /// Warn about keys lightd ignores, and refuse server-wide keys inside conditionals.
+    /// Warn about keys lightd ignores, record the ones it refuses to run without, and refuse
+    /// server-wide keys inside conditionals.
     fn check_key(&mut self, key: &str, loc: &Loc) -> Result<(), ConfigError> {
         match keys::kind(key) {
             KeyKind::Global | KeyKind::Silent if self.in_conditional() => Err(err(
@@ -378,16 +429,39 @@ impl Loader {
                 format!("{key} cannot be set inside a conditional"),
             )),
             KeyKind::Global | KeyKind::Silent | KeyKind::Request => Ok(()),
+            KeyKind::Refused { owner, harm, known } => {
+                // Every place counts: each one is something the config protects.
+                let what = if known {
+                    key.to_string()
+                } else {
+                    let hint = keys::suggest(key, keys::all_keys())
+                        .map(|s| format!("; did you mean '{s}'?"))
+                        .unwrap_or_default();
+                    format!("{key} (a name lightd does not know in {owner}'s keys{hint})")
+                };
+                self.refusals.push(Refusal {
+                    loc: loc.clone(),
+                    what,
+                    owner,
+                    harm,
+                });
+                Ok(())
+            }
             kind => {
                 // One warning per key is enough to act on; repeating it per line is noise.
                 if self.warned.insert(key.to_string()) {
-                    let msg = if kind == KeyKind::Unimplemented {
-                        format!("lighttpd key '{key}' is not implemented by lightd and is ignored")
-                    } else {
-                        match keys::suggest(key, keys::all_keys()) {
+                    let msg = match kind {
+                        KeyKind::Unimplemented { owner: "core" } => {
+                            format!("lighttpd key '{key}' is not implemented by lightd and is ignored")
+                        }
+                        KeyKind::Unimplemented { owner } => format!(
+                            "lighttpd key '{key}' ({owner}) is not implemented by lightd and is \
+                             ignored"
+                        ),
+                        _ => match keys::suggest(key, keys::all_keys()) {
                             Some(s) => format!("unknown key '{key}'; did you mean '{s}'?"),
                             None => format!("unknown key '{key}' is ignored"),
-                        }
+                        },
                     };
                     self.warn(loc, msg);
                 }
@@ -689,6 +763,8 @@ impl Loader {
     /// After '(': `( [elem (',' elem)* [',']] )`, elem = `expr` or `expr => expr`.
     fn array(&mut self, cur: &mut Cursor, loc: Loc) -> Result<Value, ConfigError> {
         self.enter(&loc)?;
+        self.array_depth += 1;
+        let outermost = self.array_depth == 1;
         let mut items = Vec::new();
         loop {
             if *cur.peek() == Tok::RParen {
@@ -696,6 +772,9 @@ impl Loader {
                 break;
             }
             let item_loc = cur.loc();
+            if outermost {
+                self.item_locs.push(item_loc.clone());
+            }
             let first = self.expr(cur)?;
             let pushed = if *cur.peek() == Tok::Arrow {
                 cur.advance();
@@ -730,6 +809,7 @@ impl Loader {
             }
         }
         self.nesting -= 1;
+        self.array_depth -= 1;
         Ok(Value::Array(items))
     }
 

@@ -1152,22 +1152,32 @@ fn type_error_table() {
 #[test]
 fn warning_table() {
     let cases: &[(&str, &[&str])] = &[
-        ("url.rewrite = ( \"^/a\" => \"/b\" )", &["T/main.conf:1: lighttpd key 'url.rewrite' is not implemented by lightd and is ignored"]),
+        ("deflate.mimetypes = ( \"text/html\" )", &["T/main.conf:1: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored"]),
+        ("server.name = \"x\"", &["T/main.conf:1: lighttpd key 'server.name' is not implemented by lightd and is ignored"]),
         ("\nserver.documentroot = \"/x\"", &["T/main.conf:2: unknown key 'server.documentroot'; did you mean 'server.document-root'?"]),
         ("foo.bar = 1", &["T/main.conf:1: unknown key 'foo.bar' is ignored"]),
+        ("deflate.mimetype = 1", &["T/main.conf:1: unknown key 'deflate.mimetype'; did you mean 'deflate.mimetypes'?"]),
         (
-            "$HTTP[\"host\"] == \"a\" {\n  url.redirect = ( \"\" => \"/\" )\n}",
-            &["T/main.conf:2: lighttpd key 'url.redirect' is not implemented by lightd and is ignored"],
+            "$HTTP[\"host\"] == \"a\" {\n  expire.url = ( \"\" => \"access plus 1 days\" )\n}",
+            &["T/main.conf:2: lighttpd key 'expire.url' (mod_expire) is not implemented by lightd and is ignored"],
         ),
         (
-            "setenv.add-response-header = ()\nsetenv.add-response-header += ()",
-            &["T/main.conf:1: lighttpd key 'setenv.add-response-header' is not implemented by lightd and is ignored"],
+            "status.status-url = \"/a\"\nstatus.status-url := \"/b\"",
+            &["T/main.conf:1: lighttpd key 'status.status-url' (mod_status) is not implemented by lightd and is ignored"],
         ),
         (
-            "server.modules = ( \"mod_rewrite\", \"mod_indexfile\", \"mod_openssl\" )",
+            "server.modules = ( \"mod_deflate\", \"mod_indexfile\", \"mod_status\" )",
             &[
-                "T/main.conf:1: module 'mod_rewrite' is not implemented by lightd; its settings are ignored",
-                "T/main.conf:1: module 'mod_openssl' is not implemented by lightd; its settings are ignored",
+                "T/main.conf:1: module 'mod_deflate' is not implemented by lightd; its settings are ignored",
+                "T/main.conf:1: module 'mod_status' is not implemented by lightd; its settings are ignored",
+            ],
+        ),
+        // Each module is cited at its own line, through += as well.
+        (
+            "server.modules = (\n  \"mod_indexfile\",\n  \"mod_expire\",\n)\nserver.modules += (\n  \"mod_h2\" )",
+            &[
+                "T/main.conf:3: module 'mod_expire' is not implemented by lightd; its settings are ignored",
+                "T/main.conf:6: module 'mod_h2' is not implemented by lightd; its settings are ignored",
             ],
         ),
         (
@@ -1184,6 +1194,78 @@ fn warning_table() {
     for (src, want) in cases {
         assert_eq!(warnings(src), *want, "{src:?}");
     }
+}
+
+/// What lightd refuses to run without: every protective key and module, wherever it is, each
+/// with its own file:line and module; nothing else.
+fn refused(src: &str) -> Vec<String> {
+    let (dir, res) = load_files(&[("main.conf", src)]);
+    let cfg = res.unwrap_or_else(|e| panic!("{src:?}: {}", norm(&dir, &e.to_string())));
+    cfg.refused.iter().map(|r| norm(&dir, &r.to_string())).collect()
+}
+
+#[test]
+fn refusal_table() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "url.access-deny = ( \"~\", \".inc\" )",
+            &["T/main.conf:1: url.access-deny needs mod_access, which lightd does not implement; without it, files it denies would be served to anyone"],
+        ),
+        (
+            "\nauth.require = ( \"/admin/\" => ( \"method\" => \"basic\" ) )",
+            &["T/main.conf:2: auth.require needs mod_auth, which lightd does not implement; without it, pages it protects with a password would be served to anyone"],
+        ),
+        (
+            "cgi.assign = ( \".pl\" => \"/usr/bin/perl\" )",
+            &["T/main.conf:1: cgi.assign needs mod_cgi, which lightd does not implement; without it, scripts would be served as their source code instead of being run"],
+        ),
+        (
+            "$SERVER[\"socket\"] == \"127.0.0.1:0\" {\n  ssl.engine = \"enable\"\n}",
+            &["T/main.conf:2: ssl.engine needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP"],
+        ),
+        (
+            "server.chroot = \"/srv\"",
+            &["T/main.conf:1: server.chroot is not implemented by lightd; without it, lightd would run outside the chroot jail"],
+        ),
+        (
+            "dir-listing.exclude = ( \"^secret\" )",
+            &["T/main.conf:1: dir-listing.exclude needs mod_dirlisting, which lightd does not implement; without it, directory listings would show the names it hides"],
+        ),
+        // A misspelling in a protective namespace is refused, not ignored.
+        (
+            "auth.requre = ()",
+            &["T/main.conf:1: auth.requre (a name lightd does not know in mod_auth's keys; did you mean 'auth.require'?) needs mod_auth, which lightd does not implement; without it, pages it protects with a password would be served to anyone"],
+        ),
+        // Every place: a key in two blocks is two refusals.
+        (
+            "$HTTP[\"host\"] == \"a\" {\n  setenv.add-response-header = ( \"X-Frame-Options\" => \"DENY\" )\n}\nelse {\n  setenv.add-response-header = ()\n}",
+            &[
+                "T/main.conf:2: setenv.add-response-header needs mod_setenv, which lightd does not implement; without it, the headers it sets (security headers such as HSTS, CSP and X-Frame-Options) would be missing",
+                "T/main.conf:5: setenv.add-response-header needs mod_setenv, which lightd does not implement; without it, the headers it sets (security headers such as HSTS, CSP and X-Frame-Options) would be missing",
+            ],
+        ),
+        // A protective module is refused by itself, at its own line.
+        (
+            "server.modules = (\n  \"mod_indexfile\",\n  \"mod_extforward\",\n  \"mod_deflate\",\n)",
+            &["T/main.conf:3: server.modules: mod_extforward needs mod_extforward, which lightd does not implement; without it, every proxied client would have the proxy's address, so $HTTP[\"remote-ip\"] rules meant for the proxy would match everyone"],
+        ),
+        // Harmless keys and modules are warnings, not refusals.
+        ("deflate.mimetypes = ()\nserver.modules = ( \"mod_status\" )\ndebug.log-request-handling = \"enable\"", &[]),
+    ];
+    for (src, want) in cases {
+        assert_eq!(refused(src), *want, "{src:?}");
+    }
+}
+
+/// The refusal is one error naming everything, and there is nothing that turns it off.
+#[test]
+fn refusal_error_names_every_place() {
+    let cfg = ok("url.rewrite = ( \"^/a\" => \"/b\" )\nserver.modules = ( \"mod_rewrite\" )\n");
+    let e = cfg.refusal().expect_err("refused").to_string();
+    assert!(e.starts_with("refusing to start: "), "{e}");
+    assert!(e.contains("main.conf:1: url.rewrite needs mod_rewrite"), "{e}");
+    assert!(e.contains("main.conf:2: server.modules: mod_rewrite needs mod_rewrite"), "{e}");
+    assert!(ok("server.port = 80\n").refusal().is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1280,12 +1362,25 @@ fn debian_default_config() {
         vec![
             "T/lighttpd.conf:9: lighttpd key 'server.upload-dirs' is not implemented by lightd and is ignored",
             "T/lighttpd.conf:24: lighttpd key 'server.http-parseopts' is not implemented by lightd and is ignored",
-            "T/lighttpd.conf:39: lighttpd key 'url.access-deny' is not implemented by lightd and is ignored",
-            "T/lighttpd.conf:48: module 'mod_access' is not implemented by lightd; its settings are ignored",
-            "T/lighttpd.conf:48: module 'mod_alias' is not implemented by lightd; its settings are ignored",
-            "T/lighttpd.conf:48: module 'mod_redirect' is not implemented by lightd; its settings are ignored",
         ]
     );
+    // Debian's stock config denies "~" and ".inc" files, and loads access, alias and redirect:
+    // lightd refuses it rather than serve db.inc, and names each place.
+    let refused: Vec<String> = cfg
+        .refused
+        .iter()
+        .map(|r| format!("{}: {} ({})", norm(&dir, &r.loc.to_string()), r.what, r.owner))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            "T/lighttpd.conf:39: url.access-deny (mod_access)",
+            "T/lighttpd.conf:3: server.modules: mod_access (mod_access)",
+            "T/lighttpd.conf:4: server.modules: mod_alias (mod_alias)",
+            "T/lighttpd.conf:5: server.modules: mod_redirect (mod_redirect)",
+        ]
+    );
+    assert!(cfg.refusal().is_err());
 }
 
 #[test]
@@ -1329,8 +1424,23 @@ fn printed_config_reads_back_the_same() {
         again.warnings
     );
     let reprinted = again.to_string();
-    let strip = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    // Ignored keys are printed as comments, so they do not come back.
+    let strip = |s: &str| {
+        s.lines()
+            .skip(1)
+            .filter(|l| !l.trim_start().starts_with("# ignored") && !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&printed), strip(&reprinted));
+    let upload = printed
+        .lines()
+        .find(|l| l.contains("server.upload-dirs"))
+        .map(|l| norm(&dir, l));
+    assert_eq!(
+        upload.as_deref(),
+        Some("# ignored (not implemented by lightd), T/lighttpd.conf:9: server.upload-dirs = ( \"/var/cache/lighttpd/uploads\" )")
+    );
     for needle in [
         "server.port = 80\n",
         "server.graceful-shutdown-timeout = 5\n",

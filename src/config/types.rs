@@ -40,6 +40,45 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Something a config asks for that lightd does not implement and will not run without: a
+/// key of a module that protects something, or such a module in server.modules.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub loc: Loc,
+    /// The key as written (with a hint when lightd does not know the name), or
+    /// "server.modules: mod_x".
+    pub what: String,
+    /// The lighttpd module that would honour it, or "core".
+    pub owner: &'static str,
+    /// What would go wrong without it.
+    pub harm: &'static str,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.owner == "core" {
+            write!(f, "{}: {} is not implemented by lightd", self.loc, self.what)?;
+        } else {
+            write!(
+                f,
+                "{}: {} needs {}, which lightd does not implement",
+                self.loc, self.what, self.owner
+            )?;
+        }
+        write!(f, "; without it, {}", self.harm)
+    }
+}
+
+/// A key lightd reads but ignores (a harmless lighttpd key, or an unknown one), kept so that
+/// `-p` can show it.
+#[derive(Clone, Debug)]
+pub struct Ignored {
+    pub key: String,
+    /// The value in config syntax.
+    pub value: String,
+    pub loc: Loc,
+}
+
 /// One address to listen on, with where it was configured.
 #[derive(Clone, Debug)]
 pub struct ListenSpec {
@@ -138,6 +177,8 @@ pub struct CondBranch {
     /// None for a plain `else`.
     pub cond: Option<Cond>,
     pub settings: Vec<ReqSetting>,
+    /// Keys set in this block that lightd ignores, for `-p`.
+    pub ignored: Vec<Ignored>,
     /// Nested chains, considered only when this branch is taken.
     pub children: Vec<CondChain>,
 }
@@ -218,12 +259,44 @@ pub struct Config {
     /// Warnings gathered while loading (unimplemented or unknown keys), already formatted as
     /// "file:line: message". The caller logs them once.
     pub warnings: Vec<String>,
+    /// What the config needs that lightd does not implement and will not serve without. A
+    /// config with any is refused: see [`Config::refusal`]. The server will not start on it.
+    pub refused: Vec<Refusal>,
+    /// Global keys lightd ignores, for `-p`.
+    pub ignored: Vec<Ignored>,
     /// Where keys were set, so `-tt` can name file:line: "server.document-root" for the global
     /// block, "server.document-root@3" for the conditional branch with id 3.
     pub locs: std::collections::HashMap<String, Loc>,
 }
 
+/// Refusals listed in one error before the rest are summed up.
+const REFUSALS_SHOWN: usize = 32;
+
 impl Config {
+    /// Fail closed: an error naming every key and module this config relies on that lightd
+    /// does not implement, if there are any. There is no way to ignore them.
+    pub fn refusal(&self) -> Result<(), ConfigError> {
+        if self.refused.is_empty() {
+            return Ok(());
+        }
+        let mut msg = String::from(
+            "refusing to start: this config relies on lighttpd features that lightd does not \
+             implement, and serving without them would expose what they protect (lightd never \
+             ignores such keys; remove them, or keep lighttpd for this site):",
+        );
+        for r in self.refused.iter().take(REFUSALS_SHOWN) {
+            msg.push_str("\n  ");
+            msg.push_str(&r.to_string());
+        }
+        if self.refused.len() > REFUSALS_SHOWN {
+            msg.push_str(&format!(
+                "\n  ... and {} more",
+                self.refused.len() - REFUSALS_SHOWN
+            ));
+        }
+        Err(ConfigError { loc: None, msg })
+    }
+
     /// The control socket's path: `server.control-socket`, else `<server.pid-file>.sock`, else
     /// none (then a new generation cannot take the listeners over and binds afresh).
     pub fn control_path(&self) -> Option<PathBuf> {

@@ -11,7 +11,8 @@ use super::keys::{self, KeyKind};
 use super::mime;
 use super::parser::{Parsed, RawChain, Setting};
 use super::types::{
-    CondBranch, CondChain, Config, ConfigError, ListenSpec, Loc, ReqConf, ReqSetting,
+    CondBranch, CondChain, Config, ConfigError, Ignored, ListenSpec, Loc, Refusal, ReqConf,
+    ReqSetting,
 };
 use super::value::Value;
 
@@ -222,7 +223,8 @@ pub(crate) fn req_setting(s: &Setting) -> Result<Option<ReqSetting>, ConfigError
 struct Pending {
     bind: Option<(IpAddr, Loc)>,
     port: Option<(u16, Loc)>,
-    modules: Option<(Vec<String>, Loc)>,
+    /// The list, where it was set, and where each element was written (when known).
+    modules: Option<(Vec<String>, Loc, Vec<Loc>)>,
     graceful_explicit: bool,
     graceful_flag: Option<Duration>,
 }
@@ -241,7 +243,9 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
             let port = want_int(s, 0, 65535)?;
             p.port = Some((u16::try_from(port).unwrap_or(DEFAULT_PORT), s.loc.clone()));
         }
-        "server.modules" => p.modules = Some((want_list(s)?, s.loc.clone())),
+        "server.modules" => {
+            p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone()))
+        }
         "server.pid-file" => cfg.pid_file = want_path(s)?,
         "server.control-socket" => cfg.control_socket = want_path(s)?,
         "server.errorlog" => cfg.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from),
@@ -292,6 +296,7 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
                     key: "server.feature-flags \"server.graceful-shutdown-timeout\"".to_string(),
                     value: v.clone(),
                     loc: s.loc.clone(),
+                    item_locs: Vec::new(),
                 };
                 p.graceful_flag = Some(want_secs(&inner, 0)?);
             }
@@ -303,10 +308,10 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
 
 fn modules(
     cfg: &mut Config,
-    listed: Option<(Vec<String>, Loc)>,
+    listed: Option<(Vec<String>, Loc, Vec<Loc>)>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
-    let Some((list, loc)) = listed else {
+    let Some((list, loc, item_locs)) = listed else {
         cfg.modules = keys::DEFAULT_MODULES
             .iter()
             .map(|m| m.to_string())
@@ -314,24 +319,33 @@ fn modules(
         return Ok(());
     };
     let mut out: Vec<String> = Vec::new();
-    for m in list {
-        if !keys::LIGHTTPD_MODULES.contains(&m.as_str()) {
-            let hint = keys::suggest(&m, keys::LIGHTTPD_MODULES.iter().copied())
+    for (i, m) in list.into_iter().enumerate() {
+        // Each module's own line when the list was written out (or appended to with +=).
+        let at = item_locs.get(i).unwrap_or(&loc).clone();
+        if !keys::is_lighttpd_module(&m) {
+            let hint = keys::suggest(&m, keys::lighttpd_modules())
                 .map(|s| format!("; did you mean '{s}'?"))
                 .unwrap_or_default();
             return Err(ConfigError {
-                loc: Some(loc),
+                loc: Some(at),
                 msg: format!("server.modules: unknown module '{m}'{hint}"),
             });
         }
         if out.contains(&m) {
-            warnings.push(format!("{loc}: module '{m}' is listed more than once"));
+            warnings.push(format!("{at}: module '{m}' is listed more than once"));
             continue;
         }
-        if !keys::IMPLEMENTED_MODULES.contains(&m.as_str()) {
-            warnings.push(format!(
-                "{loc}: module '{m}' is not implemented by lightd; its settings are ignored"
-            ));
+        match keys::MISSING_MODULES.iter().find(|(name, _)| *name == m) {
+            Some((owner, Some(harm))) => cfg.refused.push(Refusal {
+                loc: at,
+                what: format!("server.modules: {m}"),
+                owner,
+                harm,
+            }),
+            Some((_, None)) => warnings.push(format!(
+                "{at}: module '{m}' is not implemented by lightd; its settings are ignored"
+            )),
+            None => {}
         }
         out.push(m);
     }
@@ -342,6 +356,16 @@ fn modules(
     }
     cfg.modules = out;
     Ok(())
+}
+
+/// A key lightd ignores, as `-p` shows it.
+fn ignored(s: &Setting) -> Ignored {
+    Ignored {
+        key: s.key.clone(),
+        // One line: `-p` prints it inside a comment.
+        value: s.value.to_string().replace(['\n', '\r'], " "),
+        loc: s.loc.clone(),
+    }
 }
 
 fn chains(
@@ -355,9 +379,19 @@ fn chains(
                 .into_iter()
                 .map(|b| {
                     let mut settings = Vec::new();
+                    let mut skipped = Vec::new();
                     for s in &b.scope.entries {
-                        if keys::kind(&s.key) != KeyKind::Request {
-                            continue;
+                        match keys::kind(&s.key) {
+                            KeyKind::Request => {}
+                            KeyKind::Unimplemented { .. } | KeyKind::Unknown
+                                if !s.key.starts_with("var.") =>
+                            {
+                                skipped.push(ignored(s));
+                                continue;
+                            }
+                            // Refused keys are in Parsed::refusals; the parser already
+                            // refused global keys here; var.* are the language's own.
+                            _ => continue,
                         }
                         if let Some(set) = req_setting(s)? {
                             locs.insert(format!("{}@{}", s.key, b.id), s.loc.clone());
@@ -368,6 +402,7 @@ fn chains(
                         id: b.id,
                         cond: b.cond,
                         settings,
+                        ignored: skipped,
                         children: chains(b.chains, locs)?,
                     })
                 })
@@ -411,6 +446,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         base: default_req(),
         conds: Vec::new(),
         warnings: parsed.warnings,
+        refused: parsed.refusals,
+        ignored: Vec::new(),
         locs: HashMap::new(),
     };
     let mut pending = Pending::default();
@@ -422,7 +459,13 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
                     apply(&mut cfg.base, &set);
                 }
             }
-            KeyKind::Unimplemented | KeyKind::Unknown => continue,
+            KeyKind::Unimplemented { .. } | KeyKind::Unknown => {
+                if !s.key.starts_with("var.") {
+                    cfg.ignored.push(ignored(s));
+                }
+                continue;
+            }
+            KeyKind::Refused { .. } => continue,
         }
         cfg.locs.insert(s.key.clone(), s.loc.clone());
     }

@@ -1,0 +1,192 @@
+//! Fail closed: a lighttpd config that relies on a module lightd does not implement, and that
+//! protects something (access, auth, TLS, backends, security headers...), is refused by `-t`,
+//! `-tt` and at start, naming each place; harmless keys stay warnings. Warnings and errors go
+//! to server.errorlog as well as stderr, once each; `-p` shows what is ignored; lighttpd's
+//! other flags are accepted or refused with a reason.
+
+mod common;
+
+use std::fs;
+use std::net::TcpStream;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Every protective lighttpd module lightd does not implement, with one of its keys (None:
+/// the module has no keys of its own) and a value that key takes. README's table says the same.
+const PROTECTIVE: &[(&str, Option<(&str, &str)>)] = &[
+    ("mod_access", Some(("url.access-deny", "( \"~\", \".inc\" )"))),
+    ("mod_ajp13", Some(("ajp13.server", "( \"/\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 8009 ) ) )"))),
+    ("mod_alias", Some(("alias.url", "( \"/doc/\" => \"/usr/share/doc/\" )"))),
+    ("mod_auth", Some(("auth.require", "( \"/admin/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"))),
+    ("mod_authn_file", Some(("auth.backend.htpasswd.userfile", "\"/etc/lighttpd/htpasswd\""))),
+    ("mod_authn_dbi", None),
+    ("mod_authn_gssapi", None),
+    ("mod_authn_ldap", Some(("auth.backend.ldap.hostname", "\"ldap.example.org\""))),
+    ("mod_authn_mysql", None),
+    ("mod_authn_pam", Some(("auth.backend.pam.opts", "( \"service\" => \"http\" )"))),
+    ("mod_authn_sasl", None),
+    ("mod_cgi", Some(("cgi.assign", "( \".pl\" => \"/usr/bin/perl\" )"))),
+    ("mod_cml", Some(("cml.extension", "\".cml\""))),
+    ("mod_evasive", Some(("evasive.max-conns-per-ip", "10"))),
+    ("mod_evhost", Some(("evhost.path-pattern", "\"/srv/%3/\""))),
+    ("mod_extforward", Some(("extforward.forwarder", "( \"10.0.0.1\" => \"trust\" )"))),
+    ("mod_fastcgi", Some(("fastcgi.server", "( \".php\" => ( ( \"socket\" => \"/run/php.sock\" ) ) )"))),
+    ("mod_geoip", Some(("geoip.db-filename", "\"/usr/share/GeoIP/GeoIP.dat\""))),
+    ("mod_magnet", Some(("magnet.attract-raw-url-to", "( \"/etc/lighttpd/a.lua\" )"))),
+    ("mod_maxminddb", Some(("maxminddb.activate", "\"enable\""))),
+    ("mod_mysql_vhost", Some(("mysql-vhost.db", "\"vhosts\""))),
+    ("mod_openssl", Some(("ssl.engine", "\"enable\""))),
+    ("mod_gnutls", Some(("ssl.pemfile", "\"/etc/ssl/site.pem\""))),
+    ("mod_mbedtls", Some(("ssl.privkey", "\"/etc/ssl/site.key\""))),
+    ("mod_wolfssl", Some(("ssl.ca-file", "\"/etc/ssl/ca.pem\""))),
+    ("mod_nss", Some(("ssl.cipher-list", "\"HIGH\""))),
+    ("mod_boringssl", Some(("ssl.verifyclient.activate", "\"enable\""))),
+    ("mod_proxy", Some(("proxy.server", "( \"\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 8080 ) ) )"))),
+    ("mod_redirect", Some(("url.redirect", "( \"^/old$\" => \"/new\" )"))),
+    ("mod_rewrite", Some(("url.rewrite-once", "( \"^/a$\" => \"/b\" )"))),
+    ("mod_scgi", Some(("scgi.server", "( \".scgi\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 9000 ) ) )"))),
+    ("mod_secdownload", Some(("secdownload.secret", "\"s3cret\""))),
+    ("mod_setenv", Some(("setenv.add-response-header", "( \"Strict-Transport-Security\" => \"max-age=63072000\" )"))),
+    ("mod_simple_vhost", Some(("simple-vhost.server-root", "\"/srv/www/\""))),
+    ("mod_sockproxy", Some(("sockproxy.server", "( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )"))),
+    ("mod_ssi", Some(("ssi.extension", "( \".shtml\" )"))),
+    ("mod_trigger_b4_dl", Some(("trigger-before-download.trigger-url", "\"^/trigger/\""))),
+    ("mod_userdir", Some(("userdir.path", "\"public_html\""))),
+    ("mod_vhostdb", Some(("vhostdb.backend", "\"dbi\""))),
+    ("mod_vhostdb_dbi", None),
+    ("mod_vhostdb_ldap", None),
+    ("mod_vhostdb_mysql", None),
+    ("mod_vhostdb_pgsql", None),
+    ("mod_webdav", Some(("webdav.activate", "\"enable\""))),
+    ("mod_wstunnel", Some(("wstunnel.server", "( \"/ws\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 8081 ) ) )"))),
+];
+
+/// Config lines with a setting for `docroot` and server.errorlog, then `extra`.
+fn site(extra: &str) -> Builder {
+    builder().file("index.html", "public").config(extra)
+}
+
+fn assert_refused(out: &Output, line: &str, what: &str, module: &str) {
+    assert!(!out.status.success(), "not refused:\n{}", out.describe());
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    let needle = format!("lightd.conf:{line}: {what} needs {module}, which lightd does not implement");
+    assert!(
+        out.stderr.contains("refusing to start") && out.stderr.contains(&needle),
+        "want {needle:?} in:\n{}",
+        out.describe()
+    );
+    assert!(!out.stdout.contains("Syntax OK"), "{}", out.describe());
+}
+
+/// `-t` and `-tt` refuse every protective module when it is loaded, and each of their keys
+/// when it is set (even without the module, even inside a conditional), naming file:line and
+/// the module.
+#[test]
+fn every_protective_module_and_key_is_refused_by_the_config_test() {
+    // The base config has 3 lines (document-root, bind, port); ours start at line 4.
+    for (module, key) in PROTECTIVE {
+        let b = site(&format!("server.modules = ( \"{module}\" )"));
+        for flag in ["-t", "-tt"] {
+            let out = b.run(&[flag]);
+            assert_refused(&out, "4", &format!("server.modules: {module}"), module);
+        }
+        let Some((key, value)) = key else { continue };
+        let owner = if key.starts_with("ssl.") {
+            "mod_openssl"
+        } else if key.starts_with("auth.") {
+            "mod_auth"
+        } else {
+            module
+        };
+        let b = site(&format!("$HTTP[\"host\"] =~ \".\" {{\n  {key} = {value}\n}}"));
+        for flag in ["-t", "-tt"] {
+            let out = b.run(&[flag]);
+            assert_refused(&out, "5", key, owner);
+        }
+    }
+}
+
+/// The leaks the fail-closed issue found: each config now refuses to start, so nothing it
+/// protects is ever served. The server exits 1 and never listens.
+#[test]
+fn protective_configs_refuse_to_start_and_never_listen() {
+    for (key, value) in [
+        ("auth.require", "( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"),
+        ("url.access-deny", "( \"~\", \".inc\" )"),
+        ("cgi.assign", "( \".pl\" => \"/usr/bin/perl\" )"),
+        ("fastcgi.server", "( \".php\" => ( ( \"socket\" => \"/run/php.sock\" ) ) )"),
+        ("ssl.engine", "\"enable\""),
+        ("extforward.forwarder", "( \"127.0.0.1\" => \"trust\" )"),
+        ("setenv.add-response-header", "( \"X-Frame-Options\" => \"DENY\" )"),
+        ("dir-listing.exclude", "( \"\\.inc$\" )"),
+    ] {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let b = site(&format!("server.port := {port}\n{key} = {value}"));
+        let started = Instant::now();
+        let mut server = b.spawn(&["-D"]);
+        let status = server
+            .wait_exit(CMD_TIMEOUT)
+            .unwrap_or_else(|| panic!("{key}: lightd is still running\n{}", server.log_text()));
+        assert_eq!(status.code(), Some(1), "{key}: {}", server.log_text());
+        assert!(
+            server.stderr().contains("refusing to start") && server.stderr().contains(key),
+            "{key}: {}",
+            server.stderr()
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{key}: something listens on {port}"
+        );
+        assert!(started.elapsed() < CMD_TIMEOUT);
+    }
+}
+
+/// Refusals, warnings and start-up errors reach server.errorlog as well as stderr, once in
+/// each, with the file and line they are about.
+#[test]
+fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
+    let b = site("deflate.mimetypes = ( \"text/html\" )\nurl.access-deny = ( \".inc\" )").errorlog();
+    let log = b.dir().join("error.log");
+    let mut server = b.spawn(&["-D"]);
+    let status = server.wait_exit(CMD_TIMEOUT).expect("lightd still running");
+    assert_eq!(status.code(), Some(1));
+    let errlog = fs::read_to_string(&log).unwrap_or_default();
+    let stderr = server.stderr();
+    let warning = "lightd.conf:4: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored";
+    let refusal = "lightd.conf:5: url.access-deny needs mod_access, which lightd does not implement";
+    for (place, text) in [("stderr", &stderr), ("server.errorlog", &errlog)] {
+        for needle in [warning, refusal, "refusing to start"] {
+            assert_eq!(
+                text.matches(needle).count(),
+                1,
+                "{needle:?} should appear once in {place}:\n{text}"
+            );
+        }
+    }
+}
+
+/// `-p` shows every key lightd ignores, where it was set, as a comment (so the output still
+/// loads), in its block; a block with only ignored keys is no longer printed as `{ }`.
+#[test]
+fn print_marks_ignored_keys() {
+    let b = site("server.name = \"www.example.org\"\n$HTTP[\"host\"] == \"a\" {\n  expire.url = ( \"\" => \"access plus 1 days\" )\n}");
+    let out = b.run(&["-p"]);
+    assert!(out.status.success(), "{}", out.describe());
+    let conf = b.config_path().display().to_string();
+    for needle in [
+        format!("# ignored (not implemented by lightd), {conf}:4: server.name = \"www.example.org\"\n"),
+        format!("$HTTP[\"host\"] == \"a\" {{\n    # ignored (not implemented by lightd), {conf}:6: expire.url = ( \"\" => \"access plus 1 days\" )\n}}"),
+    ] {
+        assert!(out.stdout.contains(&needle), "{needle:?} not in:\n{}", out.stdout);
+    }
+    // -p refuses what the server would refuse.
+    let out = site("url.rewrite = ( \"^/a$\" => \"/b\" )").run(&["-p"]);
+    assert_refused(&out, "4", "url.rewrite", "mod_rewrite");
+}
+

@@ -34,6 +34,8 @@ pub struct Options {
     /// 1 for -t, 2 for -tt.
     pub test: u8,
     pub print: bool,
+    /// `-i SECS`: stop gracefully after this long without any activity.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Start lightd as the options say. Returns the exit code, or an error message to print once.
@@ -136,11 +138,19 @@ fn start(
         process::daemonize().map_err(|e| format!("daemonizing: {}", e))?
     };
     let pid_path = cfg.pid_file.clone();
-    let workers = cfg.max_worker as usize;
+    // lighttpd runs one process with -i: idleness is a property of the whole server.
+    let workers = if opts.idle_timeout.is_some() {
+        0
+    } else {
+        cfg.max_worker as usize
+    };
     let mut server = server::Server::new(cfg, listeners, control, reexec)
         .map_err(|e| format!("starting the server: {}", e))?;
     if workers > 1 {
         server.make_supervisor(workers);
+    }
+    if let Some(t) = opts.idle_timeout {
+        server.set_idle_limit(t);
     }
 
     // Everything that can fail happens before we tell the generation before us that we are

@@ -299,6 +299,10 @@ pub struct Server {
     workers_deadline: Option<Instant>,
     /// The error log is counting suppressed messages: wake up to report them.
     log_pending: bool,
+    /// `-i SECS`: stop gracefully after this long without any event.
+    idle_limit: Option<Duration>,
+    /// The last time the poll reported anything.
+    last_active: Instant,
 }
 
 impl Server {
@@ -397,6 +401,8 @@ impl Server {
             workers: Vec::new(),
             workers_deadline: None,
             log_pending: false,
+            idle_limit: None,
+            last_active: now,
         })
     }
 
@@ -412,6 +418,12 @@ impl Server {
         // keeps forked workers from inheriting descriptors that SIGHUP would never reopen.
         self.ctx.accesslogs.clear();
         self.role = Role::Supervisor { workers };
+    }
+
+    /// `-i SECS`: begin a graceful stop once nothing has happened for `limit`, as lighttpd's
+    /// `-i` does. Activity is any event on any descriptor.
+    pub fn set_idle_limit(&mut self, limit: Duration) {
+        self.idle_limit = Some(limit);
     }
 
     /// Make the control socket reachable at its path (once this process is in charge).
@@ -440,6 +452,15 @@ impl Server {
                 return Err(e);
             }
             self.ctx.refresh_clock();
+            if !events.is_empty() {
+                self.last_active = self.ctx.now;
+            } else if self.idle_expired() {
+                log::info!(
+                    "idle timeout {} s exceeded, initiating graceful shutdown",
+                    self.idle_limit.map_or(0, |d| d.as_secs())
+                );
+                self.begin_drain();
+            }
 
             for ev in events.iter() {
                 match ev.token() {
@@ -540,6 +561,13 @@ impl Server {
         if let Some(t) = self.accept_retry_at {
             return Some(t.saturating_duration_since(Instant::now()).min(TICK));
         }
+        // -i: wake up when the idle limit would pass, even with nothing else to do.
+        let idle = match (self.idle_limit, self.ctx.drain_started) {
+            (Some(l), None) => {
+                Some((self.last_active + l).saturating_duration_since(Instant::now()))
+            }
+            _ => None,
+        };
         if !self.conns.is_empty()
             || self.ctx.drain_started.is_some()
             || self.reload.is_some()
@@ -547,10 +575,17 @@ impl Server {
             || !self.workers.is_empty()
             || self.log_pending
         {
-            return Some(TICK);
+            return Some(idle.map_or(TICK, |d| d.min(TICK)));
         }
-        // Nothing to time out: sleep until something happens.
-        None
+        // Nothing else to time out: sleep until something happens.
+        idle
+    }
+
+    fn idle_expired(&self) -> bool {
+        self.ctx.drain_started.is_none()
+            && self
+                .idle_limit
+                .is_some_and(|l| self.ctx.now.duration_since(self.last_active) >= l)
     }
 
     fn can_accept(&self) -> bool {

@@ -190,3 +190,72 @@ fn print_marks_ignored_keys() {
     assert_refused(&out, "4", "url.rewrite", "mod_rewrite");
 }
 
+#[test]
+fn lighttpd_flags_are_accepted_or_refused_with_a_reason() {
+    // -m DIR: lighttpd's module directory; lightd's modules are built in.
+    let b = site("");
+    let out = b.run(&["-m", "/usr/lib/lighttpd", "-t"]);
+    assert!(out.status.success() && out.stdout.contains("Syntax OK"), "{}", out.describe());
+
+    let out = run(&["-1", "-f", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("-1 (serve one connection on stdin"), "{}", out.describe());
+
+    // lighttpd has no -S either.
+    let out = run(&["-S"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("unknown option -S"), "{}", out.describe());
+
+    for bad in ["x", "-3", ""] {
+        let out = run(&["-i", bad, "-t", "-f", "/nonexistent"]);
+        assert_eq!(out.status.code(), Some(2), "-i {bad:?}: {}", out.describe());
+        assert!(out.stderr.contains("idle timeout"), "{}", out.describe());
+    }
+}
+
+/// `-i SECS`: with nothing happening for SECS seconds the server stops gracefully by itself,
+/// as lighttpd's -i does; activity keeps it running.
+#[test]
+fn idle_timeout_stops_the_server_gracefully() {
+    let mut server = site("").spawn_with(&["-D", "-i", "2"], |_| {});
+    server.wait_listening();
+    let started = Instant::now();
+    // Activity for a while: requests every half second keep it up past its idle limit.
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(server.get("/index.html").status, 200);
+        assert!(server.is_running(), "stopped while busy\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running when idle\n{}", server.log_text()));
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+    assert!(
+        server.log_text().contains("idle timeout 2 s exceeded, initiating graceful shutdown"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// `-V` says what the regular expressions are, and lightd -V | head -1 is not a crash.
+#[test]
+fn version_features_are_honest_and_survive_a_closed_pipe() {
+    let out = run(&["-V"]);
+    assert!(out.status.success());
+    assert!(out.stdout.contains("\t- PCRE support"), "{}", out.stdout);
+    assert!(out.stdout.contains("regex-lite"), "{}", out.stdout);
+
+    // A pipe whose reader is already gone: the write fails with EPIPE.
+    let mut fds = [0; 2];
+    // SAFETY: valid pointer to two ints; both descriptors are owned below.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2, each owned once.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(rd);
+    for flag in ["-V", "-v", "-h"] {
+        let mut cmd = lightd_command(&[flag]);
+        cmd.stdout(Stdio::from(wr.try_clone().unwrap()));
+        let status = cmd.status().expect("run lightd");
+        assert_eq!(status.code(), Some(0), "lightd {flag} into a closed pipe: {status:?}");
+    }
+}

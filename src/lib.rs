@@ -104,6 +104,9 @@ fn start(
         }
     }
     cfg.refusal().map_err(|e| e.to_string())?;
+    // The same checks as -tt, at every start: a reload onto a config whose document root is
+    // gone must fail and leave the running generation serving, not start and answer 404.
+    config::check_loadable(&cfg).map_err(|e| e.to_string())?;
 
     // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
     // installed there is an upgrade.

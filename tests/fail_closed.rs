@@ -171,6 +171,28 @@ fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     }
 }
 
+/// Errors at start that are not about keys (here: a missing document root, found by the same
+/// checks as -tt) reach the error log as well.
+#[test]
+fn start_up_errors_go_to_the_error_log_too() {
+    let b = builder().raw_config(
+        "server.document-root = \"{dir}/missing\"\nserver.bind = \"127.0.0.1\"\nserver.port = 0\n\
+         server.errorlog = \"{dir}/error.log\"\n",
+    );
+    let log = b.dir().join("error.log");
+    let mut server = b.spawn(&["-D"]);
+    let status = server.wait_exit(CMD_TIMEOUT).expect("lightd still running");
+    assert_eq!(status.code(), Some(1));
+    let errlog = fs::read_to_string(&log).unwrap_or_default();
+    for (place, text) in [("stderr", server.stderr()), ("server.errorlog", errlog)] {
+        assert_eq!(
+            text.matches("lightd.conf:1: server.document-root").count(),
+            1,
+            "{place}:\n{text}"
+        );
+    }
+}
+
 /// `-p` shows every key lightd ignores, where it was set, as a comment (so the output still
 /// loads), in its block; a block with only ignored keys is no longer printed as `{ }`.
 #[test]

@@ -1033,9 +1033,26 @@ pub fn check_config(data: &[u8]) {
             return;
         }
     };
+    // A config lightd refuses (fail closed) is never printed by -p; its error names the file.
+    if let Err(e) = cfg.refusal() {
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()),
+            "refusal does not name the file: {msg:?} for {}",
+            show(data)
+        );
+        return;
+    }
     let printed = cfg.to_string();
-    // The first line of -p names the file it came from; the rest must reproduce.
-    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    // The first line of -p names the file it came from; the rest must reproduce, except the
+    // ignored keys, which are printed as comments (and blank lines around them).
+    let body = |s: &str| {
+        s.lines()
+            .skip(1)
+            .filter(|l| !l.is_empty() && !l.trim_start().starts_with("# ignored"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let (_, again) = load_text(printed.as_bytes());
     match again {
         Ok(again) => assert_eq!(

@@ -83,6 +83,16 @@ fn steady_state_static_requests_do_not_allocate() {
     // Over the small-file limit: sent with sendfile, not cached.
     std::fs::write(docroot.join("64k.bin"), vec![b'b'; 64 * 1024]).unwrap();
     std::fs::write(docroot.join("index.html"), b"<p>index</p>\n").unwrap();
+    // Written a minute ago, as far as the small-file cache can tell: it does not cache a file
+    // written in the last two seconds, and the warm-up must fill it.
+    for name in ["1k.txt", "64k.bin", "index.html"] {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(docroot.join(name))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+    }
     let conf = dir.join("lightd.conf");
     std::fs::write(
         &conf,

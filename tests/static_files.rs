@@ -345,3 +345,89 @@ fn fifo_is_refused_without_freezing_the_server() {
     // And the server carries on.
     assert_eq!(s.get("/other.txt").status, 200);
 }
+
+/// Mark a file as written a minute ago: the small-file cache does not take files written in
+/// the last two seconds.
+fn backdate(path: &std::path::Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+/// A chmod changes only a file's ctime. The small-file cache must notice it (lighttpd's stat
+/// cache does, within seconds) instead of serving the cached copy of a file nobody may read
+/// any more.
+#[test]
+fn chmod_of_a_cached_file_is_noticed() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = builder().file("secret.txt", "was public");
+    // Permissions do not stop root: serve as an ordinary user when the tests run as root.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        b = b.config("server.username = \"nobody\"");
+    }
+    let path = b.docroot().join("secret.txt");
+    backdate(&path);
+    let s = b.start();
+    let mut c = s.connect();
+    for _ in 0..3 {
+        let r = c.get("/secret.txt");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"was public"[..]));
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // The cache looks at each file at most once a second; allow for a slow machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = 0;
+    while std::time::Instant::now() < deadline {
+        last = c.get("/secret.txt").status;
+        if last == 403 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last, 403, "a file chmodded 000 is still served");
+}
+
+/// An in-place rewrite (`: > f; cp new f`) has a moment when the file is empty. A request in
+/// that moment may see it empty, but the cache must not keep that moment: the next request,
+/// in the same second, gets the new content.
+#[test]
+fn a_file_caught_empty_mid_rewrite_is_not_served_empty_afterwards() {
+    let b = builder().file("page.html", "old content, fully written");
+    let path = b.docroot().join("page.html");
+    backdate(&path);
+    let s = b.start();
+    let mut c = s.connect();
+    assert_eq!(c.get("/page.html").body, b"old content, fully written");
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    // The cache revalidates a file once per wall-clock second, so the whole rewrite must
+    // happen within one second: start early in a second, and try again if it did not fit.
+    for attempt in 0..5 {
+        let now = secs();
+        if now.subsec_millis() > 300 {
+            std::thread::sleep(Duration::from_millis(1000 - u64::from(now.subsec_millis())));
+        }
+        let second = secs().as_secs();
+        std::fs::write(&path, "").unwrap();
+        let during = c.get("/page.html");
+        let content = format!("new content {attempt}");
+        std::fs::write(&path, &content).unwrap();
+        let after = c.get("/page.html");
+        if secs().as_secs() != second {
+            continue;
+        }
+        assert_eq!(during.status, 200);
+        assert_eq!(
+            String::from_utf8_lossy(&after.body),
+            content,
+            "the empty moment was cached: {}",
+            after.describe()
+        );
+        return;
+    }
+    panic!("could not fit a rewrite into one second in 5 attempts");
+}

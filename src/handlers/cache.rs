@@ -2,6 +2,12 @@
 //! second (as lighttpd's stat cache does), so a hot small file costs no open, fstat, read or
 //! close per request.
 //!
+//! The revalidation compares everything that changes when the file does, or when who may read
+//! it does: identity, size, mtime and ctime (a chmod or chown changes only the ctime), and the
+//! `stat` itself fails once a directory on the way is closed to us. A file that is empty or
+//! was written in the last two seconds (by its mtime) is not cached at all: it may be in the middle of being
+//! rewritten (`: > f; cp new f`), and caching that moment would serve it for a second.
+//!
 //! Bounded in entries and bytes; when full, the least recently checked entry is dropped.
 
 use std::collections::HashMap;
@@ -62,6 +68,8 @@ struct Entry {
     dev: u64,
     ino: u64,
     mtime_ns: i64,
+    /// Changes with the content and with permissions and ownership.
+    ctime_ns: i64,
     /// The second in which the file was last confirmed unchanged.
     checked: u64,
 }
@@ -98,11 +106,20 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
+/// A file modified this long ago or less (in whole seconds) is not cached: it may still be
+/// changing.
+const SETTLE_SECS: i64 = 2;
+
+fn ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
 fn same_file(e: &Entry, m: &std::fs::Metadata) -> bool {
     e.dev == m.dev()
         && e.ino == m.ino()
         && e.info.len == m.size()
-        && e.mtime_ns == m.mtime() * 1_000_000_000 + m.mtime_nsec()
+        && e.mtime_ns == ns(m.mtime(), m.mtime_nsec())
+        && e.ctime_ns == ns(m.ctime(), m.ctime_nsec())
 }
 
 impl FileCache {
@@ -132,7 +149,8 @@ impl FileCache {
         info: &FileInfo,
         now: u64,
     ) -> Option<Rc<[u8]>> {
-        if meta.size() > MAX_FILE {
+        // Empty or just written: perhaps caught in the middle of a rewrite.
+        if meta.size() == 0 || meta.size() > MAX_FILE || meta.mtime() > now as i64 - SETTLE_SECS {
             return None;
         }
         let mut body = vec![0u8; meta.size() as usize];
@@ -153,7 +171,8 @@ impl FileCache {
                 body: Rc::clone(&body),
                 dev: meta.dev(),
                 ino: meta.ino(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+                ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
                 checked: now,
             },
         );
@@ -199,31 +218,79 @@ mod tests {
         c.insert(p, &f, &m, &FileInfo::new(&m), now)
     }
 
+    /// A "now" long after any file these tests create, so that the files count as settled.
+    fn later() -> u64 {
+        crate::log::now_secs() + 100
+    }
+
     #[test]
     fn hit_then_revalidate_on_change() {
+        let t = later();
         let p = temp_file("a", b"one");
         let mut c = FileCache::default();
-        assert!(c.get(&p, 10).is_none());
-        assert_eq!(&*load(&mut c, &p, 10).unwrap(), b"one");
-        assert_eq!(&*c.get(&p, 10).unwrap().1, b"one");
+        assert!(c.get(&p, t).is_none());
+        assert_eq!(&*load(&mut c, &p, t).unwrap(), b"one");
+        assert_eq!(&*c.get(&p, t).unwrap().1, b"one");
         // Replaced on disk: the next second's stat notices (different size or inode).
         let q = temp_file("a.new", b"three");
         std::fs::rename(&q, &p).unwrap();
-        assert_eq!(&*c.get(&p, 10).unwrap().1, b"one", "within the same second");
+        assert_eq!(&*c.get(&p, t).unwrap().1, b"one", "within the same second");
         assert!(
-            c.get(&p, 11).is_none(),
+            c.get(&p, t + 1).is_none(),
             "a changed file must not be served from cache"
         );
         assert_eq!(c.bytes, 0);
         std::fs::remove_file(&p).unwrap();
-        assert!(load(&mut c, &temp_file("b", b"x"), 12).is_some());
+        assert!(load(&mut c, &temp_file("b", b"x"), t + 2).is_some());
+    }
+
+    #[test]
+    fn empty_and_just_modified_files_are_not_cached() {
+        let mut c = FileCache::default();
+        let empty = temp_file("empty", b"");
+        assert!(load(&mut c, &empty, later()).is_none());
+        let fresh = temp_file("fresh", b"being written");
+        let mtime = std::fs::metadata(&fresh).unwrap().mtime() as u64;
+        // Modified this second or the one before: it may still change.
+        assert!(load(&mut c, &fresh, mtime).is_none());
+        assert!(load(&mut c, &fresh, mtime + 1).is_none());
+        assert!(load(&mut c, &fresh, mtime + 2).is_some());
+        assert_eq!(c.map.len(), 1);
+        std::fs::remove_file(&empty).unwrap();
+        std::fs::remove_file(&fresh).unwrap();
+    }
+
+    /// chmod changes neither size nor mtime, only the ctime: the next revalidation must drop
+    /// the entry, so that the request goes to the file and its new permissions.
+    #[test]
+    fn permission_change_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = later();
+        let p = temp_file("perm", b"secret");
+        let mut c = FileCache::default();
+        assert!(load(&mut c, &p, t).is_some());
+        // Timestamps are coarse: let the clock move past the ctime so the chmod changes it.
+        let ctime = std::fs::metadata(&p).unwrap().ctime_nsec();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+            if std::fs::metadata(&p).unwrap().ctime_nsec() != ctime {
+                break;
+            }
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+        assert!(c.get(&p, t).is_some(), "within the same second");
+        assert!(c.get(&p, t + 1).is_none(), "chmod went unnoticed");
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]
     fn big_files_are_not_cached_and_bytes_stay_bounded() {
+        let t = later();
         let big = temp_file("big", &vec![7u8; MAX_FILE as usize + 1]);
         let mut c = FileCache::default();
-        assert!(load(&mut c, &big, 1).is_none());
+        assert!(load(&mut c, &big, t).is_none());
         let small = temp_file("small", &vec![1u8; MAX_FILE as usize]);
         for i in 0..(MAX_BYTES / MAX_FILE as usize + 10) {
             // The same file under many names (symlinks would do too).
@@ -231,7 +298,7 @@ mod tests {
                 std::env::temp_dir().join(format!("lightd-cache-{}-link{}", std::process::id(), i));
             let _ = std::fs::remove_file(&link);
             std::fs::hard_link(&small, &link).unwrap();
-            load(&mut c, &link, i as u64).unwrap();
+            load(&mut c, &link, t + i as u64).unwrap();
             std::fs::remove_file(&link).unwrap();
             assert!(c.bytes <= MAX_BYTES && c.map.len() <= MAX_ENTRIES);
         }

@@ -109,12 +109,7 @@ static SITES_STATE: Mutex<Vec<Site>> = Mutex::new(Vec::new());
 
 /// Whether a record from this call site may be written now. Summaries of windows that ended
 /// are written first.
-fn admit(
-    file: &'static str,
-    line: u32,
-    level: log::Level,
-    text: impl FnOnce() -> String,
-) -> bool {
+fn admit(file: &'static str, line: u32, level: log::Level, text: impl FnOnce() -> String) -> bool {
     let now = Instant::now();
     let mut sites = SITES_STATE.lock().unwrap_or_else(|e| e.into_inner());
     let i = match sites.iter().position(|s| s.file == file && s.line == line) {

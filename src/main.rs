@@ -84,9 +84,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
                         rest.to_string()
                     } else {
                         i += 1;
-                        args.get(i)
-                            .cloned()
-                            .ok_or(format!("-{c} needs a value"))?
+                        args.get(i).cloned().ok_or(format!("-{c} needs a value"))?
                     };
                     match c {
                         'f' => opts.config = Some(PathBuf::from(value)),

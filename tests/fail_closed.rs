@@ -72,7 +72,8 @@ fn site(extra: &str) -> Builder {
 fn assert_refused(out: &Output, line: &str, what: &str, module: &str) {
     assert!(!out.status.success(), "not refused:\n{}", out.describe());
     assert_eq!(out.status.code(), Some(1), "{}", out.describe());
-    let needle = format!("lightd.conf:{line}: {what} needs {module}, which lightd does not implement");
+    let needle =
+        format!("lightd.conf:{line}: {what} needs {module}, which lightd does not implement");
     assert!(
         out.stderr.contains("refusing to start") && out.stderr.contains(&needle),
         "want {needle:?} in:\n{}",
@@ -101,7 +102,9 @@ fn every_protective_module_and_key_is_refused_by_the_config_test() {
         } else {
             module
         };
-        let b = site(&format!("$HTTP[\"host\"] =~ \".\" {{\n  {key} = {value}\n}}"));
+        let b = site(&format!(
+            "$HTTP[\"host\"] =~ \".\" {{\n  {key} = {value}\n}}"
+        ));
         for flag in ["-t", "-tt"] {
             let out = b.run(&[flag]);
             assert_refused(&out, "5", key, owner);
@@ -151,7 +154,8 @@ fn protective_configs_refuse_to_start_and_never_listen() {
 /// each, with the file and line they are about.
 #[test]
 fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
-    let b = site("deflate.mimetypes = ( \"text/html\" )\nurl.access-deny = ( \".inc\" )").errorlog();
+    let b =
+        site("deflate.mimetypes = ( \"text/html\" )\nurl.access-deny = ( \".inc\" )").errorlog();
     let log = b.dir().join("error.log");
     let mut server = b.spawn(&["-D"]);
     let status = server.wait_exit(CMD_TIMEOUT).expect("lightd still running");
@@ -159,7 +163,8 @@ fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     let errlog = fs::read_to_string(&log).unwrap_or_default();
     let stderr = server.stderr();
     let warning = "lightd.conf:4: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored";
-    let refusal = "lightd.conf:5: url.access-deny needs mod_access, which lightd does not implement";
+    let refusal =
+        "lightd.conf:5: url.access-deny needs mod_access, which lightd does not implement";
     for (place, text) in [("stderr", &stderr), ("server.errorlog", &errlog)] {
         for needle in [warning, refusal, "refusing to start"] {
             assert_eq!(
@@ -217,16 +222,28 @@ fn lighttpd_flags_are_accepted_or_refused_with_a_reason() {
     // -m DIR: lighttpd's module directory; lightd's modules are built in.
     let b = site("");
     let out = b.run(&["-m", "/usr/lib/lighttpd", "-t"]);
-    assert!(out.status.success() && out.stdout.contains("Syntax OK"), "{}", out.describe());
+    assert!(
+        out.status.success() && out.stdout.contains("Syntax OK"),
+        "{}",
+        out.describe()
+    );
 
     let out = run(&["-1", "-f", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(2), "{}", out.describe());
-    assert!(out.stderr.contains("-1 (serve one connection on stdin"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("-1 (serve one connection on stdin"),
+        "{}",
+        out.describe()
+    );
 
     // lighttpd has no -S either.
     let out = run(&["-S"]);
     assert_eq!(out.status.code(), Some(2), "{}", out.describe());
-    assert!(out.stderr.contains("unknown option -S"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("unknown option -S"),
+        "{}",
+        out.describe()
+    );
 
     for bad in ["x", "-3", ""] {
         let out = run(&["-i", bad, "-t", "-f", "/nonexistent"]);
@@ -245,7 +262,11 @@ fn idle_timeout_stops_the_server_gracefully() {
     // Activity for a while: requests every half second keep it up past its idle limit.
     while started.elapsed() < Duration::from_secs(3) {
         assert_eq!(server.get("/index.html").status, 200);
-        assert!(server.is_running(), "stopped while busy\n{}", server.log_text());
+        assert!(
+            server.is_running(),
+            "stopped while busy\n{}",
+            server.log_text()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let status = server
@@ -253,7 +274,9 @@ fn idle_timeout_stops_the_server_gracefully() {
         .unwrap_or_else(|| panic!("still running when idle\n{}", server.log_text()));
     assert!(status.success(), "{status:?}\n{}", server.log_text());
     assert!(
-        server.log_text().contains("idle timeout 2 s exceeded, initiating graceful shutdown"),
+        server
+            .log_text()
+            .contains("idle timeout 2 s exceeded, initiating graceful shutdown"),
         "{}",
         server.log_text()
     );
@@ -278,6 +301,10 @@ fn version_features_are_honest_and_survive_a_closed_pipe() {
         let mut cmd = lightd_command(&[flag]);
         cmd.stdout(Stdio::from(wr.try_clone().unwrap()));
         let status = cmd.status().expect("run lightd");
-        assert_eq!(status.code(), Some(0), "lightd {flag} into a closed pipe: {status:?}");
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "lightd {flag} into a closed pipe: {status:?}"
+        );
     }
 }

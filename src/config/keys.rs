@@ -390,7 +390,12 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
         ],
         &["evasive."],
     ),
-    group("mod_evhost", Some(VHOST), &["evhost.path-pattern"], &["evhost."]),
+    group(
+        "mod_evhost",
+        Some(VHOST),
+        &["evhost.path-pattern"],
+        &["evhost."],
+    ),
     group(
         "mod_expire",
         None,
@@ -919,10 +924,7 @@ mod tests {
             ("server.port", KeyKind::Global),
             ("server.document-root", KeyKind::Request),
             ("server.feature-flags", KeyKind::Silent),
-            (
-                "server.name",
-                KeyKind::Unimplemented { owner: "core" },
-            ),
+            ("server.name", KeyKind::Unimplemented { owner: "core" }),
             (
                 "deflate.mimetypes",
                 KeyKind::Unimplemented {

@@ -203,14 +203,12 @@ pub(crate) fn parse_text(
     predefined
         .scope
         .set("var.CWD", Value::Str(cwd), here.clone(), Vec::new());
-    predefined
-        .scope
-        .set(
-            "var.PID",
-            Value::Int(i64::from(std::process::id())),
-            here,
-            Vec::new(),
-        );
+    predefined.scope.set(
+        "var.PID",
+        Value::Int(i64::from(std::process::id())),
+        here,
+        Vec::new(),
+    );
     let mut loader = Loader {
         main_dir,
         frames: vec![predefined, Frame::default()],
@@ -452,7 +450,9 @@ impl Loader {
                 if self.warned.insert(key.to_string()) {
                     let msg = match kind {
                         KeyKind::Unimplemented { owner: "core" } => {
-                            format!("lighttpd key '{key}' is not implemented by lightd and is ignored")
+                            format!(
+                                "lighttpd key '{key}' is not implemented by lightd and is ignored"
+                            )
                         }
                         KeyKind::Unimplemented { owner } => format!(
                             "lighttpd key '{key}' ({owner}) is not implemented by lightd and is \

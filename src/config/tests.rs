@@ -1201,7 +1201,10 @@ fn warning_table() {
 fn refused(src: &str) -> Vec<String> {
     let (dir, res) = load_files(&[("main.conf", src)]);
     let cfg = res.unwrap_or_else(|e| panic!("{src:?}: {}", norm(&dir, &e.to_string())));
-    cfg.refused.iter().map(|r| norm(&dir, &r.to_string())).collect()
+    cfg.refused
+        .iter()
+        .map(|r| norm(&dir, &r.to_string()))
+        .collect()
 }
 
 #[test]
@@ -1263,8 +1266,14 @@ fn refusal_error_names_every_place() {
     let cfg = ok("url.rewrite = ( \"^/a\" => \"/b\" )\nserver.modules = ( \"mod_rewrite\" )\n");
     let e = cfg.refusal().expect_err("refused").to_string();
     assert!(e.starts_with("refusing to start: "), "{e}");
-    assert!(e.contains("main.conf:1: url.rewrite needs mod_rewrite"), "{e}");
-    assert!(e.contains("main.conf:2: server.modules: mod_rewrite needs mod_rewrite"), "{e}");
+    assert!(
+        e.contains("main.conf:1: url.rewrite needs mod_rewrite"),
+        "{e}"
+    );
+    assert!(
+        e.contains("main.conf:2: server.modules: mod_rewrite needs mod_rewrite"),
+        "{e}"
+    );
     assert!(ok("server.port = 80\n").refusal().is_ok());
 }
 
@@ -1369,7 +1378,14 @@ fn debian_default_config() {
     let refused: Vec<String> = cfg
         .refused
         .iter()
-        .map(|r| format!("{}: {} ({})", norm(&dir, &r.loc.to_string()), r.what, r.owner))
+        .map(|r| {
+            format!(
+                "{}: {} ({})",
+                norm(&dir, &r.loc.to_string()),
+                r.what,
+                r.owner
+            )
+        })
         .collect();
     assert_eq!(
         refused,

@@ -57,7 +57,11 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.owner == "core" {
-            write!(f, "{}: {} is not implemented by lightd", self.loc, self.what)?;
+            write!(
+                f,
+                "{}: {} is not implemented by lightd",
+                self.loc, self.what
+            )?;
         } else {
             write!(
                 f,

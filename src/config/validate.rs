@@ -243,9 +243,7 @@ fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigEr
             let port = want_int(s, 0, 65535)?;
             p.port = Some((u16::try_from(port).unwrap_or(DEFAULT_PORT), s.loc.clone()));
         }
-        "server.modules" => {
-            p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone()))
-        }
+        "server.modules" => p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone())),
         "server.pid-file" => cfg.pid_file = want_path(s)?,
         "server.control-socket" => cfg.control_socket = want_path(s)?,
         "server.errorlog" => cfg.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from),

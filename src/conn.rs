@@ -222,6 +222,16 @@ impl Conn {
     pub fn timeout(&mut self, ctx: &mut Ctx) -> Drive {
         match self.phase {
             Phase::Head if self.is_idle() => {
+                // Look before closing. After the loop stalled (a stopped process, a slow
+                // disk) every idle deadline has passed at once, and a connection's next
+                // request may already be in its socket with its event not yet handled (one
+                // poll returns at most so many events). Such a connection is not idle.
+                let before = self.last_io;
+                self.readable = true;
+                let step = self.drive(ctx);
+                if self.last_io != before || !self.is_idle() || step != Drive::Wait {
+                    return step;
+                }
                 self.start_linger(ctx);
                 self.drive(ctx)
             }
@@ -364,6 +374,7 @@ impl Conn {
         self.head_only = head.method == Method::Head;
         let keep = head.keep_alive
             && ctx.drain_started.is_none()
+
             && self.requests < ctx.cfg.max_keep_alive_requests.max(1)
             && ctx.cfg.max_keep_alive_requests > 0;
         self.persist = handlers::persist(head.version, keep);

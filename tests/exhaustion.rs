@@ -511,3 +511,54 @@ fn max_connections_is_honoured_exactly() {
         start.elapsed()
     );
 }
+
+/// After the loop stalls for longer than server.max-keep-alive-idle (here: the process is
+/// stopped), every idle deadline has passed at once, while requests sent during the stall wait
+/// in the sockets. One poll reports at most 1024 connections, so with more than that the
+/// others are still unhandled when the timeout scan runs: they must be served, not closed.
+#[test]
+fn requests_waiting_after_a_stall_are_answered_not_closed() {
+    let _g = serial();
+    const N: usize = 1200;
+    let have = raise_nofile(4096);
+    assert!(
+        have >= N as libc::rlim_t + 200,
+        "RLIMIT_NOFILE is only {have}"
+    );
+    let s = builder()
+        .file("ok.txt", OK)
+        .config(
+            "server.max-fds = 4096\nserver.max-connections = 2000\nserver.max-keep-alive-idle = 2",
+        )
+        .start();
+    let mut conns = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut c = s.connect();
+        let r = c.get("/ok.txt");
+        assert_eq!(r.status, 200, "connection {i}: {}", r.head);
+        conns.push(c);
+    }
+    // Stop the server for longer than the idle limit; the requests arrive meanwhile.
+    s.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    for c in &mut conns {
+        c.send(&get("/ok.txt"));
+    }
+    let left = Duration::from_millis(3500).saturating_sub(stopped.elapsed());
+    thread::sleep(left);
+    s.signal(libc::SIGCONT);
+    let mut lost = Vec::new();
+    for (i, c) in conns.iter_mut().enumerate() {
+        match c.try_read_response(false) {
+            Ok(r) if r.status == 200 && r.text() == OK => {}
+            Ok(r) => lost.push(format!("{i}: {}", r.head)),
+            Err(e) => lost.push(format!("{i}: {e}")),
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {N} requests sent during a stall were not answered:\n{}",
+        lost.len(),
+        lost.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
+}

@@ -372,9 +372,10 @@ impl Conn {
         self.requests += 1;
         self.req_start = ctx.now;
         self.head_only = head.method == Method::Head;
+        // At the connection limit, end keep-alive sooner so that waiting clients get a slot.
         let keep = head.keep_alive
             && ctx.drain_started.is_none()
-
+            && !ctx.end_keep_alive
             && self.requests < ctx.cfg.max_keep_alive_requests.max(1)
             && ctx.cfg.max_keep_alive_requests > 0;
         self.persist = handlers::persist(head.version, keep);

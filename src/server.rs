@@ -95,6 +95,10 @@ pub struct Ctx {
     pub date: [u8; 29],
     date_secs: u64,
     pub drain_started: Option<Instant>,
+    /// At the connection limit with clients waiting to be accepted: responses end keep-alive
+    /// (`Connection: close`), as nginx does, so that a busy keep-alive client does not hold
+    /// its slot for up to server.max-keep-alive-requests requests while others wait.
+    pub end_keep_alive: bool,
     pub limits: Limits,
     pub cache: crate::handlers::cache::FileCache,
     /// The current second (wall clock), as the Date header shows it.
@@ -299,6 +303,8 @@ pub struct Server {
     workers_deadline: Option<Instant>,
     /// The error log is counting suppressed messages: wake up to report them.
     log_pending: bool,
+    /// A listener reported a new connection that has not been accepted yet.
+    queued: bool,
     /// `-i SECS`: stop gracefully after this long without any event.
     idle_limit: Option<Duration>,
     /// The last time the poll reported anything.
@@ -368,6 +374,7 @@ impl Server {
             date: [b' '; 29],
             date_secs: 0,
             drain_started: None,
+            end_keep_alive: false,
             limits,
             cache: Default::default(),
             now_secs: 0,
@@ -401,6 +408,7 @@ impl Server {
             workers: Vec::new(),
             workers_deadline: None,
             log_pending: false,
+            queued: false,
             idle_limit: None,
             last_active: now,
         })
@@ -474,6 +482,9 @@ impl Server {
                     CONTROL_CONN_TOKEN | CHILD_TOKEN => self.on_reload_progress(),
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept_pending = true;
+                        // A new connection is queued: if we are full, someone is waiting.
+                        self.queued = true;
+                        self.update_pressure();
                     }
                     Token(k) => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -637,6 +648,7 @@ impl Server {
         // fork and exec may hold the descriptor a moment longer; an event that reaches the
         // reused slot then is only a spurious wake-up, which every state handles.)
         drop(self.conns.try_remove(k));
+        self.update_pressure();
         // A slot is free: connections left waiting in a listener's queue can come in now.
         if self.ctx.drain_started.is_none() {
             self.accept_pending = true;
@@ -705,6 +717,13 @@ impl Server {
         }
         self.accept_pending = false;
         self.accept_retry_at = None;
+        // Every queue is empty: nobody is waiting.
+        self.queued = false;
+        self.update_pressure();
+    }
+
+    fn update_pressure(&mut self) {
+        self.ctx.end_keep_alive = self.queued && self.conns.len() >= self.max_conns;
     }
 
     /// At the connection limit: close the connection that has stalled longest without sending

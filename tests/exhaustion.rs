@@ -562,3 +562,48 @@ fn requests_waiting_after_a_stall_are_answered_not_closed() {
         lost.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// At the connection limit, with a client waiting to be accepted, a busy keep-alive client is
+/// told `Connection: close` on its next response (as nginx does) instead of keeping its slot
+/// for up to server.max-keep-alive-requests requests.
+#[test]
+fn at_the_limit_a_keep_alive_client_gives_its_slot_to_a_waiting_one() {
+    let _g = serial();
+    let s = builder()
+        .file("ok.txt", OK)
+        .config("server.max-connections = 1")
+        .start();
+    let mut busy = s.connect();
+    for _ in 0..3 {
+        let r = busy.get("/ok.txt");
+        assert_eq!(r.status, 200);
+        assert!(!r.has_close(), "closed with nobody waiting: {}", r.head);
+    }
+    let mut waiting = s.connect();
+    waiting.send(&get("/ok.txt"));
+    // The server learns of the newcomer from its listener; within a couple of requests the
+    // busy client's response says close.
+    let mut closed_after = None;
+    for i in 0..3 {
+        let r = busy.get("/ok.txt");
+        assert_eq!(r.status, 200);
+        if r.has_close() {
+            closed_after = Some(i);
+            break;
+        }
+    }
+    assert!(
+        closed_after.is_some(),
+        "the busy keep-alive client kept its slot while another waited"
+    );
+    let start = Instant::now();
+    let r = waiting
+        .try_read_response(false)
+        .expect("the waiting client was not served");
+    assert_eq!((r.status, r.text().as_str()), (200, OK));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}

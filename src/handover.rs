@@ -296,6 +296,7 @@ impl ControlSocket {
     /// [`ControlSocket::publish`], so a generation that fails before being ready never hides
     /// the running instance's socket.
     pub fn bind(path: &Path) -> io::Result<ControlSocket> {
+        crate::process::remove_stale_tmp(path);
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".{}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp);

@@ -134,9 +134,55 @@ pub struct PendingPidFile {
     tmp: Option<PathBuf>,
 }
 
+/// Remove `<path>.<pid>.tmp` files left by generations that were killed before they could
+/// rename them into place (the pid file and the control socket are written that way), where
+/// `pid` no longer exists. A live pid's file is left alone: it may be a generation starting.
+pub fn remove_stale_tmp(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    // Bounded: a directory such as /run may be large, but only these names are looked at.
+    for ent in entries.flatten().take(100_000) {
+        let file = ent.file_name();
+        let file = file.to_string_lossy();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            .filter(|&pid| pid > 0)
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let stale = ent.path();
+            match std::fs::remove_file(&stale) {
+                Ok(()) => log::info!(
+                    "removed {}, left by pid {} which no longer runs",
+                    stale.display(),
+                    pid
+                ),
+                Err(e) => log::warn!("removing stale {}: {}", stale.display(), e),
+            }
+        }
+    }
+}
+
 impl PidFile {
     pub fn prepare(path: &Path) -> io::Result<PendingPidFile> {
         use std::os::unix::fs::OpenOptionsExt;
+        remove_stale_tmp(path);
         let pid = std::process::id();
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".{}.tmp", pid));

@@ -317,3 +317,47 @@ fn server_username_drops_root_privileges() {
         "real/effective/saved/fs uids should all be nobody's ({uid}): {uids:?}"
     );
 }
+
+/// A generation killed before it said ready leaves `<pid-file>.<pid>.tmp` and
+/// `<pid-file>.sock.<pid>.tmp` behind. The next start removes those whose pid is gone, and
+/// leaves alone one whose process still runs (it may be a generation starting right now).
+#[test]
+fn stale_temporary_files_of_dead_generations_are_removed() {
+    let dead = {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("run true");
+        child.wait().expect("wait for true");
+        child.id()
+    };
+    let alive = std::process::id();
+    let b = builder()
+        .file("index.html", "x")
+        .config("server.pid-file = \"{dir}/lightd.pid\"");
+    let dir = b.dir().to_path_buf();
+    let stale = [
+        dir.join(format!("lightd.pid.{dead}.tmp")),
+        dir.join(format!("lightd.pid.sock.{dead}.tmp")),
+    ];
+    let live = dir.join(format!("lightd.pid.{alive}.tmp"));
+    let other = dir.join("lightd.pid.notapid.tmp");
+    for p in stale.iter().chain([&live, &other]) {
+        std::fs::write(p, "").unwrap();
+    }
+    let s = b.start();
+    assert_eq!(s.get("/index.html").status, 200);
+    for p in &stale {
+        assert!(
+            !p.exists(),
+            "{} is still there\n{}",
+            p.display(),
+            s.log_text()
+        );
+    }
+    assert!(live.exists(), "removed a live process's {}", live.display());
+    assert!(
+        other.exists(),
+        "removed {}, which is not ours",
+        other.display()
+    );
+}

@@ -8,6 +8,7 @@ mod common;
 mod reload_util;
 
 use std::ffi::CString;
+use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
@@ -843,4 +844,58 @@ fn workers_drain_a_download_on_sigint() {
     for w in workers {
         assert!(!common::pid_alive(w), "worker {w} outlived its supervisor");
     }
+}
+
+/// A new generation runs the same load checks as `-tt` and refuses what lightd refuses, before
+/// it says ready: a reload (SIGUSR1, or a second `lightd -f`) onto a config whose document
+/// root is gone, or that needs a module lightd lacks, fails, and the old generation keeps
+/// serving and says why. (It used to start and answer 404 to everything.)
+#[test]
+fn reload_onto_an_unloadable_config_fails_and_the_old_generation_keeps_serving() {
+    let mut site = Site::new("reload-unloadable", GRACE, "");
+    let first = site.start_first();
+    let good = site.config_text();
+    for (extra, needle) in [
+        (
+            format!(
+                "server.document-root := \"{}/gone\"\n",
+                site.dir().display()
+            ),
+            "/gone",
+        ),
+        (
+            "url.access-deny = ( \".inc\" )\n".to_string(),
+            "url.access-deny needs mod_access",
+        ),
+    ] {
+        fs::write(site.conf(), format!("{good}{extra}")).unwrap();
+        let logged = site.errorlog_text().len();
+        send_signal(first, libc::SIGUSR1);
+        let said = wait_until(Duration::from_secs(30), || {
+            site.errorlog_text()
+                .get(logged..)
+                .is_some_and(|t| t.contains("reload failed") && t.contains(needle))
+        });
+        assert!(
+            said,
+            "SIGUSR1 onto {extra:?}: no 'reload failed ... {needle}'\n{}",
+            site.dump()
+        );
+        let out = site.run(site.lightd(&["-D", "-f", &site.conf_str()]));
+        assert!(
+            !out.status.success() && out.text.contains(needle),
+            "a second lightd on {extra:?} did not fail naming {needle}: {:?}\n{}",
+            out.status,
+            out.text
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || procs_with_arg(&site.conf())
+                == vec![first]),
+            "processes running this config: {:?}",
+            procs_with_arg(&site.conf())
+        );
+        site.check_serves();
+    }
+    fs::write(site.conf(), &good).unwrap();
+    site.stop(first, true);
 }

@@ -376,7 +376,7 @@ impl Site {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))
     }
 
-    fn config_text(&self) -> String {
+    pub fn config_text(&self) -> String {
         let d = self.dir().display();
         format!(
             "server.document-root = \"{d}/docroot\"\n\

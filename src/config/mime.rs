@@ -1,86 +1,118 @@
 //! Content types: the built-in table used when mimetype.assign is absent, and suffix lookup.
 
-/// Used when the config has no mimetype.assign. Text types name their charset so browsers do
-/// not guess; everything else is the registered type.
+/// Used when the config has no mimetype.assign. Every suffix lighttpd 1.4 also knows without
+/// a mimetype.assign (its `config_mimetypes_default`) maps to exactly lighttpd's type, so a
+/// site moved between the two servers gets the same Content-Type headers; the few entries
+/// lighttpd lacks are lightd's own additions. Grouped by kind; the order does not matter,
+/// since lookup sorts the table.
 const BUILTIN: &[(&str, &str)] = &[
-    // text
-    (".html", "text/html; charset=utf-8"),
-    (".htm", "text/html; charset=utf-8"),
-    (".css", "text/css; charset=utf-8"),
-    (".js", "text/javascript; charset=utf-8"),
-    (".mjs", "text/javascript; charset=utf-8"),
-    (".txt", "text/plain; charset=utf-8"),
-    (".text", "text/plain; charset=utf-8"),
-    (".conf", "text/plain; charset=utf-8"),
-    (".log", "text/plain; charset=utf-8"),
-    (".md", "text/markdown; charset=utf-8"),
-    (".csv", "text/csv; charset=utf-8"),
-    (".xml", "text/xml; charset=utf-8"),
-    (".ics", "text/calendar; charset=utf-8"),
-    (".vtt", "text/vtt; charset=utf-8"),
-    // structured data and documents
-    (".json", "application/json"),
-    (".jsonld", "application/ld+json"),
-    (".map", "application/json"),
-    (".webmanifest", "application/manifest+json"),
+    // Documents and text. lighttpd names a charset for some text types and not others;
+    // its choices are kept as they are, charset spelling (no space after ';') included.
+    (".html", "text/html"),
+    (".htm", "text/html"),
     (".xhtml", "application/xhtml+xml"),
-    (".rss", "application/rss+xml"),
-    (".atom", "application/atom+xml"),
+    (".css", "text/css;charset=utf-8"),
+    (".js", "text/javascript"),
+    (".mjs", "text/javascript"),
+    (".json", "application/json"),
+    (".xml", "text/xml"),
+    (".dtd", "application/xml-dtd"),
+    (".xsl", "application/xslt+xml"),
+    (".xslt", "application/xslt+xml"),
+    (".txt", "text/plain;charset=utf-8"),
+    (".text", "text/plain;charset=utf-8"),
+    (".conf", "text/plain"),
+    (".log", "text/plain"),
+    (".md", "text/markdown;charset=utf-8"),
+    (".rst", "text/x-rst"),
+    (".csv", "text/csv"),
+    (".rtf", "text/rtf"),
+    (".ics", "text/calendar"),
     (".pdf", "application/pdf"),
-    (".wasm", "application/wasm"),
-    (".rtf", "application/rtf"),
-    // images
-    (".png", "image/png"),
-    (".jpg", "image/jpeg"),
-    (".jpeg", "image/jpeg"),
-    (".gif", "image/gif"),
-    (".webp", "image/webp"),
+    // A file named README (any directory) reads as text, as in lighttpd.
+    ("README", "text/plain;charset=utf-8"),
+    // Images.
+    (".apng", "image/apng"),
     (".avif", "image/avif"),
+    (".bmp", "image/bmp"),
+    (".gif", "image/gif"),
+    (".ico", "image/vnd.microsoft.icon"),
+    (".jpeg", "image/jpeg"),
+    (".jpg", "image/jpeg"),
+    (".png", "image/png"),
     (".svg", "image/svg+xml"),
     (".svgz", "image/svg+xml"),
-    (".ico", "image/x-icon"),
-    (".bmp", "image/bmp"),
-    (".tif", "image/tiff"),
     (".tiff", "image/tiff"),
-    // fonts
+    (".webp", "image/webp"),
+    // Fonts.
+    (".eot", "application/vnd.ms-fontobject"),
+    (".otf", "font/otf"),
+    (".sfnt", "font/sfnt"),
+    (".ttc", "font/collection"),
+    (".ttf", "font/ttf"),
     (".woff", "font/woff"),
     (".woff2", "font/woff2"),
-    (".ttf", "font/ttf"),
-    (".otf", "font/otf"),
-    (".eot", "application/vnd.ms-fontobject"),
-    // audio and video
-    (".mp3", "audio/mpeg"),
-    (".ogg", "audio/ogg"),
-    (".oga", "audio/ogg"),
-    (".opus", "audio/opus"),
-    (".wav", "audio/wav"),
+    // Audio.
+    (".aac", "audio/aac"),
     (".flac", "audio/flac"),
     (".m4a", "audio/mp4"),
-    (".aac", "audio/aac"),
-    (".mp4", "video/mp4"),
-    (".m4v", "video/mp4"),
-    (".webm", "video/webm"),
-    (".ogv", "video/ogg"),
-    (".mov", "video/quicktime"),
+    (".mp3", "audio/mpeg"),
+    (".oga", "audio/ogg"),
+    (".ogg", "audio/ogg"),
+    (".opus", "audio/opus"),
+    (".wav", "audio/x-wav"),
+    (".weba", "audio/webm"),
+    (".ogx", "application/ogg"),
+    // Video.
     (".avi", "video/x-msvideo"),
+    (".m4v", "video/mp4"),
     (".mkv", "video/x-matroska"),
+    (".mov", "video/quicktime"),
+    (".mp4", "video/mp4"),
     (".mpeg", "video/mpeg"),
     (".mpg", "video/mpeg"),
-    // archives and binaries
-    (".zip", "application/zip"),
-    (".gz", "application/gzip"),
-    (".tgz", "application/gzip"),
-    (".tar", "application/x-tar"),
-    (".bz2", "application/x-bzip2"),
-    (".xz", "application/x-xz"),
-    (".zst", "application/zstd"),
+    (".ogv", "video/ogg"),
+    (".qt", "video/quicktime"),
+    (".webm", "video/webm"),
+    // Archives and compressed files.
     (".7z", "application/x-7z-compressed"),
+    (".bz2", "application/x-bzip2"),
+    (".gz", "application/gzip"),
+    (".rar", "application/vnd.rar"),
+    (".tar", "application/x-tar"),
+    (".tar.gz", "application/x-gtar-compressed"),
+    (".tgz", "application/x-gtar-compressed"),
+    (".xz", "application/x-xz"),
+    (".zip", "application/zip"),
+    (".zst", "application/zstd"),
+    // Programs, packages and disk images. Naming a type even when it is only
+    // application/octet-stream keeps lighttpd's reasoning: the file is a known download.
+    (".bin", "application/octet-stream"),
+    (".class", "application/java-vm"),
     (".deb", "application/vnd.debian.binary-package"),
-    (".rpm", "application/x-rpm"),
+    (".dll", "application/x-msdos-program"),
+    (".dmg", "application/x-apple-diskimage"),
+    (".exe", "application/x-msdos-program"),
+    (".img", "application/octet-stream"),
     (".iso", "application/x-iso9660-image"),
     (".jar", "application/java-archive"),
-    (".bin", "application/octet-stream"),
-    (".exe", "application/octet-stream"),
+    (".lha", "application/x-lha"),
+    (".lhz", "application/x-lzh"),
+    (".rpm", "application/x-redhat-package-manager"),
+    (".sig", "application/pgp-signature"),
+    (".so", "application/octet-stream"),
+    (".torrent", "application/x-bittorrent"),
+    // lightd's additions, for current web content lighttpd's table predates.
+    (".atom", "application/atom+xml"),
+    (".jsonld", "application/ld+json"),
+    (".map", "application/json"),
+    (".rss", "application/rss+xml"),
+    (".tif", "image/tiff"),
+    (".vtt", "text/vtt;charset=utf-8"),
+    (".wasm", "application/wasm"),
+    (".webmanifest", "application/manifest+json"),
+    // Anything else.
+    ("", "application/octet-stream"),
 ];
 
 /// The built-in table, in lookup order.
@@ -169,12 +201,11 @@ mod tests {
     #[test]
     fn builtin_is_sane() {
         let b = builtin();
-        assert!(b.len() >= 60, "{}", b.len());
+        assert!(b.len() >= 90, "{}", b.len());
         for (k, v) in &b {
-            assert!(k.starts_with('.'), "{k}");
-            if v.starts_with("text/") {
-                assert!(v.ends_with("; charset=utf-8"), "{k} => {v}");
-            }
+            assert!(k.starts_with('.') || k == "README" || k.is_empty(), "{k}");
+            // lighttpd's spelling of parameters, which clients compare as text sometimes.
+            assert!(!v.contains(' '), "{k} => {v}");
         }
         let mut keys: Vec<&str> = b.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
@@ -184,8 +215,42 @@ mod tests {
             b.len(),
             "duplicate suffix in the built-in table"
         );
-        assert_eq!(lookup(&b, "index.html"), Some("text/html; charset=utf-8"));
-        assert_eq!(lookup(&b, "app.wasm"), Some("application/wasm"));
-        assert_eq!(lookup(&b, "noext"), None);
+    }
+
+    /// A sample of lighttpd 1.4's defaults (configfile.c, config_mimetypes_default), looked up
+    /// the way requests look them up, and lightd's own additions.
+    #[test]
+    fn builtin_matches_lighttpd() {
+        let b = builtin();
+        #[rustfmt::skip]
+        let cases: &[(&str, &str)] = &[
+            ("index.html", "text/html"),
+            ("a.htm", "text/html"),
+            ("a.txt", "text/plain;charset=utf-8"),
+            ("a.css", "text/css;charset=utf-8"),
+            ("a.js", "text/javascript"),
+            ("a.xml", "text/xml"),
+            ("a.md", "text/markdown;charset=utf-8"),
+            ("a.conf", "text/plain"),
+            ("a.rtf", "text/rtf"),
+            ("favicon.ico", "image/vnd.microsoft.icon"),
+            ("a.wav", "audio/x-wav"),
+            ("a.exe", "application/x-msdos-program"),
+            ("a.rpm", "application/x-redhat-package-manager"),
+            ("a.tgz", "application/x-gtar-compressed"),
+            ("a.tar.gz", "application/x-gtar-compressed"),
+            ("a.gz", "application/gzip"),
+            ("a.JPG", "image/jpeg"),
+            ("/docs/README", "text/plain;charset=utf-8"),
+            ("noext", "application/octet-stream"),
+            ("a.unknown", "application/octet-stream"),
+            // lightd's additions.
+            ("app.wasm", "application/wasm"),
+            ("subs.vtt", "text/vtt;charset=utf-8"),
+            ("site.webmanifest", "application/manifest+json"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(lookup(&b, name), Some(*want), "{name}");
+        }
     }
 }

@@ -987,7 +987,7 @@ fn defaults() {
     assert!(b.exclude_extensions.is_empty());
     assert_eq!(
         mime_lookup(&b.mime, "a.css"),
-        Some("text/css; charset=utf-8")
+        Some("text/css;charset=utf-8")
     );
     assert_eq!(
         b.server_tag,

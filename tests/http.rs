@@ -76,11 +76,18 @@ fn error_responses_have_the_standard_headers_and_html_body() {
         "{}",
         r.describe()
     );
-    assert!(!r.body.is_empty(), "{}", r.describe());
-    assert!(
-        r.text().contains("404") && r.text().contains('<'),
+    // lighttpd's page, byte for byte.
+    assert_eq!(
+        r.text(),
+        "<!DOCTYPE html>\n<html lang=\"en\">\n <head>\n  <meta charset=\"UTF-8\" />\n  \
+         <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not Found</h1>\n \
+         </body>\n</html>\n",
         "{}",
         r.describe()
+    );
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(r.body.len().to_string().as_str())
     );
 }
 

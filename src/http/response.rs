@@ -3,8 +3,6 @@
 //! Everything writes into a caller-owned `Vec<u8>` that is reused across requests, so building
 //! a response does not allocate in the steady state.
 
-use std::io::Write;
-
 /// The reason phrase for the statuses lightd sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -87,23 +85,48 @@ pub fn header_u64(out: &mut Vec<u8>, name: &str, value: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The error page around "NNN Reason", in two pieces: lighttpd's page, byte for byte, so
+/// clients and tests that compare error bodies see the same text from both servers.
+const ERROR_PAGE_HEAD: &str = "<!DOCTYPE html>\n\
+    <html lang=\"en\">\n \
+    <head>\n  \
+    <meta charset=\"UTF-8\" />\n  \
+    <title>";
+const ERROR_PAGE_MID: &str = "</title>\n \
+    </head>\n \
+    <body>\n  \
+    <h1>";
+const ERROR_PAGE_TAIL: &str = "</h1>\n \
+    </body>\n\
+    </html>\n";
+
 /// The body of an error page for `status`.
 pub fn error_body(out: &mut Vec<u8>, status: u16) {
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html><head><title>{s} {r}</title></head>\
-         <body><h1>{s} {r}</h1></body></html>\n",
-        s = status,
-        r = reason(status)
-    );
+    out.extend_from_slice(ERROR_PAGE_HEAD.as_bytes());
+    status_text(out, status);
+    out.extend_from_slice(ERROR_PAGE_MID.as_bytes());
+    status_text(out, status);
+    out.extend_from_slice(ERROR_PAGE_TAIL.as_bytes());
+}
+
+/// "NNN Reason", as the page shows it twice.
+fn status_text(out: &mut Vec<u8>, status: u16) {
+    push_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
 }
 
 /// The length of [`error_body`] for `status`, so Content-Length can precede the body.
 pub fn error_body_len(status: u16) -> usize {
-    // Fixed parts plus two copies of "NNN Reason".
-    let fixed =
-        "<!DOCTYPE html>\n<html><head><title></title></head><body><h1></h1></body></html>\n".len();
-    fixed + 2 * (4 + reason(status).len())
+    let digits = match status {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let text = digits + 1 + reason(status).len();
+    ERROR_PAGE_HEAD.len() + ERROR_PAGE_MID.len() + ERROR_PAGE_TAIL.len() + 2 * text
 }
 
 #[cfg(test)]
@@ -112,11 +135,61 @@ mod tests {
 
     #[test]
     fn error_body_len_matches_body() {
-        for s in [400, 403, 404, 405, 413, 414, 416, 431, 500, 501, 505] {
+        for s in [
+            100,
+            200,
+            301,
+            400,
+            403,
+            404,
+            405,
+            413,
+            414,
+            416,
+            431,
+            500,
+            501,
+            505,
+            0,
+            7,
+            42,
+            999,
+            1000,
+            u16::MAX,
+        ] {
             let mut v = Vec::new();
             error_body(&mut v, s);
             assert_eq!(v.len(), error_body_len(s), "status {s}");
         }
+    }
+
+    /// lighttpd's page (src/response.c), exactly.
+    #[test]
+    fn error_body_is_lighttpds_page() {
+        let mut v = Vec::new();
+        error_body(&mut v, 416);
+        assert_eq!(
+            String::from_utf8_lossy(&v),
+            "<!DOCTYPE html>\n\
+             <html lang=\"en\">\n \
+             <head>\n  \
+             <meta charset=\"UTF-8\" />\n  \
+             <title>416 Range Not Satisfiable</title>\n \
+             </head>\n \
+             <body>\n  \
+             <h1>416 Range Not Satisfiable</h1>\n \
+             </body>\n\
+             </html>\n"
+        );
+        // The same layout written out without line continuations, to catch a slip in them.
+        let want = concat!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n <head>\n  <meta charset=\"UTF-8\" />\n",
+            "  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not Found</h1>\n",
+            " </body>\n</html>\n"
+        );
+        v.clear();
+        error_body(&mut v, 404);
+        assert_eq!(String::from_utf8_lossy(&v), want);
     }
 
     #[test]

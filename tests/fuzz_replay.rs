@@ -198,7 +198,7 @@ fn config_seeds_and_mutations() {
 /// every replay above, so this is what makes them mean something.
 #[test]
 fn invariants_reject_wrong_answers() {
-    use lightd::http::range::RangeOutcome::{Ignore, Ranges};
+    use lightd::http::range::RangeOutcome::{Ignore, Ranges, Unsatisfiable};
     use lightd::http::request::{parse, Version};
     use lightd::http::HttpError;
 
@@ -261,6 +261,50 @@ fn invariants_reject_wrong_answers() {
         10,
         Ignore,
         &[(0, 1)]
+    )));
+    // Coalescing: ranges under 80 bytes apart are one, 80 or more apart are two.
+    assert!(!fails(&|| invariants::judge_range(
+        b"bytes=0-1,3-4",
+        6,
+        Ranges,
+        &[(0, 4)]
+    )));
+    assert!(fails(&|| invariants::judge_range(
+        b"bytes=0-1,3-4",
+        6,
+        Ranges,
+        &[(0, 1), (3, 4)]
+    )));
+    assert!(!fails(&|| invariants::judge_range(
+        b"bytes=0-1,97-98",
+        100,
+        Ranges,
+        &[(0, 1), (97, 98)]
+    )));
+    assert!(fails(&|| invariants::judge_range(
+        b"bytes=0-1,97-98",
+        100,
+        Ranges,
+        &[(0, 98)]
+    )));
+    // A malformed spec is skipped, not a reason to ignore the field.
+    assert!(!fails(&|| invariants::judge_range(
+        b"bytes=0--,5-",
+        10,
+        Ranges,
+        &[(5, 9)]
+    )));
+    assert!(fails(&|| invariants::judge_range(
+        b"bytes=0--,5-",
+        10,
+        Ignore,
+        &[]
+    )));
+    assert!(!fails(&|| invariants::judge_range(
+        b"bytes=0--",
+        10,
+        Unsatisfiable,
+        &[]
     )));
 
     // Chunked: right, a wrong payload, a wrong consumed count, a missed error.

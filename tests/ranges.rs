@@ -1,5 +1,6 @@
 //! Range requests (RFC 9110 §14): single, suffix, open, multipart, unsatisfiable, If-Range,
-//! and turning them off.
+//! and turning them off; malformed range-specs, coalescing and the multipart layout as
+//! lighttpd's request.t expects them.
 
 mod common;
 
@@ -94,11 +95,8 @@ fn parse_multipart(r: &Response) -> Vec<(String, Vec<u8>)> {
         .to_string();
     let delim = format!("--{boundary}");
     let body = &r.body;
+    // No preamble: the body starts with the first delimiter, as lighttpd's does.
     let mut pos = 0;
-    // An optional CRLF preamble before the first delimiter.
-    if body[pos..].starts_with(b"\r\n") {
-        pos += 2;
-    }
     let mut parts = Vec::new();
     for _ in 0..100 {
         assert!(
@@ -107,6 +105,7 @@ fn parse_multipart(r: &Response) -> Vec<(String, Vec<u8>)> {
         );
         pos += delim.len();
         if body[pos..].starts_with(b"--") {
+            assert_eq!(&body[pos..], b"--\r\n", "after the close delimiter");
             return parts;
         }
         assert!(
@@ -206,4 +205,133 @@ fn range_requests_can_be_disabled() {
     assert_eq!(r.status, 200, "{}", r.head);
     assert!(r.body == data);
     assert!(r.header("Content-Range").is_none(), "{}", r.head);
+}
+
+/// A malformed or inverted range-spec is skipped; the good ones beside it are served.
+#[test]
+fn invalid_range_specs_are_skipped() {
+    let (s, data) = server("");
+    assert_single(&range(&s, "bytes=9-5,10-19"), &data, 10, 19);
+    assert_single(&range(&s, "bytes=abc, 0-9 ,-2-3"), &data, 0, 9);
+}
+
+/// With no valid, satisfiable range-spec left the answer is 416 with lighttpd's page; a field
+/// without the bytes unit is ignored.
+#[test]
+fn no_valid_range_spec_is_416_and_no_unit_is_200() {
+    let s = builder().file("12345.txt", "12345\n").start();
+    let get = |spec: &str| s.request(&req("GET", "/12345.txt", &[&format!("Range: {spec}")]));
+    for spec in [
+        "bytes=0--",
+        "bytes=-2-3",
+        "bytes=-0",
+        "bytes=25-",
+        "bytes=",
+        "bytes=abc",
+    ] {
+        let r = get(spec);
+        assert_eq!(r.status, 416, "{spec}: {}", r.describe());
+        assert_eq!(r.header("Content-Range"), Some("bytes */6"), "{spec}");
+        assert_eq!(
+            r.text(),
+            "<!DOCTYPE html>\n<html lang=\"en\">\n <head>\n  <meta charset=\"UTF-8\" />\n  \
+             <title>416 Range Not Satisfiable</title>\n </head>\n <body>\n  \
+             <h1>416 Range Not Satisfiable</h1>\n </body>\n</html>\n",
+            "{spec}"
+        );
+    }
+    for spec in ["0", "items=0-3", "bytes 0-3"] {
+        let r = get(spec);
+        assert_eq!((r.status, r.text().as_str()), (200, "12345\n"), "{spec}");
+    }
+}
+
+/// Two Range lines: the first one decides, which answers lighttpd's two cases the way
+/// lighttpd does (it joins the lines with ", ").
+#[test]
+fn two_range_fields() {
+    let s = builder().file("12345.txt", "12345\n").start();
+    let r = s.request(&req("GET", "/12345.txt", &["Range: 0", "Range: bytes=0-3"]));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "12345\n"),
+        "{}",
+        r.head
+    );
+    let r = s.request(&req("GET", "/12345.txt", &["Range: bytes=0-3", "Range: 0"]));
+    assert_eq!((r.status, r.text().as_str()), (206, "1234"), "{}", r.head);
+}
+
+/// Ranges less than 80 bytes apart are sent as one part, the bytes between included.
+#[test]
+fn close_ranges_are_coalesced() {
+    let s = builder()
+        .file("12345.txt", "12345\n")
+        .file("100.bin", pattern(1000))
+        .start();
+    let r = s.request(&req("GET", "/12345.txt", &["Range: bytes=0-1,3-4"]));
+    assert_eq!((r.status, r.text().as_str()), (206, "12345"), "{}", r.head);
+    assert_eq!(r.header("Content-Range"), Some("bytes 0-4/6"));
+    let data = pattern(1000);
+    let r = s.request(&req("GET", "/100.bin", &["Range: bytes=0-9,89-99"]));
+    assert_single(&r, &data, 0, 99);
+    let r = s.request(&req("GET", "/100.bin", &["Range: bytes=0-9,90-99"]));
+    let parts = parse_multipart(&r);
+    assert_eq!(parts.len(), 2, "{}", r.head);
+}
+
+/// The multipart/byteranges body is lighttpd's, byte for byte (request.t, "ranges not
+/// merged"), with an exact Content-Length; HEAD gets no body.
+#[test]
+fn multipart_layout_is_lighttpds() {
+    let mut text = vec![b'.'; 100];
+    text[..2].copy_from_slice(b"12");
+    text[97..99].copy_from_slice(b"hi");
+    let s = builder().file("100.txt", &text).start();
+    let r = s.request(&req("GET", "/100.txt", &["Range: bytes=0-1,97-98"]));
+    assert_eq!(r.status, 206, "{}", r.head);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("multipart/byteranges; boundary=fkj49sn38dcn3")
+    );
+    let want = "--fkj49sn38dcn3\r\n\
+                Content-Type: text/plain;charset=utf-8\r\n\
+                Content-Range: bytes 0-1/100\r\n\
+                \r\n\
+                12\r\n\
+                --fkj49sn38dcn3\r\n\
+                Content-Type: text/plain;charset=utf-8\r\n\
+                Content-Range: bytes 97-98/100\r\n\
+                \r\n\
+                hi\r\n\
+                --fkj49sn38dcn3--\r\n";
+    assert_eq!(r.text(), want);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(want.len().to_string().as_str())
+    );
+    // A large file (sent with sendfile, not from the cache) gets the same framing.
+    let (s, data) = server("");
+    let r = range(&s, "bytes=0-9,50000-50009");
+    let parts = parse_multipart(&r);
+    assert_eq!(parts.len(), 2);
+    assert!(parts[1].1[..] == data[50000..50010]);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    let mut c = s.connect();
+    c.send(&req("HEAD", "/data.bin", &["Range: bytes=0-9,50000-50009"]));
+    // Range applies to GET only (RFC 9110 §14.2): HEAD describes the whole file.
+    let h = c.read_head_response();
+    assert_eq!(h.status, 200, "{}", h.head);
+    assert_eq!(
+        h.header("Content-Length"),
+        Some(LEN.to_string().as_str()),
+        "{}",
+        h.head
+    );
+    // The connection is still in step: a second request gets its own answer.
+    let r = c.get("/data.bin");
+    assert_eq!((r.status, r.body.len()), (200, LEN), "{}", r.head);
 }

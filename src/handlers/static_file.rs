@@ -18,9 +18,13 @@ use crate::http::{date, range, response, util};
 /// write; larger ones are sent with sendfile.
 const SMALL_BODY: u64 = 16 * 1024;
 
-/// The multipart boundary. Fixed is fine: it only has to be absent from the part headers we
-/// write, and parts are delimited by the lengths we announce.
-const BOUNDARY: &str = "LIGHTD_BYTERANGES_7d3c0a";
+/// The multipart boundary: lighttpd's, so a multipart/byteranges body is the same bytes from
+/// either server. Fixed is fine: it only has to be absent from the part headers we write, and
+/// parts are delimited by the lengths we announce.
+const BOUNDARY: &str = "fkj49sn38dcn3";
+
+/// What ends a multipart/byteranges body: the close delimiter and a final CRLF.
+const MULTIPART_END: &str = "\r\n--fkj49sn38dcn3--\r\n";
 
 pub fn serve(req: &Request, reply: &mut Reply) {
     let tag = req.conf.server_tag.as_str();
@@ -305,12 +309,11 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
         }
         range::RangeOutcome::Ranges => {
             reply.start(206, tag);
-            let mut total = 0u64;
+            let mut total = MULTIPART_END.len() as u64;
             // Compute the length first: the part headers are written after the head.
-            for &(a, b) in reply.ranges.iter() {
-                total += part_header_len(ctype, a, b, len) + (b - a + 1);
+            for (i, &(a, b)) in reply.ranges.iter().enumerate() {
+                total += part_header_len(i == 0, ctype, a, b, len) + (b - a + 1);
             }
-            total += 2 + 2 + BOUNDARY.len() as u64 + 4; // "\r\n--" BOUNDARY "--\r\n"
             common_file_headers(reply, req, ctype, etag, lm);
             let _ = write!(
                 reply.wbuf,
@@ -325,7 +328,7 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
             for i in 0..reply.ranges.len() {
                 let (a, b) = reply.ranges[i];
                 let start = reply.wbuf.len();
-                write_part_header(reply.wbuf, ctype, a, b, len);
+                write_part_header(reply.wbuf, i == 0, ctype, a, b, len);
                 match &src {
                     // Cached content is small: copy the part in with its header.
                     Source::Mem(body) => {
@@ -342,7 +345,7 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
                 }
             }
             let start = reply.wbuf.len();
-            let _ = write!(reply.wbuf, "\r\n--{}--\r\n", BOUNDARY);
+            reply.wbuf.extend_from_slice(MULTIPART_END.as_bytes());
             reply.push_mem(start);
             reply.body_len = total;
             if let Source::File(file) = src {
@@ -372,18 +375,44 @@ fn common_file_headers(reply: &mut Reply, req: &Request, ctype: &str, etag: &[u8
     response::header(reply.wbuf, "Last-Modified", lm);
 }
 
-fn write_part_header(out: &mut Vec<u8>, ctype: &str, a: u64, b: u64, len: u64) {
-    let _ = write!(
-        out,
-        "\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
-        BOUNDARY, ctype, a, b, len
-    );
+/// The delimiter and headers before a part. The body starts with the first delimiter, with
+/// no preamble; every later one is preceded by the CRLF that RFC 2046 §5.1.1 counts as part
+/// of the delimiter. This is lighttpd's layout, byte for byte.
+fn write_part_header(out: &mut Vec<u8>, first: bool, ctype: &str, a: u64, b: u64, len: u64) {
+    if !first {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(BOUNDARY.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(ctype.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Range: bytes ");
+    response::push_u64(out, a);
+    out.push(b'-');
+    response::push_u64(out, b);
+    out.push(b'/');
+    response::push_u64(out, len);
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
-fn part_header_len(ctype: &str, a: u64, b: u64, len: u64) -> u64 {
-    let mut v = Vec::new();
-    write_part_header(&mut v, ctype, a, b, len);
-    v.len() as u64
+/// The length of what [`write_part_header`] writes, without writing it.
+fn part_header_len(first: bool, ctype: &str, a: u64, b: u64, len: u64) -> u64 {
+    let fixed = "--\r\nContent-Type: \r\nContent-Range: bytes -/\r\n\r\n".len();
+    let crlf = if first { 0 } else { 2 };
+    (crlf + fixed + BOUNDARY.len() + ctype.len()) as u64
+        + decimal_len(a)
+        + decimal_len(b)
+        + decimal_len(len)
+}
+
+/// How many digits `v` has in decimal.
+fn decimal_len(mut v: u64) -> u64 {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
 }
 
 /// Queue `len` bytes of the body from `offset` after the head written since `from`: small
@@ -432,8 +461,34 @@ mod tests {
 
     #[test]
     fn part_header_len_is_exact() {
+        for first in [true, false] {
+            for (a, b, len) in [
+                (0, 99, 1000),
+                (0, 0, 1),
+                (9, 10, 11),
+                (99_999, 100_000, 1 << 40),
+                (u64::MAX - 2, u64::MAX - 1, u64::MAX),
+            ] {
+                let mut v = Vec::new();
+                write_part_header(&mut v, first, "text/plain", a, b, len);
+                assert_eq!(
+                    v.len() as u64,
+                    part_header_len(first, "text/plain", a, b, len),
+                    "{a}-{b}/{len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn part_headers_as_lighttpd_writes_them() {
         let mut v = Vec::new();
-        write_part_header(&mut v, "text/plain", 0, 99, 1000);
-        assert_eq!(v.len() as u64, part_header_len("text/plain", 0, 99, 1000));
+        write_part_header(&mut v, true, "text/plain", 0, 1, 100);
+        write_part_header(&mut v, false, "text/plain", 97, 98, 100);
+        assert_eq!(
+            String::from_utf8_lossy(&v),
+            "--fkj49sn38dcn3\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/100\r\n\r\n\
+             \r\n--fkj49sn38dcn3\r\nContent-Type: text/plain\r\nContent-Range: bytes 97-98/100\r\n\r\n"
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! The Range request field (RFC 9110 §14): byte ranges only, coalesced and bounded.
 //!
-//! Anything we do not understand is ignored rather than refused: RFC 9110 §14.2 lets a server
-//! ignore Range, and a 200 with the whole file is always a correct answer. Ranges are sorted
-//! and merged so a client cannot make us send the same bytes many times over, and a field with
-//! more than [`MAX_RANGES`] ranges is ignored outright for the same reason.
+//! A field without the `bytes=` unit is ignored: RFC 9110 §14.2 lets a server ignore Range,
+//! and a 200 with the whole file is always a correct answer. Inside a `bytes=` field, a
+//! range-spec that is malformed or inverted is skipped and the others are honoured, as lighttpd
+//! does; when none is left that selects a byte, the answer is 416. Ranges are sorted and
+//! merged when they overlap or lie close together, so a client cannot make us send the same
+//! bytes many times over, and a field with more than [`MAX_RANGES`] range-specs is ignored
+//! outright for the same reason.
 
 /// What to do with a Range field for a representation of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +19,15 @@ pub enum RangeOutcome {
     Ranges,
 }
 
-/// The most range-specs a field may hold before it is ignored (anti-amplification).
+/// The most range-specs a field may hold before it is ignored (anti-amplification). Every
+/// non-empty element counts, valid or not, so the work per field stays bounded either way.
 pub const MAX_RANGES: usize = 64;
+
+/// Ranges are merged when the second starts at most this many bytes after the first ends:
+/// RFC 9110 §14.3 lets a server coalesce ranges separated by a gap smaller than the overhead
+/// of another part, and lighttpd puts that overhead at 80 bytes (so gaps of up to 79 bytes
+/// are sent rather than split into a new part). Same answer as lighttpd for the same field.
+pub const COALESCE_WITHIN: u64 = 80;
 
 /// One range-spec, before it is resolved against the length.
 enum Spec {
@@ -58,17 +68,13 @@ fn parse_into(value: &[u8], len: u64, out: &mut Vec<(u64, u64)>) -> RangeOutcome
         if specs > MAX_RANGES {
             return RangeOutcome::Ignore;
         }
-        let Some(spec) = parse_spec(element) else {
-            return RangeOutcome::Ignore;
-        };
-        if let Some(range) = resolve(spec, len) {
+        // RFC 9110 §14.1.1 would make the whole field invalid here; skipping just this
+        // element, as lighttpd does, still serves the good ranges beside a bad one.
+        if let Some(range) = parse_spec(element).and_then(|spec| resolve(spec, len)) {
             out.push(range);
         }
     }
-    // "1#range-spec": at least one element.
-    if specs == 0 {
-        return RangeOutcome::Ignore;
-    }
+    // Including "bytes=" with no element at all: nothing selected, nothing to send.
     if out.is_empty() {
         return RangeOutcome::Unsatisfiable;
     }
@@ -89,8 +95,7 @@ fn parse_spec(s: &[u8]) -> Option<Spec> {
     }
     let last_text = last;
     let last = parse_u64(last)?;
-    // RFC 9110 §14.1.1: such a range-spec is invalid, which makes the whole field invalid.
-    // Compared on the digits, not the values: two numbers too big for u64 both saturate and
+    // RFC 9110 §14.1.1: such a range-spec is invalid (and is skipped). Compared on the digits, not the values: two numbers too big for u64 both saturate and
     // would look equal.
     if digits_less(last_text, &s[..dash]) {
         return None;
@@ -116,15 +121,16 @@ fn resolve(spec: Spec, len: u64) -> Option<(u64, u64)> {
     }
 }
 
-/// Sort and merge overlapping or adjacent ranges in place.
+/// Sort, then merge ranges that overlap or start within [`COALESCE_WITHIN`] bytes of the end
+/// of the one before, in place.
 fn coalesce(ranges: &mut Vec<(u64, u64)>) {
     ranges.sort_unstable();
     let mut kept = 0;
     for i in 1..ranges.len() {
         let (first, last) = ranges[i];
         let cur = &mut ranges[kept];
-        // cur.1 < len <= u64::MAX, so the +1 cannot overflow.
-        if first <= cur.1 + 1 {
+        // Saturating: cur.1 < len, but len may be close to u64::MAX.
+        if first <= cur.1.saturating_add(COALESCE_WITHIN) {
             cur.1 = cur.1.max(last);
         } else {
             kept += 1;
@@ -200,25 +206,36 @@ mod tests {
             // Unit and whitespace.
             ("BYTES=0-1", 100, Ranges, &[(0, 1)]),
             ("Bytes=0-1", 100, Ranges, &[(0, 1)]),
-            ("bytes=0-1 , 5-6", 100, Ranges, &[(0, 1), (5, 6)]),
-            ("bytes=\t0-1,\t5-6\t", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=0-1 , 500-600", 1000, Ranges, &[(0, 1), (500, 600)]),
+            ("bytes=\t0-1,\t500-600\t", 1000, Ranges, &[(0, 1), (500, 600)]),
+            ("bytes= 0-1", 100, Ranges, &[(0, 1)]),
             // Empty list elements are tolerated.
             ("bytes=,0-1", 100, Ranges, &[(0, 1)]),
-            ("bytes=0-1,,5-6,", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=0-1,,500-600,", 1000, Ranges, &[(0, 1), (500, 600)]),
             ("bytes= , ,0-1", 100, Ranges, &[(0, 1)]),
-            // Multiple ranges: sorted, overlapping and adjacent ones merged.
-            ("bytes=0-1,5-6", 100, Ranges, &[(0, 1), (5, 6)]),
-            ("bytes=50-59,0-9", 100, Ranges, &[(0, 9), (50, 59)]),
+            // Multiple ranges: sorted, and merged when they overlap or the gap between them
+            // is under 80 bytes.
+            ("bytes=0-1,500-600", 1000, Ranges, &[(0, 1), (500, 600)]),
+            ("bytes=500-599,0-9", 1000, Ranges, &[(0, 9), (500, 599)]),
             ("bytes=0-10,5-20", 100, Ranges, &[(0, 20)]),
             ("bytes=5-20,0-10", 100, Ranges, &[(0, 20)]),
             ("bytes=0-4,5-9", 100, Ranges, &[(0, 9)]),
-            ("bytes=0-4,6-9", 100, Ranges, &[(0, 4), (6, 9)]),
+            ("bytes=0-4,6-9", 100, Ranges, &[(0, 9)]),
             ("bytes=0-50,10-20", 100, Ranges, &[(0, 50)]),
             ("bytes=0-0,0-0,0-0", 100, Ranges, &[(0, 0)]),
             ("bytes=0-,-10", 100, Ranges, &[(0, 99)]),
             ("bytes=-10,80-89", 100, Ranges, &[(80, 99)]),
-            ("bytes=0-1,200-300,5-6", 100, Ranges, &[(0, 1), (5, 6)]),
+            ("bytes=0-1,2000-3000,500-600", 1000, Ranges, &[(0, 1), (500, 600)]),
             ("bytes=1-1,3-3,2-2", 100, Ranges, &[(1, 3)]),
+            ("bytes=0-9,89-99", 1000, Ranges, &[(0, 99)]),
+            ("bytes=0-9,90-99", 1000, Ranges, &[(0, 9), (90, 99)]),
+            ("bytes=90-99,0-9", 1000, Ranges, &[(0, 9), (90, 99)]),
+            ("bytes=0-9,89-99,179-200", 1000, Ranges, &[(0, 200)]),
+            ("bytes=0-9,-1", 18446744073709551615, Ranges, &[(0, 9), (18446744073709551614, 18446744073709551614)]),
+            ("bytes=-100,-1", 18446744073709551615, Ranges, &[(18446744073709551515, 18446744073709551614)]),
+            // lighttpd's request.t: a 6-byte file and a 100-byte one.
+            ("bytes=0-1,3-4", 6, Ranges, &[(0, 4)]),
+            ("bytes=0-1,97-98", 100, Ranges, &[(0, 1), (97, 98)]),
             // Unsatisfiable.
             ("bytes=100-", 100, Unsatisfiable, &[]),
             ("bytes=100-200", 100, Unsatisfiable, &[]),
@@ -230,32 +247,39 @@ mod tests {
             ("bytes=0-0", 0, Unsatisfiable, &[]),
             ("bytes=0-", 0, Unsatisfiable, &[]),
             ("bytes=-5", 0, Unsatisfiable, &[]),
-            ("bytes=9-5", 0, Ignore, &[]),
-            // Ignored: syntax errors, unknown units, inverted ranges.
-            ("bytes=9-5", 100, Ignore, &[]),
+            ("bytes=9-5", 0, Unsatisfiable, &[]),
+            // Malformed or inverted range-specs are skipped; with nothing left, 416.
+            ("bytes=9-5", 100, Unsatisfiable, &[]),
+            ("bytes=0-1,9-5", 100, Ranges, &[(0, 1)]),
+            ("bytes=9-5,abc,50-", 100, Ranges, &[(50, 99)]),
+            ("bytes=0-3, 0", 6, Ranges, &[(0, 3)]),
+            ("bytes=0--", 6, Unsatisfiable, &[]),
+            ("bytes=-2-3", 6, Unsatisfiable, &[]),
             // Both beyond u64: still inverted, so still invalid (they saturate to the same).
-            ("bytes=99999999999999999999-99999999999999999998", 100, Ignore, &[]),
+            ("bytes=99999999999999999999-99999999999999999998", 100, Unsatisfiable, &[]),
             ("bytes=00099999999999999999999-99999999999999999999999", 100, Unsatisfiable, &[]),
-            ("bytes=0-1,9-5", 100, Ignore, &[]),
+            ("bytes=", 100, Unsatisfiable, &[]),
+            ("bytes=,", 100, Unsatisfiable, &[]),
+            ("bytes=-", 100, Unsatisfiable, &[]),
+            ("bytes=a-b", 100, Unsatisfiable, &[]),
+            ("bytes=abc", 100, Unsatisfiable, &[]),
+            ("bytes=1", 100, Unsatisfiable, &[]),
+            ("bytes=1-2-3", 100, Unsatisfiable, &[]),
+            ("bytes=--1", 100, Unsatisfiable, &[]),
+            ("bytes=+1-2", 100, Unsatisfiable, &[]),
+            ("bytes=0x10-20", 100, Unsatisfiable, &[]),
+            ("bytes=0 -1", 100, Unsatisfiable, &[]),
+            ("bytes=0-1;x", 100, Unsatisfiable, &[]),
+            // Ignored: no "bytes=" unit.
             ("items=0-1", 100, Ignore, &[]),
             ("bytes", 100, Ignore, &[]),
-            ("bytes=", 100, Ignore, &[]),
-            ("bytes=,", 100, Ignore, &[]),
-            ("bytes=-", 100, Ignore, &[]),
-            ("bytes=a-b", 100, Ignore, &[]),
-            ("bytes=1", 100, Ignore, &[]),
-            ("bytes=1-2-3", 100, Ignore, &[]),
-            ("bytes=--1", 100, Ignore, &[]),
-            ("bytes=+1-2", 100, Ignore, &[]),
-            ("bytes=0x10-20", 100, Ignore, &[]),
-            ("bytes=0 -1", 100, Ignore, &[]),
             ("bytes =0-1", 100, Ignore, &[]),
-            ("bytes= 0-1", 100, Ranges, &[(0, 1)]),
             (" bytes=0-1", 100, Ignore, &[]),
             ("bytesx=0-1", 100, Ignore, &[]),
             ("=0-1", 100, Ignore, &[]),
             ("", 100, Ignore, &[]),
-            ("bytes=0-1;x", 100, Ignore, &[]),
+            ("0", 6, Ignore, &[]),
+            ("0, bytes=0-3", 6, Ignore, &[]),
         ];
         let mut out = vec![(7, 7)];
         for (value, len, outcome, ranges) in cases {
@@ -268,8 +292,9 @@ mod tests {
         }
     }
 
+    /// `n` one-byte ranges 100 bytes apart, too far apart to be merged.
     fn many(n: usize) -> String {
-        let list: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 10, i * 10)).collect();
+        let list: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 100, i * 100)).collect();
         format!("bytes={}", list.join(","))
     }
 
@@ -283,6 +308,11 @@ mod tests {
         // Coalescing does not buy room: 65 copies of one range are still too many.
         let same = format!("bytes={}", vec!["0-0"; 65].join(","));
         assert_eq!(parse(same.as_bytes(), 10, &mut out), Ignore);
+        // Nor does being invalid: skipped elements count too.
+        let junk = format!("bytes=0-0,{}", vec!["x"; 64].join(","));
+        assert_eq!(parse(junk.as_bytes(), 10, &mut out), Ignore);
+        let junk = format!("bytes=0-0,{}", vec!["x"; 63].join(","));
+        assert_eq!(parse(junk.as_bytes(), 10, &mut out), Ranges);
         // Empty elements are not ranges and do not count.
         let sparse = format!("bytes={}0-0", ",".repeat(1000));
         assert_eq!(parse(sparse.as_bytes(), 10, &mut out), Ranges);

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lightd::http::chunked::ChunkedDecoder;
+use lightd::http::chunked::{ChunkedDecoder, Declared};
 use lightd::http::path::normalize;
 use lightd::http::range::{self, RangeOutcome, COALESCE_WITHIN, MAX_RANGES};
 use lightd::http::request::{self, Head, Header, Limits, Method, Span, Version};
@@ -423,9 +423,22 @@ pub fn check_request_head(data: &[u8], seed: u64) {
 /// What feeding a body in pieces gives: (consumed, done) or the status, and the payload.
 pub type ChunkedRun = (Result<(usize, bool), u16>, Vec<u8>);
 
+/// The trailer names a request announces in its Trailer field, for the runs that have one.
+const DECLARED_TRAILERS: &[&[u8]] = &[b"x-t", b"y", b"test-trailer"];
+
+/// Whether `name` is one of [`DECLARED_TRAILERS`], as the connection compares them.
+fn declared_lists(name: &[u8]) -> bool {
+    DECLARED_TRAILERS
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(name))
+}
+
 /// Feed `pieces` in order as the connection does: stop at the first error or when done. Checks
-/// the per-call contract on the way.
-fn run_chunked(pieces: &[&[u8]], data: &[u8]) -> ChunkedRun {
+/// the per-call contract on the way. `announced` says whether the request has a Trailer field
+/// (listing [`DECLARED_TRAILERS`]).
+fn run_chunked(pieces: &[&[u8]], data: &[u8], announced: bool) -> ChunkedRun {
+    let listed = declared_lists;
+    let declared: Declared = if announced { Some(&listed) } else { None };
     let mut d = ChunkedDecoder::new();
     let mut payload = Vec::new();
     let mut consumed = 0;
@@ -434,11 +447,12 @@ fn run_chunked(pieces: &[&[u8]], data: &[u8]) -> ChunkedRun {
         payload.extend_from_slice(b);
     };
     for piece in pieces {
-        match d.feed(piece, &mut sink) {
+        match d.feed(piece, declared, &mut sink) {
             Err(e) => {
                 assert_eq!(e.status, 400, "status for {}", show(data));
                 // Sticky: the same error for whatever comes next.
-                assert_eq!(d.feed(b"0\r\n\r\n", &mut sink), Err(e), "{}", show(data));
+                let again = d.feed(b"0\r\n\r\n", declared, &mut sink);
+                assert_eq!(again, Err(e), "{}", show(data));
                 assert!(!d.is_done());
                 return (Err(e.status), payload);
             }
@@ -446,7 +460,7 @@ fn run_chunked(pieces: &[&[u8]], data: &[u8]) -> ChunkedRun {
                 assert!(n <= piece.len(), "consumed past the input: {}", show(data));
                 assert!(d.is_done());
                 // Done consumes nothing more: pipelined bytes are left alone.
-                assert_eq!(d.feed(b"0\r\n\r\n", &mut sink), Ok((0, true)));
+                assert_eq!(d.feed(b"0\r\n\r\n", declared, &mut sink), Ok((0, true)));
                 return (Ok((consumed + n, true)), payload);
             }
             Ok((n, false)) => {
@@ -464,13 +478,51 @@ fn run_chunked(pieces: &[&[u8]], data: &[u8]) -> ChunkedRun {
     (Ok((consumed, false)), payload)
 }
 
+/// Field names refused as trailers (RFC 9110 §6.5.1, lighttpd's list), lower case.
+const REF_FORBIDDEN_TRAILERS: &[&str] = &[
+    "authorization",
+    "age",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "date",
+    "expect",
+    "expires",
+    "forwarded",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "location",
+    "pragma",
+    "range",
+    "set-cookie",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "vary",
+    "www-authenticate",
+    "proxy-connection",
+    "max-forwards",
+    "trailer",
+];
+
 /// The chunked grammar of RFC 9112 §7.1 as lightd reads it (strict CRLF, BWS only before ';',
-/// extension bytes field-vchar, at most 16 size digits, size line up to 4096 bytes, trailer
-/// section up to 8192 bytes with its final CRLF), decoded from the whole input at once. An
-/// error is `Err(400)`; running out of input where more could follow is "not done".
-fn reference_chunked(data: &[u8]) -> ChunkedRun {
-    const MAX_LINE: usize = 4096;
+/// extension bytes field-vchar, at most 16 size digits, size line under 1024 bytes with its
+/// CRLF, trailer section up to 8192 bytes with its final CRLF, trailer names up to 64 bytes,
+/// none of them forbidden and, with `announced`, each one of [`DECLARED_TRAILERS`]), decoded
+/// from the whole input at once. An error is `Err(400)`; running out of input where more
+/// could follow is "not done".
+fn reference_chunked(data: &[u8], announced: bool) -> ChunkedRun {
+    const MAX_LINE: usize = 1021;
     const MAX_TRAILERS: usize = 8192;
+    const MAX_NAME: usize = 64;
     let mut payload = Vec::new();
     let mut i = 0;
     let incomplete = |payload: Vec<u8>| (Ok((data.len(), false)), payload);
@@ -594,7 +646,13 @@ fn reference_chunked(data: &[u8]) -> ChunkedRun {
             if !in_value {
                 if b == b':' {
                     in_value = true;
-                } else if !request::is_tchar(b) {
+                    let name = String::from_utf8_lossy(&data[i..j]).to_ascii_lowercase();
+                    let forbidden = REF_FORBIDDEN_TRAILERS.contains(&name.as_str());
+                    let undeclared = announced && !declared_lists(name.as_bytes());
+                    if forbidden || undeclared {
+                        return (Err(400), payload);
+                    }
+                } else if !request::is_tchar(b) || j - i >= MAX_NAME {
                     return (Err(400), payload);
                 }
             } else if b == b'\r' {
@@ -613,10 +671,15 @@ fn reference_chunked(data: &[u8]) -> ChunkedRun {
     }
 }
 
-/// What decoding `data` whole must give: the reference grammar's answer, with consumed bytes
-/// and payload bounded by the input.
+/// What decoding `data` whole must give (for a request without a Trailer field): the
+/// reference grammar's answer, with consumed bytes and payload bounded by the input.
 pub fn judge_chunked(data: &[u8], whole: &ChunkedRun) {
-    let reference = reference_chunked(data);
+    judge_chunked_announced(data, whole, false);
+}
+
+/// [`judge_chunked`], for a request with or without a Trailer field.
+fn judge_chunked_announced(data: &[u8], whole: &ChunkedRun, announced: bool) {
+    let reference = reference_chunked(data, announced);
     assert_eq!(
         whole,
         &reference,
@@ -636,36 +699,40 @@ pub fn judge_chunked(data: &[u8], whole: &ChunkedRun) {
 }
 
 /// Chunked bodies: the same payload and outcome whole, byte by byte, and in random pieces;
-/// agreement with the reference grammar; consumed bytes and payload bounded by the input.
+/// agreement with the reference grammar; consumed bytes and payload bounded by the input. All
+/// of it for a request without a Trailer field and for one with.
 pub fn check_chunked(data: &[u8], seed: u64) {
-    let whole = run_chunked(&[data], data);
-    judge_chunked(data, &whole);
-    // The decoder's memory is its fixed-size struct: no buffering whatever the input.
-    assert!(std::mem::size_of::<ChunkedDecoder>() <= 64);
+    // The decoder's memory is its fixed-size struct: no buffering whatever the input (a
+    // trailer name is held in it, up to 64 bytes).
+    assert!(std::mem::size_of::<ChunkedDecoder>() <= 128);
+    for announced in [false, true] {
+        let whole = run_chunked(&[data], data, announced);
+        judge_chunked_announced(data, &whole, announced);
 
-    let same = |pieces: &[&[u8]]| {
-        let got = run_chunked(pieces, data);
-        assert_eq!(
-            got,
-            whole,
-            "fed in pieces {pieces:?} (left) vs whole (right): {}",
-            show(data)
-        );
-    };
-    if data.len() <= 4096 {
-        let bytes: Vec<&[u8]> = data.chunks(1).collect();
-        same(&bytes);
-    }
-    let mut rng = Rng::new(seed ^ hash(data));
-    for round in 0..4 {
-        let cuts = cut_points(data.len(), &mut rng, 1 + round * 4);
-        let mut pieces = Vec::with_capacity(cuts.len() + 1);
-        let mut at = 0;
-        for c in cuts.into_iter().chain([data.len()]) {
-            pieces.push(&data[at..c]);
-            at = c;
+        let same = |pieces: &[&[u8]]| {
+            let got = run_chunked(pieces, data, announced);
+            assert_eq!(
+                got,
+                whole,
+                "fed in pieces {pieces:?} (left) vs whole (right), Trailer field {announced}: {}",
+                show(data)
+            );
+        };
+        if data.len() <= 4096 {
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            same(&bytes);
         }
-        same(&pieces);
+        let mut rng = Rng::new(seed ^ hash(data));
+        for round in 0..4 {
+            let cuts = cut_points(data.len(), &mut rng, 1 + round * 4);
+            let mut pieces = Vec::with_capacity(cuts.len() + 1);
+            let mut at = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                pieces.push(&data[at..c]);
+                at = c;
+            }
+            same(&pieces);
+        }
     }
 }
 

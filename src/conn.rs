@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 
 use crate::config::{CondField, CondInput, ReqConf};
 use crate::handlers::{self, Persist, Reply, Request, Seg};
-use crate::http::chunked::ChunkedDecoder;
+use crate::http::chunked::{ChunkedDecoder, Declared};
 use crate::http::request::{self, Head, Header, Method, Version};
 use crate::http::{path, HttpError};
 use crate::log::Piece;
@@ -51,7 +51,9 @@ enum Phase {
 enum BodyState {
     None,
     Length(u64),
-    Chunked(ChunkedDecoder),
+    /// Boxed: the decoder holds a trailer name buffer, and every connection (idle ones too)
+    /// would otherwise carry its size; chunked bodies are rare enough to allocate for.
+    Chunked(Box<ChunkedDecoder>),
 }
 
 /// What the server should do with the connection after driving it.
@@ -382,7 +384,7 @@ impl Conn {
         self.client_closes = !head.keep_alive;
         self.body_seen = 0;
         self.body = if head.chunked {
-            BodyState::Chunked(ChunkedDecoder::new())
+            BodyState::Chunked(Box::default())
         } else {
             match head.content_length {
                 Some(n) if n > 0 => BodyState::Length(n),
@@ -426,30 +428,37 @@ impl Conn {
         if self.rlen > head_len {
             let limit = ctx.cfg.max_request_size;
             let rlen = self.rlen;
-            let bufs = self.bufs.as_mut().map(|b| &mut b.rbuf[head_len..rlen]);
-            let Some(avail) = bufs else {
+            let header_count = self.head.map_or(0, |h| h.header_count);
+            let Some(b) = self.bufs.as_ref() else {
                 return Step::Close;
             };
-            let (used, done) = match &mut self.body {
-                BodyState::None => (0, true),
+            // The head stays at the start of the buffer while its body is read.
+            let (head_bytes, avail) = b.rbuf[..rlen].split_at(head_len);
+            let headers = &b.headers[..header_count.min(b.headers.len())];
+            let fed = match &mut self.body {
+                BodyState::None => Ok((0, true)),
                 BodyState::Length(n) => {
                     let take = (*n).min(avail.len() as u64);
                     *n -= take;
                     self.body_seen += take;
-                    (take as usize, *n == 0)
+                    Ok((take as usize, *n == 0))
                 }
                 BodyState::Chunked(dec) => {
+                    let listed =
+                        |name: &[u8]| request::field_lists(head_bytes, headers, "Trailer", name);
+                    let announced = request::header(head_bytes, headers, "Trailer").is_some();
+                    let declared: Declared = if announced { Some(&listed) } else { None };
                     let mut seen = 0u64;
-                    match dec.feed(avail, &mut |d| seen += d.len() as u64) {
-                        Ok((used, done)) => {
-                            self.body_seen += seen;
-                            (used, done)
-                        }
-                        Err(e) => {
-                            self.bad_request(ctx, e);
-                            return Step::Again;
-                        }
-                    }
+                    let fed = dec.feed(avail, declared, &mut |d| seen += d.len() as u64);
+                    self.body_seen += seen;
+                    fed
+                }
+            };
+            let (used, done) = match fed {
+                Ok(fed) => fed,
+                Err(e) => {
+                    self.bad_request(ctx, e);
+                    return Step::Again;
                 }
             };
             if let Some(b) = self.bufs.as_mut() {

@@ -321,6 +321,17 @@ fn invariants_reject_wrong_answers() {
         body,
         &(Ok((19, true)), b"hello".to_vec())
     )));
+    // A forbidden trailer, and a chunk line of 1024 bytes with its CRLF, are errors.
+    let host = b"0\r\nHost: a\r\n\r\n";
+    assert!(fails(&|| invariants::judge_chunked(
+        host,
+        &(Ok((host.len(), true)), Vec::new())
+    )));
+    let long = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(1020));
+    assert!(fails(&|| invariants::judge_chunked(
+        long.as_bytes(),
+        &(Ok((long.len(), true)), b"x".to_vec())
+    )));
     let lf = b"5\nhello\r\n0\r\n\r\n";
     assert!(fails(&|| invariants::judge_chunked(
         lf,

@@ -8,23 +8,74 @@
 //! The framing is read strictly (CRLF only, no whitespace around the size, bounded
 //! extensions and trailers) because lenient chunk parsing is where front ends and back ends
 //! most often disagree about where a request ends.
+//!
+//! Trailer fields are checked and then dropped (lightd has no backend to pass them to). A
+//! field that must not be a trailer (RFC 9110 §6.5.1: framing, routing, authentication,
+//! controls) is refused, and so is one the request's `Trailer` field did not announce, as
+//! lighttpd refuses them. The name being read is kept in a small fixed buffer for that.
 
 use super::request::{is_field_value_char, is_tchar};
 use super::HttpError;
 
 /// 16 hex digits are 64 bits, so a size that fits this many digits cannot overflow u64.
 const MAX_SIZE_DIGITS: u8 = 16;
-/// The chunk-size line with its extensions, without the CRLF. Extensions are ignored, so
-/// this only has to be generous enough for real clients.
-const MAX_CHUNK_LINE: u16 = 4096;
+/// The chunk-size line with its extensions, without the CRLF. lighttpd refuses a line that
+/// reaches 1024 bytes with its CRLF, so this is 1021; extensions are ignored, and real
+/// clients send none or short ones.
+const MAX_CHUNK_LINE: u16 = 1024 - 3;
 /// The trailer section, including its line endings and the final empty line.
 const MAX_TRAILERS: u16 = 8192;
+/// The longest trailer field name: registered field names are far shorter, and the name has
+/// to be held until its colon to be judged.
+pub const MAX_TRAILER_NAME: usize = 64;
+// The name's length is kept in a u8.
+const _: () = assert!(MAX_TRAILER_NAME <= u8::MAX as usize);
+
+/// Fields a recipient may refuse to see as trailers (RFC 9110 §6.5.1): message framing,
+/// routing, request modifiers, authentication, response controls and payload processing,
+/// plus Trailer itself. lighttpd's list, compared case-insensitively.
+const FORBIDDEN_TRAILERS: &[&str] = &[
+    "Age",
+    "Authorization",
+    "Cache-Control",
+    "Connection",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Range",
+    "Content-Type",
+    "Date",
+    "Expect",
+    "Expires",
+    "Forwarded",
+    "Host",
+    "If-Match",
+    "If-Modified-Since",
+    "If-None-Match",
+    "If-Range",
+    "If-Unmodified-Since",
+    "Location",
+    "Max-Forwards",
+    "Pragma",
+    "Proxy-Connection",
+    "Range",
+    "Set-Cookie",
+    "TE",
+    "Trailer",
+    "Transfer-Encoding",
+    "Upgrade",
+    "User-Agent",
+    "Vary",
+    "WWW-Authenticate",
+];
 
 const BAD_SIZE: HttpError = HttpError::new(400, "invalid chunk size");
 const BAD_EXT: HttpError = HttpError::new(400, "invalid chunk extension");
 const BAD_EOL: HttpError = HttpError::new(400, "chunk line not ended by CRLF");
 const BAD_DATA_END: HttpError = HttpError::new(400, "chunk data not followed by CRLF");
 const BAD_TRAILER: HttpError = HttpError::new(400, "invalid trailer field");
+const FORBIDDEN_TRAILER: HttpError = HttpError::new(400, "field not allowed as a trailer");
+const UNDECLARED_TRAILER: HttpError = HttpError::new(400, "trailer not listed in Trailer");
+const LONG_TRAILER_NAME: HttpError = HttpError::new(400, "trailer field name too long");
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -55,7 +106,7 @@ enum State {
 }
 
 /// Incremental decoder; feed it whatever bytes arrived.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: State,
     /// The size being read, then the data bytes left in the current chunk.
@@ -63,7 +114,29 @@ pub struct ChunkedDecoder {
     digits: u8,
     line_len: u16,
     trailer_len: u16,
+    /// The trailer field name read so far (`name[..name_len]`).
+    name: [u8; MAX_TRAILER_NAME],
+    name_len: u8,
 }
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder {
+            state: State::default(),
+            remaining: 0,
+            digits: 0,
+            line_len: 0,
+            trailer_len: 0,
+            name: [0; MAX_TRAILER_NAME],
+            name_len: 0,
+        }
+    }
+}
+
+/// Which trailer fields the request announced in its `Trailer` field, if it has one:
+/// `listed(name)` says whether `name` is among them. A request without a Trailer field may
+/// send any trailer that is not forbidden.
+pub type Declared<'a> = Option<&'a dyn Fn(&[u8]) -> bool>;
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
@@ -81,9 +154,13 @@ impl ChunkedDecoder {
     ///
     /// Until the body is complete, all of `input` is consumed. After an error every later
     /// call returns the same error.
+    ///
+    /// `declared` describes the request's Trailer field; it must be the same on every call
+    /// for one body.
     pub fn feed(
         &mut self,
         input: &[u8],
+        declared: Declared,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<(usize, bool), HttpError> {
         let mut i = 0;
@@ -105,7 +182,7 @@ impl ChunkedDecoder {
                 _ => {
                     let b = input[i];
                     i += 1;
-                    if let Err(e) = self.step(b) {
+                    if let Err(e) = self.step(b, declared) {
                         self.state = State::Failed(e);
                         return Err(e);
                     }
@@ -119,7 +196,7 @@ impl ChunkedDecoder {
     }
 
     /// Advance the framing state machine by one byte.
-    fn step(&mut self, b: u8) -> Result<(), HttpError> {
+    fn step(&mut self, b: u8, declared: Declared) -> Result<(), HttpError> {
         self.state = match self.state {
             State::SizeStart => {
                 // No sign, no "0x", no leading whitespace: 1*HEXDIG.
@@ -164,7 +241,7 @@ impl ChunkedDecoder {
                 if self.trailer_len > MAX_TRAILERS {
                     return Err(HttpError::new(400, "trailer section too large"));
                 }
-                self.trailer_byte(b)?
+                self.trailer_byte(b, declared)?
             }
             // feed() handles these without calling step().
             State::Data | State::Done | State::Failed(_) => self.state,
@@ -205,12 +282,22 @@ impl ChunkedDecoder {
     }
 
     /// A byte of the trailer section (RFC 9112 §7.1.2), checked like a header field line.
-    fn trailer_byte(&mut self, b: u8) -> Result<State, HttpError> {
+    fn trailer_byte(&mut self, b: u8, declared: Declared) -> Result<State, HttpError> {
         Ok(match (self.state, b) {
             (State::TrailerStart, b'\r') => State::EndLf,
-            (State::TrailerStart, _) if is_tchar(b) => State::TrailerName,
-            (State::TrailerName, b':') => State::TrailerValue,
-            (State::TrailerName, _) if is_tchar(b) => State::TrailerName,
+            (State::TrailerStart, _) if is_tchar(b) => {
+                self.name_len = 0;
+                self.name_byte(b)?;
+                State::TrailerName
+            }
+            (State::TrailerName, b':') => {
+                self.check_trailer_name(declared)?;
+                State::TrailerValue
+            }
+            (State::TrailerName, _) if is_tchar(b) => {
+                self.name_byte(b)?;
+                State::TrailerName
+            }
             (State::TrailerValue, b'\r') => State::TrailerLf,
             (State::TrailerValue, _) if is_field_value_char(b) => State::TrailerValue,
             (State::TrailerLf, b'\n') => State::TrailerStart,
@@ -219,6 +306,31 @@ impl ChunkedDecoder {
             // Empty names, whitespace before the colon, obs-fold, control bytes, bare LF.
             _ => return Err(BAD_TRAILER),
         })
+    }
+
+    /// Keep one more byte of the trailer name; a name too long to keep is refused.
+    fn name_byte(&mut self, b: u8) -> Result<(), HttpError> {
+        let i = usize::from(self.name_len);
+        let slot = self.name.get_mut(i).ok_or(LONG_TRAILER_NAME)?;
+        *slot = b;
+        self.name_len += 1;
+        Ok(())
+    }
+
+    /// The name of a trailer field is complete: refuse it if it may not be a trailer, or if
+    /// the request announced its trailers and this is not one of them.
+    fn check_trailer_name(&self, declared: Declared) -> Result<(), HttpError> {
+        let name = &self.name[..usize::from(self.name_len)];
+        if FORBIDDEN_TRAILERS
+            .iter()
+            .any(|f| f.as_bytes().eq_ignore_ascii_case(name))
+        {
+            return Err(FORBIDDEN_TRAILER);
+        }
+        match declared {
+            Some(listed) if !listed(name) => Err(UNDECLARED_TRAILER),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -235,11 +347,16 @@ mod tests {
 
     /// Feed `pieces` in order, as a connection would: stop at the first error or when done.
     fn run(pieces: &[&[u8]]) -> Outcome {
+        run_declared(pieces, None)
+    }
+
+    /// `run` for a request whose Trailer field is described by `declared`.
+    fn run_declared(pieces: &[&[u8]], declared: Declared) -> Outcome {
         let mut d = ChunkedDecoder::new();
         let mut payload = Vec::new();
         let mut consumed = 0;
         for piece in pieces {
-            match d.feed(piece, &mut |b| payload.extend_from_slice(b)) {
+            match d.feed(piece, declared, &mut |b| payload.extend_from_slice(b)) {
                 Err(e) => return (Err(e.status), payload),
                 Ok((n, true)) => return (Ok((consumed + n, true)), payload),
                 Ok((n, false)) => {
@@ -335,6 +452,25 @@ mod tests {
         ("0\r\nX\r\n\r\n", Bad),
         ("0\r\nX(: v\r\n\r\n", Bad),
         ("0\r\nX: a\rb\r\n\r\n", Bad),
+        // Fields that may not be trailers, in any case (RFC 9110 §6.5.1).
+        ("0\r\nContent-Length: 0\r\n\r\n", Bad),
+        ("0\r\ncontent-length: 0\r\n\r\n", Bad),
+        ("0\r\nTransfer-Encoding: chunked\r\n\r\n", Bad),
+        ("0\r\nHost: a\r\n\r\n", Bad),
+        ("0\r\nTE: trailers\r\n\r\n", Bad),
+        ("0\r\nte:\r\n\r\n", Bad),
+        ("0\r\nAuthorization: x\r\n\r\n", Bad),
+        ("0\r\nTrailer: X\r\n\r\n", Bad),
+        ("0\r\nProxy-Connection: x\r\n\r\n", Bad),
+        ("0\r\nMAX-FORWARDS: 1\r\n\r\n", Bad),
+        ("0\r\nIf-Unmodified-Since: x\r\n\r\n", Bad),
+        ("0\r\nWWW-Authenticate: x\r\n\r\n", Bad),
+        ("0\r\nX-T: 1\r\nSet-Cookie: a=b\r\n\r\n", Bad),
+        // Names that only look like forbidden ones are fine.
+        ("0\r\nContent-Lengths: 0\r\n\r\n", Done("", 0)),
+        ("0\r\nX-Host: a\r\n\r\n", Done("", 0)),
+        ("0\r\nT: a\r\n\r\n", Done("", 0)),
+        ("0\r\nServer-Timing: db;dur=53\r\n\r\n", Done("", 0)),
     ];
 
     fn expected(input: &[u8], want: &Want) -> Outcome {
@@ -380,15 +516,81 @@ mod tests {
 
     #[test]
     fn chunk_line_is_bounded() {
-        // "1;" plus extension bytes: a line of exactly 4096 is fine, one more is not.
-        let line = |len: usize| format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(len - 2));
-        let ok = line(4096);
+        // "1;" plus extension bytes: a line of 1023 bytes with its CRLF is fine, 1024 (where
+        // lighttpd stops) is not.
+        let line = |len: usize| format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(len - 2 - 2));
+        let ok = line(1023);
         check_all_splits(ok.as_bytes(), &(Ok((ok.len(), true)), b"x".to_vec()));
-        let long = line(4097);
+        let long = line(1024);
         check_all_splits(long.as_bytes(), &(Err(400), Vec::new()));
         // Whitespace before ';' counts too.
-        let spaces = format!("1{};\r\nx\r\n0\r\n\r\n", " ".repeat(4096));
+        let spaces = format!("1{};\r\nx\r\n0\r\n\r\n", " ".repeat(1021));
         assert_eq!(run(&[spaces.as_bytes()]).0, Err(400));
+        // The line is refused as it grows, before its end arrives.
+        let endless = format!("1;{}", "e".repeat(1020));
+        assert_eq!(run(&[endless.as_bytes()]).0, Err(400));
+        assert_eq!(run(&[&endless.as_bytes()[..1021]]).0, Ok((1021, false)));
+        // lighttpd's request.t: "a ; " and 1024 x's.
+        let lighttpd = format!("a ; {}\r\n0123456789\r\n0\r\n\r\n", "x".repeat(1024));
+        assert_eq!(run(&[lighttpd.as_bytes()]).0, Err(400));
+    }
+
+    #[test]
+    fn trailer_names_are_bounded() {
+        let body = |n: usize| format!("0\r\n{}: v\r\n\r\n", "n".repeat(n));
+        let ok = body(MAX_TRAILER_NAME);
+        check_all_splits(ok.as_bytes(), &(Ok((ok.len(), true)), Vec::new()));
+        let long = body(MAX_TRAILER_NAME + 1);
+        check_all_splits(long.as_bytes(), &(Err(400), Vec::new()));
+        // Refused at the byte that makes it too long, without waiting for the colon.
+        let open = format!("0\r\n{}", "n".repeat(MAX_TRAILER_NAME + 1));
+        assert_eq!(run(&[open.as_bytes()]).0, Err(400));
+        // A forbidden name after a long allowed one: the buffer starts over for each name.
+        let two = format!("0\r\n{}: v\r\nHost: h\r\n\r\n", "n".repeat(60));
+        check_all_splits(two.as_bytes(), &(Err(400), Vec::new()));
+    }
+
+    /// With a Trailer field in the request, only the fields it lists may arrive.
+    #[test]
+    fn trailers_must_be_declared_when_announced() {
+        let listed = |name: &[u8]| name.eq_ignore_ascii_case(b"test-trailer");
+        let declared: Declared = Some(&listed);
+        for (input, ok) in [
+            ("0\r\nTest-Trailer: testing\r\n\r\n", true),
+            ("0\r\nTEST-TRAILER: testing\r\n\r\n", true),
+            ("0\r\n\r\n", true),
+            (
+                "a\r\n0123456789\r\n0\r\nTest-Trailer: testing\r\n\r\n",
+                true,
+            ),
+            ("0\r\nOther: x\r\n\r\n", false),
+            ("0\r\nTest-Trailer: a\r\nOther: x\r\n\r\n", false),
+            ("0\r\nTest-Traile: x\r\n\r\n", false),
+            // Listing a forbidden field does not make it allowed.
+            ("0\r\nContent-Length: 0\r\n\r\n", false),
+        ] {
+            let bytes = input.as_bytes();
+            let payload = if bytes.starts_with(b"a") {
+                b"0123456789".to_vec()
+            } else {
+                Vec::new()
+            };
+            let want = if ok {
+                (Ok((bytes.len(), true)), payload)
+            } else {
+                (Err(400), Vec::new())
+            };
+            let whole = run_declared(&[bytes], declared);
+            assert!(same(&whole, &want), "{input:?}: {whole:?}");
+            for k in 0..=bytes.len() {
+                let (a, b) = bytes.split_at(k);
+                let got = run_declared(&[a, b], declared);
+                assert!(same(&got, &want), "{input:?} split at {k}: {got:?}");
+            }
+        }
+        let everything: Declared = Some(&|_: &[u8]| true);
+        let forbidden = b"0\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(run_declared(&[forbidden], everything).0, Err(400));
     }
 
     #[test]
@@ -426,23 +628,23 @@ mod tests {
     fn error_state_is_sticky_and_done_consumes_nothing() {
         let mut d = ChunkedDecoder::new();
         let mut sink = |_: &[u8]| {};
-        let err = d.feed(b"x", &mut sink);
+        let err = d.feed(b"x", None, &mut sink);
         assert_eq!(err.map_err(|e| e.status), Err(400));
-        assert_eq!(d.feed(b"0\r\n\r\n", &mut sink), err);
-        assert_eq!(d.feed(b"", &mut sink), err);
+        assert_eq!(d.feed(b"0\r\n\r\n", None, &mut sink), err);
+        assert_eq!(d.feed(b"", None, &mut sink), err);
 
         let mut d = ChunkedDecoder::new();
-        assert_eq!(d.feed(b"0\r\n\r\n", &mut sink), Ok((5, true)));
+        assert_eq!(d.feed(b"0\r\n\r\n", None, &mut sink), Ok((5, true)));
         assert!(d.is_done());
-        assert_eq!(d.feed(b"more", &mut sink), Ok((0, true)));
-        assert_eq!(d.feed(b"", &mut sink), Ok((0, true)));
+        assert_eq!(d.feed(b"more", None, &mut sink), Ok((0, true)));
+        assert_eq!(d.feed(b"", None, &mut sink), Ok((0, true)));
     }
 
     #[test]
     fn payload_slices_are_never_empty_nor_past_the_body() {
         let mut calls = 0;
         let mut d = ChunkedDecoder::new();
-        let r = d.feed(b"2\r\nab\r\n0\r\n\r\nzz", &mut |b| {
+        let r = d.feed(b"2\r\nab\r\n0\r\n\r\nzz", None, &mut |b| {
             assert!(!b.is_empty());
             assert_eq!(b, b"ab");
             calls += 1;

@@ -187,6 +187,16 @@ pub fn header<'a>(buf: &'a [u8], headers: &[Header], name: &str) -> Option<&'a [
         .map(|h| h.value.get(buf))
 }
 
+/// Whether any field named `name` lists `token` among its comma-separated elements (ASCII
+/// case-insensitive both), as `Trailer: a, b` lists `b`.
+pub fn field_lists(buf: &[u8], headers: &[Header], name: &str, token: &[u8]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.get(buf).eq_ignore_ascii_case(name.as_bytes()))
+        .flat_map(|h| list(h.value.get(buf)))
+        .any(|t| t.eq_ignore_ascii_case(token))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Character classes (RFC 9110 §5.6.2 tchar, §5.5 field-vchar).
 

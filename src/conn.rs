@@ -402,7 +402,11 @@ impl Conn {
                 self.respond_error(ctx, 413);
             }
             _ => {
-                if expect && head.version == Version::Http11 {
+                // RFC 9110 §10.1.1: the interim response tells a client that waits that it
+                // may send the body. One that sent body bytes with its head is not waiting,
+                // and a server may then omit it; lighttpd does, and so do we.
+                let body_arrived = self.rlen > head.len;
+                if expect && head.version == Version::Http11 && !body_arrived {
                     let bufs = self.bufs(ctx);
                     bufs.wbuf
                         .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");

@@ -365,6 +365,44 @@ fn expect_100_continue() {
     assert_eq!(r.status, 200, "{}", r.describe());
 }
 
+/// A client that sent its body with the head is not waiting for 100 Continue: the final
+/// response comes alone (RFC 9110 §10.1.1 lets the server omit the interim one; lighttpd's
+/// request.t "Continue, Expect" wants it omitted).
+#[test]
+fn expect_100_continue_with_the_body_already_sent() {
+    let s = server();
+    let mut c = s.connect();
+    c.send(
+        b"POST /a.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\
+          Expect: 100-continue\r\n\r\n123\n",
+    );
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "file a\n"),
+        "{}",
+        r.describe()
+    );
+    // Nothing else was queued: the next answer on the connection is the next request's.
+    let r = c.get("/b.txt");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.text(), "file b, a little longer\n");
+}
+
+/// HTTP/1.0 clients do not know 100 Continue: Expect is ignored (RFC 9110 §10.1.1).
+#[test]
+fn expect_100_continue_ignored_for_http10() {
+    let s = server();
+    let mut c = s.connect();
+    c.send(b"POST /a.txt HTTP/1.0\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    // The server waits for the body without an interim answer; once it is sent, the final
+    // response is the first thing to arrive.
+    c.send(b"abcd");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.text(), "file a\n");
+}
+
 #[test]
 fn conditional_get_gives_304() {
     let s = server();

@@ -233,15 +233,15 @@ pub fn judge_head(buf: &[u8], limits: &Limits, h: &Head, headers: &[Header]) {
         assert!(span_ok(s, h.len), "span {s:?} outside the head: {}", ctx());
     }
 
-    // The request line: [empty lines] method SP target SP HTTP/d.d, within the line limit.
+    // The request line: [one empty line] method SP target SP HTTP/d.d, within the line limit.
     let method = h.method.as_str().as_bytes();
     let (t0, t1) = (h.target.start as usize, h.target.end as usize);
     assert!(t0 > method.len() && t1 > t0, "{}", ctx());
     let m0 = t0 - method.len() - 1;
     assert_eq!(&head[m0..t0], [method, b" "].concat(), "{}", ctx());
     assert!(
-        head[..m0].iter().all(|&b| b == b'\r' || b == b'\n'),
-        "bytes other than empty lines before the method: {}",
+        matches!(&head[..m0], b"" | b"\n" | b"\r\n"),
+        "something other than at most one empty line before the method: {}",
         ctx()
     );
     let target = &head[t0..t1];

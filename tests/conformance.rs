@@ -125,7 +125,9 @@ fn table() -> Vec<Case> {
         t("value with HTAB and OWS", with_field(b"X-Foo: \ta\tb \t"), &[200], OPEN),
         t("value with obs-text", with_field(b"X-Foo: caf\xe9"), &[200], OPEN),
         t("empty value", with_field(b"X-Foo:"), &[200], OPEN),
-        t("leading CRLFs ignored", "\r\n\r\nGET /ok.txt HTTP/1.1\r\nHost: x\r\n\r\n", &[200], OPEN),
+        t("one leading CRLF ignored", "\r\nGET /ok.txt HTTP/1.1\r\nHost: x\r\n\r\n", &[200], OPEN),
+        t("one leading LF ignored", "\nGET /ok.txt HTTP/1.1\r\nHost: x\r\n\r\n", &[200], OPEN),
+        t("two leading CRLFs", "\r\n\r\nGET /ok.txt HTTP/1.1\r\nHost: x\r\n\r\n", &[400], CLOSE),
         // ---- Request line and version (RFC 9112 §2.3, §3)
         t("lowercase http", "GET /ok.txt http/1.1\r\nHost: x\r\n\r\n", &[400], CLOSE),
         t("HTTP/1.10", "GET /ok.txt HTTP/1.10\r\nHost: x\r\n\r\n", &[400], CLOSE),

@@ -293,6 +293,26 @@ fn http10_closes_unless_keep_alive_is_asked() {
     );
 }
 
+/// Between keep-alive requests one extra empty line is ignored; two get 400 (lighttpd's
+/// request.t, "Implicit HTTP/1.1 Keep-Alive w/ extra blank" and "w/ excess blank").
+#[test]
+fn empty_lines_between_keep_alive_requests() {
+    let s = server();
+    let first = "GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let second = "GET /c.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    for (extra, want) in [("\r\n", 200), ("\r\n\r\n", 400), ("\n", 200), ("\n\n", 400)] {
+        let mut c = s.connect();
+        c.send(format!("{first}{extra}{second}").as_bytes());
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{extra:?}: {}", r.describe());
+        let r = c.read_response();
+        assert_eq!(r.status, want, "{extra:?}: {}", r.describe());
+        if want == 200 {
+            assert_eq!(r.text(), "file c\n");
+        }
+    }
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let s = server();

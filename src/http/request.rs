@@ -125,7 +125,7 @@ pub struct Limits {
 /// A parsed request head. All text is reached through spans into the buffer it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Head {
-    /// Bytes of the buffer the head occupies, including leading empty lines and the final
+    /// Bytes of the buffer the head occupies, including a leading empty line and the final
     /// blank line: the body (or the next pipelined request) starts here.
     pub len: usize,
     pub method: Method,
@@ -384,14 +384,15 @@ struct RequestLine {
 }
 
 fn parse_head(s: &mut Scan, limits: &Limits, headers: &mut Vec<Header>) -> Result<Head, Stop> {
-    // RFC 9112 §2.2: a server SHOULD ignore empty lines before the request line (some
-    // clients send an extra CRLF after a POST body). peek() bounds them by max_head.
-    loop {
-        let b = s.peek()?;
-        if b != CR && b != LF {
-            break;
-        }
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line
+    // (some clients send an extra CRLF after a POST body). One is ignored and a second one
+    // refused, as lighttpd does: a run of empty lines is no client's request.
+    let b = s.peek()?;
+    if b == CR || b == LF {
         s.eol(b)?;
+        if let CR | LF = s.peek()? {
+            return Err(bad("more than one empty line before the request line").into());
+        }
     }
     let line = request_line(s, limits.max_request_line)?;
     let mut fields = Fields::new(line.version);
@@ -960,10 +961,18 @@ mod tests {
         ("GET /%7Ea HTTP/1.1\r\nHost: a\r\n\r\n", "ok p=/%7Ea"),
         ("GET / HTTP/1.1\nHost: a\n\n", "ok len=all"),
         ("GET / HTTP/1.1\r\nHost: a\n\r\n", "ok len=all"),
-        ("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=GET len=all"),
-        ("\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=GET len=all"),
+        // One empty line before the request line is ignored, a second one is refused.
+        ("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=GET len=all"),
+        ("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=GET len=all"),
+        ("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("\r\n\r", "400"),
+        ("\r\n\n", "400"),
         ("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
         ("\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("\r\n \r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
         ("GET / HTTP/1.1\r\nHost: a\r\n\r\nhello", "ok len=27"),
         ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=OPTIONS t=* p=* q=-"),
         ("OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n", "ok m=OPTIONS p=/"),
@@ -1176,6 +1185,8 @@ mod tests {
         // Incomplete.
         ("", "partial"),
         ("\r\n", "partial"),
+        ("\r", "partial"),
+        ("\n", "partial"),
         ("GET", "partial"),
         ("GET / HTTP/1.1\r", "partial"),
         ("GET / HTTP/1.1\r\nHost: a\r\n", "partial"),
@@ -1297,15 +1308,23 @@ mod tests {
                 format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(64 - 28)),
                 "431",
             ),
-            (small, "\r\n".repeat(40), "431"),
+            // Empty lines: the second is refused before any limit is reached.
+            (small, "\r\n".repeat(40), "400"),
+            // The one ignored empty line counts towards the head limit.
             (
                 small,
-                format!("{}GET / HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n".repeat(18)),
-                "ok len=63",
+                format!(
+                    "\r\nGET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+                    "v".repeat(30)
+                ),
+                "ok len=64",
             ),
             (
                 small,
-                format!("{}GET / HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n".repeat(19)),
+                format!(
+                    "\r\nGET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+                    "v".repeat(31)
+                ),
                 "431",
             ),
             // The method limit applies before the line limit when it is shorter.

@@ -244,12 +244,14 @@ pub fn judge_head(buf: &[u8], limits: &Limits, h: &Head, headers: &[Header]) {
         "something other than at most one empty line before the method: {}",
         ctx()
     );
+    // Visible ASCII other than '#', or a raw byte 0x80-0xFF (judged later, as the path is
+    // normalised): never a control byte, space or DEL.
     let target = &head[t0..t1];
     assert!(
         target
             .iter()
-            .all(|&b| (0x21..=0x7e).contains(&b) && b != b'#'),
-        "target holds a byte outside VCHAR or a '#': {}",
+            .all(|&b| ((0x21..=0x7e).contains(&b) && b != b'#') || b >= 0x80),
+        "target holds a control byte, space, DEL or '#': {}",
         ctx()
     );
     let version = head.get(t1..t1 + 9).unwrap_or_default();

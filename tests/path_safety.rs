@@ -82,6 +82,10 @@ const CASES: &[Case] = &[
     ("/%c0%ae%c0%ae%c0%afoutside%c0%afsecret.txt", &[400], None),
     ("/%e0%80%ae%e0%80%ae/outside/secret.txt", &[400], None),
     ("/%c0%ae%c0%ae/file.txt", &[400], None),
+    // Raw non-ASCII bytes are name bytes like their percent-encoded forms: no way around "..".
+    ("/\u{e4}/../../outside/secret.txt", &[404], None),
+    ("/sub/\u{e4}/../../file.txt", &[200], Some(FILE)),
+    ("/sub/\u{e4}%2f..%2f..%2ffile.txt", &[200], Some(FILE)),
     // NUL would truncate the name at the system call.
     ("/file.txt%00", &[400], None),
     ("/file.txt%00.html", &[400], None),

@@ -366,6 +366,25 @@ fn access_log_uses_combined_log_format() {
     assert!(line.contains("\"GET /not-there HTTP/1.1\" 404 "), "{line}");
 }
 
+/// Raw non-ASCII bytes in a request-target (accepted since lighttpd accepts them) reach the
+/// access log escaped, like every other byte outside printable ASCII.
+#[test]
+fn access_log_escapes_raw_non_ascii_target_bytes() {
+    let b = builder()
+        .file("caf\u{e9}.txt", "coffee")
+        .config("accesslog.filename = \"{dir}/access.log\"\naccesslog.format = \"%r|%U|%q\"");
+    let log = b.dir().join("access.log");
+    let s = b.start();
+    let r = s.request(b"GET /caf\xc3\xa9.txt?\xe4\\ HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let line = wait_file_line(&log, Duration::from_secs(10), |l| l.contains("GET"))
+        .unwrap_or_else(|| panic!("no access log line in {}", log.display()));
+    assert_eq!(
+        line,
+        "GET /caf\\xc3\\xa9.txt?\\xe4\\\\ HTTP/1.1|/caf\\xc3\\xa9.txt|?\\xe4\\\\"
+    );
+}
+
 #[test]
 fn access_log_format_is_configurable() {
     let b = builder()

@@ -100,6 +100,64 @@ fn directory_without_slash_redirects_keeping_the_query() {
     assert!(loc.ends_with("/sub/"), "Location {loc:?}");
 }
 
+/// Raw UTF-8 bytes in the request-target are accepted (as lighttpd and nginx accept them)
+/// and mean what their percent-encoded form means; the redirect to "dir/" encodes them again.
+/// lighttpd's request.t: "internal redirect in directory with special characters".
+#[test]
+fn raw_non_ascii_bytes_in_the_target() {
+    let s = builder()
+        .file("~test \u{e4}_/index.html", "umlaut index")
+        .file("caf\u{e9}.txt", "coffee")
+        .start();
+    for (target, want) in [
+        ("/~test%20\u{e4}_", "/~test%20%C3%A4_/"),
+        ("/~test%20\u{e4}_?foo", "/~test%20%C3%A4_/?foo"),
+        ("/~test%20%C3%A4_?\u{e4}=1", "/~test%20%C3%A4_/?%C3%A4=1"),
+    ] {
+        // HTTP/1.0 without Host, as request.t sends it.
+        let r = s.request(format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 301, "GET {target}\n{}", r.describe());
+        assert_eq!(r.header("Location"), Some(want), "GET {target}");
+    }
+    for target in ["/~test%20\u{e4}_/", "/~test%20%c3%a4_/"] {
+        let r = s.get(target);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "umlaut index"),
+            "{target}"
+        );
+    }
+    for target in [
+        "/caf\u{e9}.txt",
+        "/caf%C3%A9.txt",
+        "/caf\u{e9}.txt?x=\u{e9}",
+    ] {
+        let r = s.get(target);
+        assert_eq!((r.status, r.text().as_str()), (200, "coffee"), "{target}");
+    }
+    // Raw bytes that are not UTF-8 get the 400 their percent-encoded form gets: Latin-1,
+    // overlong dots, a surrogate, a truncated sequence.
+    for target in [
+        &b"/caf\xe9.txt"[..],
+        b"/\xc0\xae\xc0\xae/caf\xc3\xa9.txt",
+        b"/\xed\xa0\x80",
+        b"/caf\xc3",
+    ] {
+        let mut raw = b"GET ".to_vec();
+        raw.extend_from_slice(target);
+        raw.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = s.request(&raw);
+        assert_eq!(r.status, 400, "{}\n{}", target.escape_ascii(), r.describe());
+    }
+    // Control bytes and DEL stay refused in the target.
+    for target in [&b"/caf\x7f"[..], b"/caf\x1b"] {
+        let mut raw = b"GET ".to_vec();
+        raw.extend_from_slice(target);
+        raw.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(s.request(&raw).status, 400, "{}", target.escape_ascii());
+    }
+}
+
 /// The redirect to "dir/" is built from the normalised path. Built from the raw one,
 /// `//evil.example/../sub` gave `Location: //evil.example/../sub/`, which a browser reads as
 /// another site (an open redirect).

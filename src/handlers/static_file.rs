@@ -121,7 +121,8 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
     let tag = req.conf.server_tag.as_str();
     if !req.path.ends_with('/') {
         // Redirect to "dir/", built from the normalised path with each segment encoded again:
-        // the raw path could start with "//host", which a browser would take for another site.
+        // the raw path could start with "//host", which a browser would take for another site,
+        // and raw non-ASCII bytes in it come out percent-encoded (RFC 9112 §3.2).
         reply.scratch.clear();
         for seg in req.path.split('/').filter(|s| !s.is_empty()) {
             reply.scratch.push('/');
@@ -130,9 +131,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
         reply.scratch.push('/');
         if let Some(q) = req.head.query {
             reply.scratch.push('?');
-            reply
-                .scratch
-                .push_str(&String::from_utf8_lossy(q.get(req.buf)));
+            util::encode_query(q.get(req.buf), reply.scratch);
         }
         let location = std::mem::take(reply.scratch);
         reply.error_with(301, tag, Some(("Location", location.as_bytes())));

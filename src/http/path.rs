@@ -12,6 +12,8 @@
 //! - The decoded bytes must be UTF-8 (which also rejects overlong forms such as `%c0%ae`), and
 //!   must not contain NUL or other control characters: NUL would truncate the name at the
 //!   system-call boundary, and control characters would end up in logs and directory listings.
+//! - Raw bytes 0x80-0xFF, which the request parser admits, are judged exactly as the same
+//!   bytes percent-encoded: one UTF-8 check for both spellings.
 //! - Backslash is an ordinary byte: on Linux it is part of a file name, never a separator.
 //! - `..` above the root stays at the root, repeated slashes collapse, a trailing slash stays.
 
@@ -251,6 +253,18 @@ mod tests {
             (b"/%ed%a0%80", Err(400)),
             (b"/\xff", Err(400)),
             (b"/%80/../x", Err(400)),
+            // Raw bytes 0x80-0xFF (the parser admits them) are judged as decoded ones are.
+            (b"/~test%20\xc3\xa4_", Ok("/~test \u{e4}_")),
+            (b"/%c3\xa4", Ok("/\u{e4}")),
+            (b"/\xc3%a4", Ok("/\u{e4}")),
+            (b"/\xc0\xae\xc0\xae/x", Err(400)),
+            (b"/\xc0\xaf", Err(400)),
+            (b"/\xe0\x80\xae", Err(400)),
+            (b"/\xed\xa0\x80", Err(400)),
+            (b"/\xc3", Err(400)),
+            (b"/\xc3/x", Err(400)),
+            (b"/\x80/../x", Err(400)),
+            (b"/\xf4\x90\x80\x80", Err(400)),
         ];
         for (raw, want) in cases {
             let got = norm(raw);
@@ -274,6 +288,57 @@ mod tests {
         assert!(normalize(b"/x/", &mut out).is_ok());
         assert_eq!(out, "/x/");
         assert_eq!(out.as_ptr(), ptr);
+    }
+
+    /// A raw byte 0x80-0xFF and its percent-encoded form give the same answer, whatever
+    /// surrounds them: there is one UTF-8 judgement, not two.
+    #[test]
+    fn raw_and_encoded_bytes_are_judged_alike() {
+        const PIECES: &[&[u8]] = &[
+            b"/",
+            b"a",
+            b".",
+            b"..",
+            b"%2f",
+            b"\xc3",
+            b"\xa4",
+            b"\xc0",
+            b"\xae",
+            b"\xed",
+            b"\xa0",
+            b"\x80",
+            b"\xe6\x97\xa5",
+            b"\xf0\x9f\x98\x80",
+            b"\xff",
+            b"\xf4",
+        ];
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let (mut ok, mut rejected) = (0, 0);
+        for _ in 0..20_000 {
+            let mut raw = Vec::new();
+            for _ in 0..rng.below(8) {
+                raw.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+            }
+            let mut encoded = Vec::new();
+            for &b in &raw {
+                if b >= 0x80 {
+                    encoded.extend_from_slice(format!("%{b:02x}").as_bytes());
+                } else {
+                    encoded.push(b);
+                }
+            }
+            let got = norm(&raw);
+            assert_eq!(got, norm(&encoded), "raw {raw:?} vs encoded");
+            if got.is_ok() {
+                ok += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+        assert!(
+            ok > 1_000 && rejected > 1_000,
+            "ok {ok} rejected {rejected}"
+        );
     }
 
     /// xorshift64*: enough randomness to explore inputs, and deterministic.

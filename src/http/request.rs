@@ -237,11 +237,15 @@ const fn value_char(b: u8) -> bool {
     b == SP || b == HT || (b >= 0x21 && b != 0x7f)
 }
 
-/// The request-target: visible ASCII only. '#' never belongs in a request (fragments are
-/// client-side), and raw non-ASCII bytes must be percent-encoded (RFC 3986 §2), so both are
-/// rejected instead of guessing at an encoding.
+/// The request-target: visible ASCII, and bytes 0x80-0xFF. '#' never belongs in a request
+/// (fragments are client-side). Raw non-ASCII bytes should have been percent-encoded (RFC
+/// 3986 §2), but clients do send them (UTF-8 file names typed into a tool) and lighttpd and
+/// nginx accept them; RFC 9112 §3.2 leaves the choice to the server. They are judged later
+/// exactly as percent-decoded bytes are: path normalisation requires valid UTF-8, and a
+/// redirect encodes them again. Control bytes, space and DEL stay refused: they would let two
+/// parsers disagree on where the target ends.
 const fn target_char(b: u8) -> bool {
-    b >= 0x21 && b <= 0x7e && b != b'#'
+    (b >= 0x21 && b <= 0x7e && b != b'#') || b >= 0x80
 }
 
 const TCHAR: Class = class!(tchar);
@@ -1044,7 +1048,13 @@ mod tests {
         ("GET /a\0 HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
         ("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
         ("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
-        ("GET /caf\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        // Raw non-ASCII bytes are accepted here; the path's UTF-8 is judged on normalising.
+        ("GET /caf\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n", "ok p=/caf\u{e9}"),
+        ("GET /~test%20\u{e4}_?foo HTTP/1.0\r\n\r\n", "ok p=/~test%20\u{e4}_ q=foo"),
+        ("GET /a?\u{e4}=\u{f6} HTTP/1.1\r\nHost: a\r\n\r\n", "ok p=/a q=\u{e4}=\u{f6}"),
+        ("GET http://ex.com/\u{e4} HTTP/1.1\r\nHost: a\r\n\r\n", "ok host=ex.com p=/\u{e4}"),
+        ("GET http://\u{e4}.com/ HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("CONNECT \u{e4}.com:443 HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
         // Versions.
         ("GET / HTTP/1.0\r\n\r\n", "ok v=1.0 host=- ka=0 n=0"),
         ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", "ok v=1.1"),
@@ -1217,7 +1227,12 @@ mod tests {
                 b"GET / HTTP/1.1\r\nHost: a\r\nX: \x80\xff\xfe\r\n\r\n",
                 "ok n=2",
             ),
-            (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+            // Any byte 0x80-0xFF in the target, valid UTF-8 or not (normalisation decides).
+            (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", "ok p=/\u{fffd}"),
+            (b"GET /\x80\xc0\xae?\xfe HTTP/1.1\r\nHost: a\r\n\r\n", "ok"),
+            (b"GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+            (b"GET /a\x1f HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+            (b"GET http://\xff/ HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX\xff: b\r\n\r\n", "400"),
             (b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n", "400"),
             (b"G\xffT / HTTP/1.1\r\nHost: a\r\n\r\n", "400"),

@@ -1,4 +1,4 @@
-//! Small text helpers for generated HTML: escaping and URL-encoding.
+//! Small text helpers for generated HTML and redirects: escaping and URL-encoding.
 //!
 //! Directory listings put file names, which anyone with write access to the docroot chooses,
 //! into HTML text, attribute values and URLs; these two functions are what keeps such a name
@@ -29,16 +29,33 @@ pub fn html_escape(s: &str, out: &mut String) {
 /// Append `s` to `out` percent-encoded for use as a path segment in a URL (keeps unreserved
 /// characters; encodes everything else, including '/', '?', '#', '%' and non-ASCII).
 pub fn url_encode_segment(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            push_escape(b, out);
         }
     }
+}
+
+/// Append the bytes of a request's query to `out` for a Location field: visible ASCII as it
+/// came (the query's own escapes and delimiters mean what the client meant), every other byte
+/// (the raw non-ASCII bytes the parser admits) percent-encoded, so the URI is ASCII again.
+pub fn encode_query(q: &[u8], out: &mut String) {
+    for &b in q {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            push_escape(b, out);
+        }
+    }
+}
+
+fn push_escape(b: u8, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0x0f)]));
 }
 
 #[cfg(test)]
@@ -90,6 +107,25 @@ mod tests {
             let mut out = String::from("/");
             url_encode_segment(input, &mut out);
             assert_eq!(out, format!("/{want}"), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn encode_query_table() {
+        #[rustfmt::skip]
+        let cases: &[(&[u8], &str)] = &[
+            (b"", ""),
+            (b"foo", "foo"),
+            (b"a=1&b=%20x", "a=1&b=%20x"),
+            (b"q=/x?y", "q=/x?y"),
+            ("\u{e4}=\u{f6}".as_bytes(), "%C3%A4=%C3%B6"),
+            (b"\xff\x80", "%FF%80"),
+            (b"a b\x01\x7f", "a%20b%01%7F"),
+        ];
+        for &(input, want) in cases {
+            let mut out = String::from("?");
+            encode_query(input, &mut out);
+            assert_eq!(out, format!("?{want}"), "{input:?}");
         }
     }
 

@@ -132,20 +132,31 @@ pub(crate) fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
     v
 }
 
+/// The type for `name`: the longest suffix that matches exactly, else the longest that matches
+/// ignoring ASCII case, else the `""` fallback, if any.
 pub(crate) fn lookup<'a>(mime: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    let exact = mime
-        .iter()
-        .find(|(suffix, _)| !suffix.is_empty() && name.ends_with(suffix.as_str()));
-    let folded = || {
+    // This runs for every file served, over a table of about a hundred suffixes. A suffix can
+    // match only if its last byte is the name's, so that byte is compared first: most entries
+    // are then passed over without a call to compare strings.
+    let last = name.as_bytes().last().copied();
+    let exact = || {
         mime.iter().find(|(suffix, _)| {
-            !suffix.is_empty()
+            suffix.as_bytes().last().copied() == last && name.ends_with(suffix.as_str())
+        })
+    };
+    let folded = || {
+        let last = last.map(|b| b.to_ascii_lowercase());
+        mime.iter().find(|(suffix, _)| {
+            suffix.as_bytes().last().map(u8::to_ascii_lowercase) == last
                 && name.len() >= suffix.len()
                 && name.is_char_boundary(name.len() - suffix.len())
                 && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
         })
     };
+    // The empty suffix has no last byte, so the passes above skip it (for an empty name they
+    // find it, which is the same answer).
     let fallback = || mime.iter().find(|(suffix, _)| suffix.is_empty());
-    exact
+    exact()
         .or_else(folded)
         .or_else(fallback)
         .map(|(_, t)| t.as_str())

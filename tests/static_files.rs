@@ -471,11 +471,14 @@ fn a_file_caught_empty_mid_rewrite_is_not_served_empty_afterwards() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
     };
+    let cached_in = secs().as_secs();
     // The cache revalidates a file once per wall-clock second, so the whole rewrite must
-    // happen within one second: start early in a second, and try again if it did not fit.
+    // happen within one second, a later one than the cached copy was checked in (within that
+    // second the old copy is served by design): start early in a new second, and try again if
+    // it did not fit.
     for attempt in 0..5 {
         let now = secs();
-        if now.subsec_millis() > 300 {
+        if now.subsec_millis() > 300 || now.as_secs() == cached_in {
             std::thread::sleep(Duration::from_millis(1000 - u64::from(now.subsec_millis())));
         }
         let second = secs().as_secs();

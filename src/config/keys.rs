@@ -108,20 +108,22 @@ pub(crate) struct Unimplemented {
     /// What would be served wrongly if lightd ignored them; None when ignoring them only
     /// loses a feature (debug output, tuning, cosmetics), which is a warning.
     pub harm: Option<&'static str>,
-    /// The keys, as lighttpd spells them.
-    pub keys: &'static [&'static str],
+    /// The keys, as lighttpd spells them, separated by spaces. (One string rather than a
+    /// slice of them: each element of a slice costs a pointer and a relocation in the binary,
+    /// and there are some 300 keys.)
+    pub keys: &'static str,
     /// Key namespaces the owner has: a key lightd does not know that starts with one of these
     /// (a newer lighttpd key, or a misspelled one) is treated like the listed keys. For a
     /// protective owner that means refused: a misspelled auth.require must not become an
     /// ignored one.
-    pub prefixes: &'static [&'static str],
+    pub prefixes: &'static str,
 }
 
 const fn group(
     owner: &'static str,
     harm: Option<&'static str>,
-    keys: &'static [&'static str],
-    prefixes: &'static [&'static str],
+    keys: &'static str,
+    prefixes: &'static str,
 ) -> Unimplemented {
     Unimplemented {
         owner,
@@ -134,551 +136,305 @@ const fn group(
 /// Every other key lighttpd 1.4 knows (core and the modules shipped with it, current and
 /// removed), grouped by owner and classified.
 pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
-    group("core", Some(CHROOT), &["server.chroot"], &[]),
-    group("core", Some(SOCKET_PERMS), &["server.socket-perms"], &[]),
+    group("core", Some(CHROOT), "server.chroot", ""),
+    group("core", Some(SOCKET_PERMS), "server.socket-perms", ""),
     group(
         "core",
         None,
-        &[
-            "server.name",
-            "server.core-files",
-            "server.event-handler",
-            "server.network-backend",
-            "server.errorfile-prefix",
-            "server.error-handler",
-            "server.error-handler-404",
-            "server.error-intercept",
-            "server.errorlog-use-syslog",
-            "server.syslog-facility",
-            "server.breakagelog",
-            "server.force-lowercase-filenames",
-            "server.protocol-http11",
-            "server.stream-request-body",
-            "server.stream-response-body",
-            "server.kbytes-per-second",
-            "server.upload-dirs",
-            "server.upload-temp-file-size",
-            "server.chunkqueue-chunk-sz",
-            "server.http-parseopts",
-            "server.http-parseopt-header-strict",
-            "server.http-parseopt-host-strict",
-            "server.http-parseopt-host-normalize",
-            "server.reject-expect-100-with-417",
-            "server.stat-cache-engine",
-            "server.compat-module-load",
-            "server.use-ipv6",
-            "server.set-v6only",
-            "server.v4mapped",
-            "server.defer-accept",
-            "server.bsd-accept-filter",
-            "server.listen-backlog",
-            "server.ip-transparent",
-            "server.use-noatime",
-            "server.max-stat-threads",
-            "connection.kbytes-per-second",
-            "mimetype.use-xattr",
-            "mimetype.xattr-name",
-            "etag.use-inode",
-            "etag.use-mtime",
-            "etag.use-size",
-            "debug.log-condition-handling",
-            "debug.log-condition-cache-handling",
-            "debug.log-file-not-found",
-            "debug.log-request-handling",
-            "debug.log-request-header",
-            "debug.log-request-header-on-error",
-            "debug.log-response-header",
-            "debug.log-timeouts",
-            "debug.log-state-handling",
-            "debug.log-ssl-noise",
-        ],
-        &["debug."],
+        "server.name server.core-files server.event-handler server.network-backend \
+         server.errorfile-prefix server.error-handler server.error-handler-404 \
+         server.error-intercept server.errorlog-use-syslog server.syslog-facility \
+         server.breakagelog server.force-lowercase-filenames server.protocol-http11 \
+         server.stream-request-body server.stream-response-body server.kbytes-per-second \
+         server.upload-dirs server.upload-temp-file-size server.chunkqueue-chunk-sz \
+         server.http-parseopts server.http-parseopt-header-strict \
+         server.http-parseopt-host-strict server.http-parseopt-host-normalize \
+         server.reject-expect-100-with-417 server.stat-cache-engine \
+         server.compat-module-load server.use-ipv6 server.set-v6only server.v4mapped \
+         server.defer-accept server.bsd-accept-filter server.listen-backlog \
+         server.ip-transparent server.use-noatime server.max-stat-threads \
+         connection.kbytes-per-second mimetype.use-xattr mimetype.xattr-name \
+         etag.use-inode etag.use-mtime etag.use-size debug.log-condition-handling \
+         debug.log-condition-cache-handling debug.log-file-not-found \
+         debug.log-request-handling debug.log-request-header \
+         debug.log-request-header-on-error debug.log-response-header debug.log-timeouts \
+         debug.log-state-handling debug.log-ssl-noise",
+        "debug.",
     ),
     group(
         "mod_openssl",
         Some(TLS),
-        &[
-            "ssl.engine",
-            "ssl.pemfile",
-            "ssl.privkey",
-            "ssl.ca-file",
-            "ssl.ca-dn-file",
-            "ssl.ca-crl-file",
-            "ssl.cipher-list",
-            "ssl.honor-cipher-order",
-            "ssl.dh-file",
-            "ssl.ec-curve",
-            "ssl.disable-client-renegotiation",
-            "ssl.use-sslv2",
-            "ssl.use-sslv3",
-            "ssl.use-compression",
-            "ssl.empty-fragments",
-            "ssl.read-ahead",
-            "ssl.verifyclient.activate",
-            "ssl.verifyclient.enforce",
-            "ssl.verifyclient.depth",
-            "ssl.verifyclient.username",
-            "ssl.verifyclient.exportcert",
-            "ssl.verifyclient.ca-file",
-            "ssl.verifyclient.ca-dn-file",
-            "ssl.verifyclient.ca-crl-file",
-            "ssl.openssl.ssl-conf-cmd",
-            "ssl.acme-tls-1",
-            "ssl.stapling-file",
-            "ssl.stek-file",
-            "ssl.message-digest",
-            "ssl.ech-opts",
-            "ssl.ech-public-name",
-        ],
-        &["ssl."],
+        "ssl.engine ssl.pemfile ssl.privkey ssl.ca-file ssl.ca-dn-file ssl.ca-crl-file \
+         ssl.cipher-list ssl.honor-cipher-order ssl.dh-file ssl.ec-curve \
+         ssl.disable-client-renegotiation ssl.use-sslv2 ssl.use-sslv3 \
+         ssl.use-compression ssl.empty-fragments ssl.read-ahead \
+         ssl.verifyclient.activate ssl.verifyclient.enforce ssl.verifyclient.depth \
+         ssl.verifyclient.username ssl.verifyclient.exportcert ssl.verifyclient.ca-file \
+         ssl.verifyclient.ca-dn-file ssl.verifyclient.ca-crl-file \
+         ssl.openssl.ssl-conf-cmd ssl.acme-tls-1 ssl.stapling-file ssl.stek-file \
+         ssl.message-digest ssl.ech-opts ssl.ech-public-name",
+        "ssl.",
     ),
     group(
         "mod_access",
         Some(ACCESS),
-        &["url.access-deny", "url.access-allow"],
-        &["url.access-"],
+        "url.access-deny url.access-allow",
+        "url.access-",
     ),
     group(
         "mod_accesslog",
         None,
-        &[
-            "accesslog.use-syslog",
-            "accesslog.syslog-level",
-            "accesslog.escaping",
-        ],
-        &["accesslog."],
+        "accesslog.use-syslog accesslog.syslog-level accesslog.escaping",
+        "accesslog.",
     ),
     group(
         "mod_ajp13",
         Some(GATEWAY),
-        &[
-            "ajp13.server",
-            "ajp13.balance",
-            "ajp13.debug",
-            "ajp13.map-extensions",
-        ],
-        &["ajp13."],
+        "ajp13.server ajp13.balance ajp13.debug ajp13.map-extensions",
+        "ajp13.",
     ),
-    group("mod_alias", Some(ALIAS), &["alias.url"], &["alias."]),
+    group("mod_alias", Some(ALIAS), "alias.url", "alias."),
     group(
         "mod_auth",
         Some(AUTH),
-        &[
-            "auth.backend",
-            "auth.require",
-            "auth.extern-authn",
-            "auth.cache",
-            "auth.debug",
-            "auth.backend.plain.userfile",
-            "auth.backend.plain.groupfile",
-            "auth.backend.htdigest.userfile",
-            "auth.backend.htpasswd.userfile",
-            "auth.backend.ldap.hostname",
-            "auth.backend.ldap.base-dn",
-            "auth.backend.ldap.filter",
-            "auth.backend.ldap.ca-file",
-            "auth.backend.ldap.ca-path",
-            "auth.backend.ldap.starttls",
-            "auth.backend.ldap.bind-dn",
-            "auth.backend.ldap.bind-pw",
-            "auth.backend.ldap.allow-empty-pw",
-            "auth.backend.ldap.groupmember",
-            "auth.backend.ldap.timeout",
-            "auth.backend.mysql.host",
-            "auth.backend.mysql.user",
-            "auth.backend.mysql.pass",
-            "auth.backend.mysql.db",
-            "auth.backend.mysql.port",
-            "auth.backend.mysql.socket",
-            "auth.backend.mysql.users_table",
-            "auth.backend.mysql.col_user",
-            "auth.backend.mysql.col_pass",
-            "auth.backend.mysql.col_realm",
-            "auth.backend.dbi",
-            "auth.backend.pam.opts",
-            "auth.backend.gssapi.keytab",
-            "auth.backend.gssapi.principal",
-            "auth.backend.gssapi.store-creds",
-            "auth.backend.sasl.opts",
-        ],
-        &["auth."],
+        "auth.backend auth.require auth.extern-authn auth.cache auth.debug \
+         auth.backend.plain.userfile auth.backend.plain.groupfile \
+         auth.backend.htdigest.userfile auth.backend.htpasswd.userfile \
+         auth.backend.ldap.hostname auth.backend.ldap.base-dn auth.backend.ldap.filter \
+         auth.backend.ldap.ca-file auth.backend.ldap.ca-path auth.backend.ldap.starttls \
+         auth.backend.ldap.bind-dn auth.backend.ldap.bind-pw \
+         auth.backend.ldap.allow-empty-pw auth.backend.ldap.groupmember \
+         auth.backend.ldap.timeout auth.backend.mysql.host auth.backend.mysql.user \
+         auth.backend.mysql.pass auth.backend.mysql.db auth.backend.mysql.port \
+         auth.backend.mysql.socket auth.backend.mysql.users_table \
+         auth.backend.mysql.col_user auth.backend.mysql.col_pass \
+         auth.backend.mysql.col_realm auth.backend.dbi auth.backend.pam.opts \
+         auth.backend.gssapi.keytab auth.backend.gssapi.principal \
+         auth.backend.gssapi.store-creds auth.backend.sasl.opts",
+        "auth.",
     ),
     group(
         "mod_cgi",
         Some(CGI),
-        &[
-            "cgi.assign",
-            "cgi.execute-x-only",
-            "cgi.x-sendfile",
-            "cgi.x-sendfile-docroot",
-            "cgi.local-redir",
-            "cgi.upgrade",
-            "cgi.limits",
-            "cgi.debug",
-        ],
-        &["cgi."],
+        "cgi.assign cgi.execute-x-only cgi.x-sendfile cgi.x-sendfile-docroot \
+         cgi.local-redir cgi.upgrade cgi.limits cgi.debug",
+        "cgi.",
     ),
     group(
         "mod_cml",
         Some(CML),
-        &[
-            "cml.extension",
-            "cml.memcache-hosts",
-            "cml.memcache-namespace",
-            "cml.power-magnet",
-        ],
-        &["cml."],
+        "cml.extension cml.memcache-hosts cml.memcache-namespace cml.power-magnet",
+        "cml.",
     ),
     group(
         "mod_deflate",
         None,
-        &[
-            "compress.cache-dir",
-            "compress.filetype",
-            "compress.max-filesize",
-            "compress.max-loadavg",
-            "compress.allowed-encodings",
-            "deflate.mimetypes",
-            "deflate.allowed-encodings",
-            "deflate.max-compress-size",
-            "deflate.min-compress-size",
-            "deflate.compression-level",
-            "deflate.output-buffer-size",
-            "deflate.work-block-size",
-            "deflate.max-loadavg",
-            "deflate.cache-dir",
-            "deflate.params",
-            "deflate.sync-flush",
-        ],
-        &["deflate.", "compress."],
+        "compress.cache-dir compress.filetype compress.max-filesize compress.max-loadavg \
+         compress.allowed-encodings deflate.mimetypes deflate.allowed-encodings \
+         deflate.max-compress-size deflate.min-compress-size deflate.compression-level \
+         deflate.output-buffer-size deflate.work-block-size deflate.max-loadavg \
+         deflate.cache-dir deflate.params deflate.sync-flush",
+        "deflate. compress.",
     ),
     group(
         "mod_dirlisting",
         Some(DIRLIST_EXCLUDE),
-        &["dir-listing.exclude"],
-        &[],
+        "dir-listing.exclude",
+        "",
     ),
+    // lightd always hides dot files, which is also lighttpd's default.
     group(
         "mod_dirlisting",
         None,
-        &[
-            // lightd always hides dot files, which is also lighttpd's default.
-            "dir-listing.hide-dotfiles",
-            "dir-listing.external-css",
-            "dir-listing.external-js",
-            "dir-listing.encoding",
-            "dir-listing.show-readme",
-            "dir-listing.hide-readme-file",
-            "dir-listing.show-header",
-            "dir-listing.hide-header-file",
-            "dir-listing.set-footer",
-            "dir-listing.encode-readme",
-            "dir-listing.encode-header",
-            "dir-listing.auto-layout",
-            "dir-listing.cache",
-            "dir-listing.sort",
-        ],
-        &["dir-listing."],
+        "dir-listing.hide-dotfiles dir-listing.external-css dir-listing.external-js \
+         dir-listing.encoding dir-listing.show-readme dir-listing.hide-readme-file \
+         dir-listing.show-header dir-listing.hide-header-file dir-listing.set-footer \
+         dir-listing.encode-readme dir-listing.encode-header dir-listing.auto-layout \
+         dir-listing.cache dir-listing.sort",
+        "dir-listing.",
     ),
     group(
         "mod_evasive",
         Some(EVASIVE),
-        &[
-            "evasive.max-conns-per-ip",
-            "evasive.silent",
-            "evasive.location",
-        ],
-        &["evasive."],
+        "evasive.max-conns-per-ip evasive.silent evasive.location",
+        "evasive.",
     ),
-    group(
-        "mod_evhost",
-        Some(VHOST),
-        &["evhost.path-pattern"],
-        &["evhost."],
-    ),
-    group(
-        "mod_expire",
-        None,
-        &["expire.url", "expire.mimetypes"],
-        &["expire."],
-    ),
+    group("mod_evhost", Some(VHOST), "evhost.path-pattern", "evhost."),
+    group("mod_expire", None, "expire.url expire.mimetypes", "expire."),
     group(
         "mod_extforward",
         Some(EXTFORWARD),
-        &[
-            "extforward.forwarder",
-            "extforward.headers",
-            "extforward.params",
-            "extforward.hap-PROXY",
-            "extforward.hap-PROXY-ssl-client-verify",
-        ],
-        &["extforward."],
+        "extforward.forwarder extforward.headers extforward.params extforward.hap-PROXY \
+         extforward.hap-PROXY-ssl-client-verify",
+        "extforward.",
     ),
     group(
         "mod_fastcgi",
         Some(GATEWAY),
-        &[
-            "fastcgi.server",
-            "fastcgi.balance",
-            "fastcgi.debug",
-            "fastcgi.map-extensions",
-        ],
-        &["fastcgi."],
+        "fastcgi.server fastcgi.balance fastcgi.debug fastcgi.map-extensions",
+        "fastcgi.",
     ),
     group(
         "mod_flv_streaming",
         None,
-        &["flv-streaming.extensions"],
-        &["flv-streaming."],
+        "flv-streaming.extensions",
+        "flv-streaming.",
     ),
     group(
         "mod_geoip",
         Some(GEO),
-        &["geoip.db-filename", "geoip.memory-cache"],
-        &["geoip."],
+        "geoip.db-filename geoip.memory-cache",
+        "geoip.",
     ),
     group(
         "mod_maxminddb",
         Some(GEO),
-        &["maxminddb.activate", "maxminddb.db", "maxminddb.env"],
-        &["maxminddb."],
+        "maxminddb.activate maxminddb.db maxminddb.env",
+        "maxminddb.",
     ),
     group(
         "mod_magnet",
         Some(MAGNET),
-        &[
-            "magnet.attract-raw-url-to",
-            "magnet.attract-physical-path-to",
-            "magnet.attract-response-start-to",
-            "magnet.cache-size",
-        ],
-        &["magnet."],
+        "magnet.attract-raw-url-to magnet.attract-physical-path-to \
+         magnet.attract-response-start-to magnet.cache-size",
+        "magnet.",
     ),
     group(
         "mod_mysql_vhost",
         Some(VHOST),
-        &[
-            "mysql-vhost.db",
-            "mysql-vhost.user",
-            "mysql-vhost.pass",
-            "mysql-vhost.sock",
-            "mysql-vhost.sql",
-            "mysql-vhost.hostname",
-            "mysql-vhost.port",
-        ],
-        &["mysql-vhost."],
+        "mysql-vhost.db mysql-vhost.user mysql-vhost.pass mysql-vhost.sock \
+         mysql-vhost.sql mysql-vhost.hostname mysql-vhost.port",
+        "mysql-vhost.",
     ),
     group(
         "mod_proxy",
         Some(PROXY),
-        &[
-            "proxy.server",
-            "proxy.balance",
-            "proxy.debug",
-            "proxy.map-extensions",
-            "proxy.forwarded",
-            "proxy.header",
-            "proxy.replace-http-host",
-        ],
-        &["proxy."],
+        "proxy.server proxy.balance proxy.debug proxy.map-extensions proxy.forwarded \
+         proxy.header proxy.replace-http-host",
+        "proxy.",
     ),
     group(
         "mod_redirect",
         Some(REDIRECT),
-        &["url.redirect", "url.redirect-code"],
-        &["url.redirect"],
+        "url.redirect url.redirect-code",
+        "url.redirect",
     ),
     group(
         "mod_rewrite",
         Some(REWRITE),
-        &[
-            "url.rewrite",
-            "url.rewrite-once",
-            "url.rewrite-repeat",
-            "url.rewrite-if-not-file",
-            "url.rewrite-repeat-if-not-file",
-            "url.rewrite-final",
-        ],
-        &["url.rewrite"],
+        "url.rewrite url.rewrite-once url.rewrite-repeat url.rewrite-if-not-file \
+         url.rewrite-repeat-if-not-file url.rewrite-final",
+        "url.rewrite",
     ),
     group(
         "mod_rrdtool",
         None,
-        &["rrdtool.binary", "rrdtool.db-name"],
-        &["rrdtool."],
+        "rrdtool.binary rrdtool.db-name",
+        "rrdtool.",
     ),
     group(
         "mod_scgi",
         Some(GATEWAY),
-        &[
-            "scgi.server",
-            "scgi.balance",
-            "scgi.debug",
-            "scgi.map-extensions",
-            "scgi.protocol",
-        ],
-        &["scgi."],
+        "scgi.server scgi.balance scgi.debug scgi.map-extensions scgi.protocol",
+        "scgi.",
     ),
     group(
         "mod_secdownload",
         Some(SECDOWNLOAD),
-        &[
-            "secdownload.secret",
-            "secdownload.document-root",
-            "secdownload.uri-prefix",
-            "secdownload.timeout",
-            "secdownload.algorithm",
-            "secdownload.path-segments",
-            "secdownload.hash-querystr",
-        ],
-        &["secdownload."],
+        "secdownload.secret secdownload.document-root secdownload.uri-prefix \
+         secdownload.timeout secdownload.algorithm secdownload.path-segments \
+         secdownload.hash-querystr",
+        "secdownload.",
     ),
     group(
         "mod_setenv",
         Some(SETENV),
-        &[
-            "setenv.add-request-header",
-            "setenv.add-response-header",
-            "setenv.add-environment",
-            "setenv.set-request-header",
-            "setenv.set-response-header",
-            "setenv.set-environment",
-        ],
-        &["setenv."],
+        "setenv.add-request-header setenv.add-response-header setenv.add-environment \
+         setenv.set-request-header setenv.set-response-header setenv.set-environment",
+        "setenv.",
     ),
     group(
         "mod_simple_vhost",
         Some(VHOST),
-        &[
-            "simple-vhost.server-root",
-            "simple-vhost.default-host",
-            "simple-vhost.document-root",
-            "simple-vhost.debug",
-        ],
-        &["simple-vhost."],
+        "simple-vhost.server-root simple-vhost.default-host simple-vhost.document-root \
+         simple-vhost.debug",
+        "simple-vhost.",
     ),
     group(
         "mod_sockproxy",
         Some(PROXY),
-        &["sockproxy.server", "sockproxy.balance", "sockproxy.debug"],
-        &["sockproxy."],
+        "sockproxy.server sockproxy.balance sockproxy.debug",
+        "sockproxy.",
     ),
     group(
         "mod_ssi",
         Some(SSI),
-        &[
-            "ssi.extension",
-            "ssi.content-type",
-            "ssi.conditional-requests",
-            "ssi.exec",
-            "ssi.recursion-max",
-        ],
-        &["ssi."],
+        "ssi.extension ssi.content-type ssi.conditional-requests ssi.exec \
+         ssi.recursion-max",
+        "ssi.",
     ),
     group(
         "mod_staticfile",
         None,
-        &["static-file.etags", "static-file.disable-pathinfo"],
-        &["static-file."],
+        "static-file.etags static-file.disable-pathinfo",
+        "static-file.",
     ),
     group(
         "mod_status",
         None,
-        &[
-            "status.status-url",
-            "status.config-url",
-            "status.statistics-url",
-            "status.enable-sort",
-        ],
-        &["status."],
+        "status.status-url status.config-url status.statistics-url status.enable-sort",
+        "status.",
     ),
     group(
         "mod_trigger_b4_dl",
         Some(TRIGGER),
-        &[
-            "trigger-before-download.gdbm-filename",
-            "trigger-before-download.trigger-url",
-            "trigger-before-download.download-url",
-            "trigger-before-download.deny-url",
-            "trigger-before-download.trigger-timeout",
-            "trigger-before-download.memcache-hosts",
-            "trigger-before-download.memcache-namespace",
-            "trigger-before-download.debug",
-        ],
-        &["trigger-before-download."],
+        "trigger-before-download.gdbm-filename trigger-before-download.trigger-url \
+         trigger-before-download.download-url trigger-before-download.deny-url \
+         trigger-before-download.trigger-timeout trigger-before-download.memcache-hosts \
+         trigger-before-download.memcache-namespace trigger-before-download.debug",
+        "trigger-before-download.",
     ),
     group(
         "mod_uploadprogress",
         None,
-        &[
-            "upload-progress.progress-url",
-            "upload-progress.remove-timeout",
-            "upload-progress.debug",
-        ],
-        &["upload-progress."],
+        "upload-progress.progress-url upload-progress.remove-timeout \
+         upload-progress.debug",
+        "upload-progress.",
     ),
     group(
         "mod_userdir",
         Some(USERDIR),
-        &[
-            "userdir.path",
-            "userdir.exclude-user",
-            "userdir.include-user",
-            "userdir.basepath",
-            "userdir.letterhomes",
-            "userdir.active",
-        ],
-        &["userdir."],
+        "userdir.path userdir.exclude-user userdir.include-user userdir.basepath \
+         userdir.letterhomes userdir.active",
+        "userdir.",
     ),
     group(
         "mod_usertrack",
         None,
-        &[
-            "usertrack.cookie-name",
-            "usertrack.cookie-max-age",
-            "usertrack.cookie-domain",
-            "usertrack.cookie-attrs",
-        ],
-        &["usertrack."],
+        "usertrack.cookie-name usertrack.cookie-max-age usertrack.cookie-domain \
+         usertrack.cookie-attrs",
+        "usertrack.",
     ),
     group(
         "mod_vhostdb",
         Some(VHOST),
-        &[
-            "vhostdb.backend",
-            "vhostdb.cache",
-            "vhostdb.dbi",
-            "vhostdb.ldap",
-            "vhostdb.mysql",
-            "vhostdb.pgsql",
-        ],
-        &["vhostdb."],
+        "vhostdb.backend vhostdb.cache vhostdb.dbi vhostdb.ldap vhostdb.mysql \
+         vhostdb.pgsql",
+        "vhostdb.",
     ),
     group(
         "mod_webdav",
         Some(WEBDAV),
-        &[
-            "webdav.activate",
-            "webdav.is-readonly",
-            "webdav.sqlite-db-name",
-            "webdav.log-xml",
-            "webdav.opts",
-        ],
-        &["webdav."],
+        "webdav.activate webdav.is-readonly webdav.sqlite-db-name webdav.log-xml \
+         webdav.opts",
+        "webdav.",
     ),
     group(
         "mod_wstunnel",
         Some(PROXY),
-        &[
-            "wstunnel.server",
-            "wstunnel.balance",
-            "wstunnel.debug",
-            "wstunnel.map-extensions",
-            "wstunnel.frame-type",
-            "wstunnel.origins",
-            "wstunnel.ping-interval",
-        ],
-        &["wstunnel."],
+        "wstunnel.server wstunnel.balance wstunnel.debug wstunnel.map-extensions \
+         wstunnel.frame-type wstunnel.origins wstunnel.ping-interval",
+        "wstunnel.",
     ),
 ];
 
@@ -772,12 +528,15 @@ pub(crate) fn lighttpd_modules() -> impl Iterator<Item = &'static str> {
 /// longest matching prefix, so "url.access-" wins over nothing and "dir-listing.exclude"
 /// stays protective).
 fn unimplemented(key: &str) -> Option<(&'static Unimplemented, bool)> {
-    if let Some(g) = UNIMPLEMENTED.iter().find(|g| g.keys.contains(&key)) {
+    if let Some(g) = UNIMPLEMENTED
+        .iter()
+        .find(|g| g.keys.split(' ').any(|k| k == key))
+    {
         return Some((g, true));
     }
     UNIMPLEMENTED
         .iter()
-        .flat_map(|g| g.prefixes.iter().map(move |p| (g, *p)))
+        .flat_map(|g| g.prefixes.split_whitespace().map(move |p| (g, p)))
         .filter(|(_, p)| key.starts_with(p))
         .max_by_key(|(_, p)| p.len())
         .map(|(g, _)| (g, false))
@@ -831,9 +590,9 @@ pub(crate) fn all_keys() -> impl Iterator<Item = &'static str> {
     GLOBAL_KEYS
         .iter()
         .chain(REQUEST_KEYS)
-        .chain(UNIMPLEMENTED.iter().flat_map(|g| g.keys))
-        .chain(std::iter::once(&"server.feature-flags"))
         .copied()
+        .chain(UNIMPLEMENTED.iter().flat_map(|g| g.keys.split(' ')))
+        .chain(std::iter::once("server.feature-flags"))
 }
 
 /// Levenshtein distance over chars, case-insensitive (a key typed with capitals is still

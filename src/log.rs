@@ -1,4 +1,4 @@
-//! The error log (the `log` facade through env_logger, to stderr or server.errorlog) and the
+//! The error log (the `log` facade, to stderr or server.errorlog, filtered by RUST_LOG) and the
 //! access log (lighttpd's accesslog.format, buffered and flushed once per loop turn).
 //!
 //! Both keep their files whole: a line goes out in one write, and a write the disk cut short
@@ -20,27 +20,20 @@ use crate::http::date;
 /// `Sync`; there is one thread, so it is never contended.
 static ERRORLOG: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 
-/// The env_logger target: writes each formatted record to the current error log.
-struct ErrorLogTarget;
-
-impl Write for ErrorLogTarget {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+/// Write formatted records to the current error log: server.errorlog once it is open, else
+/// stderr (unless `file_only`).
+fn emit(buf: &[u8], file_only: bool) {
+    let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        // A failure to write the error log has nowhere to be reported; the record is lost
+        // whole rather than in part.
+        Some((_, f)) => {
+            let _ = append_whole(f, buf);
         }
-        let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_mut() {
-            // A failure to write the error log has nowhere to be reported; the record is
-            // lost whole rather than in part.
-            Some((_, f)) => {
-                let _ = append_whole(f, buf);
-                Ok(buf.len())
-            }
-            None => io::stderr().write_all(buf).map(|_| buf.len()),
+        None if !file_only => {
+            let _ = io::stderr().write_all(buf);
         }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        None => {}
     }
 }
 
@@ -213,16 +206,7 @@ fn format_record(out: &mut Vec<u8>, level: log::Level, msg: &str) {
 fn write_record(level: log::Level, msg: &str, file_only: bool) {
     let mut buf = Vec::with_capacity(128);
     format_record(&mut buf, level, msg);
-    let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
-    match guard.as_mut() {
-        Some((_, f)) => {
-            let _ = append_whole(f, &buf);
-        }
-        None if !file_only => {
-            let _ = io::stderr().write_all(&buf);
-        }
-        None => {}
-    }
+    emit(&buf, file_only);
 }
 
 /// Write `msg` (one record per line) to server.errorlog if it is open, and nowhere else: for
@@ -231,36 +215,77 @@ pub fn to_errorlog_file(level: log::Level, msg: &str) {
     write_record(level, msg, true);
 }
 
-/// Install the logger. RUST_LOG is honoured; without it lightd logs at info.
-pub fn init() {
-    let mut b = env_logger::Builder::new();
-    b.filter_level(log::LevelFilter::Info);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
+/// The `log` facade's logger: formats, rate-limits and writes lightd's records.
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, meta: &log::Metadata) -> bool {
+        meta.level() <= log::max_level()
     }
-    b.target(env_logger::Target::Pipe(Box::new(ErrorLogTarget)));
-    b.format(|buf, rec| {
-        // A suppressed record writes nothing; the logger then writes an empty buffer.
+
+    fn log(&self, rec: &log::Record) {
+        if !self.enabled(rec.metadata()) {
+            return;
+        }
         if let Some(file) = rec.file_static() {
             if !admit(file, rec.line().unwrap_or(0), rec.level(), || {
                 rec.args().to_string()
             }) {
-                return Ok(());
+                return;
             }
         }
         let mut ts = [0u8; 29];
         date::format(now_secs(), &mut ts);
-        writeln!(
+        let mut buf = Vec::with_capacity(128);
+        let _ = writeln!(
             buf,
             "{}: lightd[{}] {}: {}",
             String::from_utf8_lossy(&ts),
             std::process::id(),
             rec.level(),
             rec.args()
-        )
-    });
+        );
+        emit(&buf, false);
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// RUST_LOG, read the way env_logger reads it as far as lightd's own records go:
+/// comma-separated directives, each a level (`debug`), a target (`lightd`, meaning all), or
+/// `target=level`; the last one that applies to lightd wins. Info without it.
+fn level_from(spec: &str) -> log::LevelFilter {
+    let ours = |t: &str| t == "lightd" || t.starts_with("lightd::");
+    let mut level = log::LevelFilter::Info;
+    for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match d.split_once('=') {
+            Some((t, l)) if ours(t.trim()) => {
+                if let Ok(l) = l.trim().parse() {
+                    level = l;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if let Ok(l) = d.parse() {
+                    level = l;
+                } else if ours(d) {
+                    level = log::LevelFilter::Trace;
+                }
+            }
+        }
+    }
+    level
+}
+
+/// Install the logger. RUST_LOG is honoured; without it lightd logs at info.
+pub fn init() {
+    let level = std::env::var("RUST_LOG").map_or(log::LevelFilter::Info, |s| level_from(&s));
     // A second init (tests calling run twice) keeps the first logger; nothing to do then.
-    let _ = b.try_init();
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -463,6 +488,25 @@ pub fn clf_time(secs: u64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_levels() {
+        use log::LevelFilter::*;
+        for (spec, want) in [
+            ("", Info),
+            ("debug", Debug),
+            ("warn", Warn),
+            ("lightd", Trace),
+            ("lightd=debug", Debug),
+            ("lightd::conn=trace", Trace),
+            ("mio=trace", Info),
+            ("error,lightd=debug", Debug),
+            ("lightd=debug,off", Off),
+            ("nonsense", Info),
+        ] {
+            assert_eq!(level_from(spec), want, "{spec:?}");
+        }
+    }
 
     #[test]
     fn combined_format_compiles() {

@@ -1,4 +1,4 @@
-//! Static-file figures for lightd beside lighttpd and nginx: `cargo bench --bench static`.
+//! Static-file figures for lightd beside lighttpd, nginx and h2o: `cargo bench --bench static`.
 //!
 //! Throughput and latency come from wrk (Debian's `wrk` package) with server and client pinned
 //! to different CPUs, so the figures compare servers rather than where the scheduler happened
@@ -15,10 +15,10 @@
 mod common;
 
 use common::{
-    command, env_number, file_size, find_program, free_port, nginx_http_block, pattern, proc_stat,
-    quoted, run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of, wait_until,
-    write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS,
-    KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, file_size, find_program, free_port, h2o_config, nginx_http_block, pattern,
+    proc_stat, quoted, run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of,
+    wait_until, write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT,
+    KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -57,6 +57,12 @@ fn run() -> Result<bool, String> {
     let secs = env_number("LIGHTD_BENCH_SECS", 5)?;
     let mut idle_n = env_number("LIGHTD_BENCH_IDLE", 1000)? as usize;
     let mut problems: Vec<String> = Vec::new();
+
+    // A server's helper processes (h2o's crash handler) outlive it by a moment and would be
+    // orphaned to pid 1, which in a container often reaps nobody: take them, so that Server's
+    // drop can reap them. Best effort; without it they are only left as zombies.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
     // Our own connections for the idle-memory figure each need a descriptor.
     let nofile = raise_nofile((idle_n + 64) as libc::rlim_t);
@@ -130,7 +136,11 @@ fn run() -> Result<bool, String> {
         }
         Err(why) => println!("  lightd-musl:    not measured: {why}"),
     }
-    let others: [(&str, StartFn); 2] = [("lighttpd", start_lighttpd), ("nginx", start_nginx)];
+    let others: [(&str, StartFn); 3] = [
+        ("lighttpd", start_lighttpd),
+        ("nginx", start_nginx),
+        ("h2o", start_h2o),
+    ];
     for (name, start) in others {
         let Some(prog) = find_program(name) else {
             println!("  {:<15} not installed, not compared", format!("{name}:"));
@@ -181,6 +191,10 @@ fn run() -> Result<bool, String> {
     }
     println!("Ratios are lightd/other: above 1 means lightd's figure is higher (better for req/s");
     println!("and MiB/s; worse for latency, memory, syscalls and CPU per request).");
+    if cols.best_peer() {
+        println!("lightd/best peer divides by the best figure of the other projects' servers on");
+        println!("that row (highest req/s, lowest latency, memory, syscalls, CPU per request).");
+    }
     println!("When wrk is about 100% busy and the server is not, wrk is the limit: req/s then");
     println!("understates the difference, and CPU per request is the server's own cost.");
 
@@ -224,6 +238,7 @@ fn run() -> Result<bool, String> {
         }
     }
     print_memory(&cols, idle_n, &fresh_rss, &mem);
+    print_helpers(&servers);
 
     // Throughput.
     match &wrk {
@@ -296,8 +311,8 @@ fn run() -> Result<bool, String> {
         .iter()
         .map(|s| proc_status_kib(s.pid(), "VmRSS").ok().map(|k| k as f64))
         .collect();
-    t.metric("peak RSS, VmHWM (KiB)", &peak, 0);
-    t.metric("RSS at the end, idle (KiB)", &idle_after, 0);
+    t.metric("peak RSS, VmHWM (KiB)", &peak, 0, Better::Lower);
+    t.metric("RSS at the end, idle (KiB)", &idle_after, 0, Better::Lower);
     t.print();
 
     for s in &servers {
@@ -431,26 +446,58 @@ fn print_load(
     let get = |f: fn(&Load) -> f64| -> Vec<Option<f64>> {
         loads.iter().map(|l| l.as_ref().ok().map(f)).collect()
     };
-    t.metric("throughput (req/s)", &get(|l| l.req_per_s), 0);
-    t.metric("transfer (MiB/s)", &get(|l| l.mib_per_s), 1);
-    t.metric("latency, mean (ms)", &get(|l| l.latency_ms), 3);
-    t.metric("requests completed (count)", &get(|l| l.requests as f64), 0);
+    t.metric(
+        "throughput (req/s)",
+        &get(|l| l.req_per_s),
+        0,
+        Better::Higher,
+    );
+    t.metric("transfer (MiB/s)", &get(|l| l.mib_per_s), 1, Better::Higher);
+    t.metric(
+        "latency, mean (ms)",
+        &get(|l| l.latency_ms),
+        3,
+        Better::Lower,
+    );
+    t.metric(
+        "requests completed (count)",
+        &get(|l| l.requests as f64),
+        0,
+        Better::Higher,
+    );
     let use_of = |f: fn(&CpuUse) -> f64| -> Vec<Option<f64>> {
         cpu.iter().map(|c| c.as_ref().map(f)).collect()
     };
-    t.metric("server CPU busy (%)", &use_of(|c| c.server_busy_pct), 0);
-    t.metric("server CPU per request (us)", &use_of(|c| c.us_per_req), 2);
+    t.metric(
+        "server CPU busy (%)",
+        &use_of(|c| c.server_busy_pct),
+        0,
+        Better::Neither,
+    );
+    t.metric(
+        "server CPU per request (us)",
+        &use_of(|c| c.us_per_req),
+        2,
+        Better::Lower,
+    );
     t.metric(
         "  of which in the kernel (us)",
         &use_of(|c| c.kernel_us_per_req),
         2,
+        Better::Lower,
     );
     t.metric(
         "  of which in the server (us)",
         &use_of(|c| c.user_us_per_req),
         2,
+        Better::Lower,
     );
-    t.metric("wrk CPU busy (%)", &use_of(|c| c.wrk_busy_pct), 0);
+    t.metric(
+        "wrk CPU busy (%)",
+        &use_of(|c| c.wrk_busy_pct),
+        0,
+        Better::Neither,
+    );
     t.text(
         "socket errors conn/read/write/timeout",
         loads
@@ -541,6 +588,7 @@ fn print_memory(cols: &Columns, n: usize, fresh: &[Option<u64>], mem: &[Option<I
         "RSS idle, before any request (KiB)",
         &fresh.iter().map(f).collect::<Vec<_>>(),
         0,
+        Better::Lower,
     );
     t.metric(
         "RSS idle, warmed up (KiB)",
@@ -548,6 +596,7 @@ fn print_memory(cols: &Columns, n: usize, fresh: &[Option<u64>], mem: &[Option<I
             .map(|m| m.as_ref().map(|m| m.before_kib as f64))
             .collect::<Vec<_>>(),
         0,
+        Better::Lower,
     );
     t.metric(
         &format!("RSS with {n} idle connections (KiB)"),
@@ -555,6 +604,7 @@ fn print_memory(cols: &Columns, n: usize, fresh: &[Option<u64>], mem: &[Option<I
             .map(|m| m.as_ref().map(|m| m.with_kib as f64))
             .collect::<Vec<_>>(),
         0,
+        Better::Lower,
     );
     t.metric(
         "per idle connection (KiB)",
@@ -565,8 +615,27 @@ fn print_memory(cols: &Columns, n: usize, fresh: &[Option<u64>], mem: &[Option<I
             })
             .collect::<Vec<_>>(),
         2,
+        Better::Lower,
     );
     t.print();
+}
+
+/// The RSS rows are each server's own process. A server that keeps helper processes (h2o's
+/// crash handler, lightd's workers when configured) holds that memory too: say how much.
+fn print_helpers(servers: &[Server]) {
+    for s in servers {
+        for child in children_of(s.pid()) {
+            let rss = proc_status_kib(child, "VmRSS")
+                .map_or_else(|e| format!("RSS unknown: {e}"), |k| format!("{k} KiB RSS"));
+            let cmdline = fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            println!(
+                "  {} also runs pid {child} ({}): {rss}, not in the rows above",
+                s.name,
+                tail(&cmdline, 120)
+            );
+        }
+    }
 }
 
 struct SyscallCount {
@@ -691,6 +760,7 @@ fn print_syscalls(cols: &Columns, counts: &[Option<SyscallCount>]) {
             .map(|c| c.as_ref().map(|c| c.total as f64 / per))
             .collect::<Vec<_>>(),
         2,
+        Better::Lower,
     );
     // Every syscall some server makes at least once per hundred requests, the most used
     // (summed over the servers) first.
@@ -720,7 +790,12 @@ fn print_syscalls(cols: &Columns, counts: &[Option<SyscallCount>]) {
                 })
             })
             .collect();
-        t.metric(&format!("  {name} (calls/request)"), &vals, 2);
+        t.metric(
+            &format!("  {name} (calls/request)"),
+            &vals,
+            2,
+            Better::Lower,
+        );
     }
     t.print();
 }
@@ -781,8 +856,28 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let helpers = children_of(self.pid());
         stop_child(&mut self.child, libc::SIGTERM, STOP_TIMEOUT);
+        // Helpers exit once the server has (h2o's on EOF from it) and, orphaned, become ours.
+        // Until we reap them nobody else can, so their pids cannot have been reused.
+        for h in helpers {
+            reap_adopted(h, STOP_TIMEOUT);
+        }
     }
+}
+
+/// Reap `pid`, adopted as subreaper, once it exits; give up at `timeout` or when it is not our
+/// child (the subreaper flag was refused). A helper still running then is not ours to stop.
+fn reap_adopted(pid: u32, timeout: Duration) {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    wait_until(timeout, || {
+        let mut status = 0;
+        // SAFETY: waitpid writes only `status`.
+        let r = unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) };
+        r == p || r == -1
+    });
 }
 
 /// Connection limits for every server, sized for the idle-connection measurement.
@@ -1014,6 +1109,29 @@ fn start_nginx(
     spawn_server("nginx", cmd, Some(port), None)
 }
 
+fn start_h2o(
+    prog: &Path,
+    dir: &Path,
+    docroot: &Path,
+    place: &Placement,
+    limits: &Limits,
+) -> Result<Server, String> {
+    let port = free_port()?;
+    let cfg = dir.join("h2o.conf");
+    write_config(&cfg, &h2o_config(port, docroot, limits.conns, ""))?;
+    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    // Worker mode (h2o's default) serves from this very process, in the foreground, logging
+    // errors to stderr; -m master would put a Perl supervisor between us and the server. h2o
+    // raises its own RLIMIT_NOFILE to the hard limit, so limits.fds needs no counterpart.
+    cmd.arg("-m")
+        .arg("worker")
+        .arg("-c")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn_server("h2o", cmd, Some(port), None)
+}
+
 /// Spawn a server and wait until it accepts connections. `port` None: learn it from lightd's
 /// `listening on ADDR` line.
 fn spawn_server(
@@ -1216,12 +1334,13 @@ fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
 // /proc
 // ---------------------------------------------------------------------------------------------
 
-/// The CPU a server's processes (the process and its children: nginx's worker, lightd's
-/// workers) and this process's waited-for children (wrk) have used, read before and after a
-/// wrk run.
+/// The CPU a server's processes (the process and its children: lightd's workers, h2o's helper)
+/// with all their threads, and this process's waited-for children (wrk) have used, read before
+/// and after a wrk run.
 struct CpuSample {
     at: Instant,
-    /// Time on a CPU from /proc/PID/schedstat: exact, in nanoseconds.
+    /// Time on a CPU from /proc/PID/task/TID/schedstat, summed over threads: exact, in
+    /// nanoseconds.
     server_ns: u64,
     /// utime and stime from /proc/PID/stat, in clock ticks: sampled, used only for the split
     /// between the server's own code and the kernel.
@@ -1243,13 +1362,7 @@ struct CpuUse {
 impl CpuSample {
     fn take(pid: u32) -> Result<CpuSample, String> {
         let mut pids = vec![pid];
-        let children = format!("/proc/{pid}/task/{pid}/children");
-        if let Ok(text) = fs::read_to_string(&children) {
-            pids.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
+        pids.extend(children_of(pid));
         let mut sample = CpuSample {
             at: Instant::now(),
             server_ns: 0,
@@ -1258,13 +1371,7 @@ impl CpuSample {
             children_us: children_cpu_us(),
         };
         for p in pids {
-            let path = format!("/proc/{p}/schedstat");
-            let text = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
-            sample.server_ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| format!("no run time in {path}"))?;
+            sample.server_ns += run_time_ns(p)?;
             let fields = proc_stat(p).unwrap_or_default();
             let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
             match (tick(11), tick(12)) {
@@ -1298,6 +1405,44 @@ impl CpuSample {
             wrk_busy_pct: 100.0 * after.children_us.saturating_sub(self.children_us) as f64
                 / wall_us,
         }
+    }
+}
+
+/// The processes `pid`'s main thread has started and not yet lost (none when unreadable).
+fn children_of(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The time every thread of `pid` has run, from schedstat. /proc/PID/schedstat is only the main
+/// thread's: a server whose event loop runs in another thread would look idle.
+fn run_time_ns(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+    let mut total = 0;
+    let mut read_any = false;
+    for task in tasks.flatten() {
+        let path = task.path().join("schedstat");
+        // A thread that ended since the listing is gone, with its time.
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("no run time in {}", path.display()))?;
+        read_any = true;
+    }
+    if read_any {
+        Ok(total)
+    } else {
+        Err(format!("no readable schedstat under {dir}"))
     }
 }
 
@@ -1377,13 +1522,22 @@ fn traced(pid: u32) -> bool {
 struct Columns {
     names: Vec<&'static str>,
     lightd: Option<usize>,
+    /// The other projects' servers (not the musl build of lightd): the "best peer" candidates.
+    peers: Vec<usize>,
 }
 
 impl Columns {
     fn new(servers: &[Server]) -> Columns {
         let names: Vec<&'static str> = servers.iter().map(|s| s.name).collect();
         let lightd = names.iter().position(|n| *n == "lightd");
-        Columns { names, lightd }
+        let peers = (0..names.len())
+            .filter(|&i| !names[i].starts_with("lightd"))
+            .collect();
+        Columns {
+            names,
+            lightd,
+            peers,
+        }
     }
 
     /// The servers lightd is compared with: one ratio column each.
@@ -1392,6 +1546,32 @@ impl Columns {
             Some(l) => (0..self.names.len()).filter(|&i| i != l).collect(),
             None => Vec::new(),
         }
+    }
+
+    /// Whether tables end with lightd / the best peer; with one peer it would repeat that
+    /// peer's column.
+    fn best_peer(&self) -> bool {
+        self.lightd.is_some() && self.peers.len() >= 2
+    }
+}
+
+/// Which way a row's figure is better, to pick the best peer for the last column.
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+    /// Neither (how busy a CPU was): no best peer.
+    Neither,
+}
+
+/// `l / other` to two decimals, or "-" when either is missing or `other` rounds to zero at
+/// `decimals` (a ratio to that would be noise, not a comparison).
+fn ratio_cell(l: Option<f64>, other: Option<f64>, decimals: usize) -> String {
+    match (l, other) {
+        (Some(l), Some(o)) if o >= 0.5 / 10f64.powi(decimals as i32) && (l / o).is_finite() => {
+            format!("{:.2}", l / o)
+        }
+        _ => "-".to_string(),
     }
 }
 
@@ -1410,27 +1590,27 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A numeric row: one value per server, then lightd/other for each other server.
-    fn metric(&mut self, label: &str, vals: &[Option<f64>], decimals: usize) {
+    /// A numeric row: one value per server, then lightd/other for each other server, then
+    /// lightd/best peer.
+    fn metric(&mut self, label: &str, vals: &[Option<f64>], decimals: usize, better: Better) {
+        let val = |i: usize| vals.get(i).copied().flatten().filter(|v| v.is_finite());
         let mut row = vec![label.to_string()];
-        for v in vals {
-            row.push(match v {
-                Some(v) if v.is_finite() => format!("{v:.decimals$}"),
-                _ => "-".to_string(),
-            });
-        }
+        row.extend((0..vals.len()).map(|i| match val(i) {
+            Some(v) => format!("{v:.decimals$}"),
+            None => "-".to_string(),
+        }));
+        let lightd = self.cols.lightd.and_then(val);
         for o in self.cols.others() {
-            let ratio = self
-                .cols
-                .lightd
-                .and_then(|l| Some((vals.get(l).copied()??, vals.get(o).copied()??)))
-                // A ratio to a figure that rounds to zero is noise, not a comparison.
-                .filter(|(_, other)| *other >= 0.5 / 10f64.powi(decimals as i32))
-                .map(|(l, other)| l / other);
-            row.push(match ratio {
-                Some(r) if r.is_finite() => format!("{r:.2}"),
-                _ => "-".to_string(),
-            });
+            row.push(ratio_cell(lightd, val(o), decimals));
+        }
+        if self.cols.best_peer() {
+            let peers = self.cols.peers.iter().filter_map(|&p| val(p));
+            let best = match better {
+                Better::Higher => peers.reduce(f64::max),
+                Better::Lower => peers.reduce(f64::min),
+                Better::Neither => None,
+            };
+            row.push(ratio_cell(lightd, best, decimals));
         }
         self.rows.push(row);
     }
@@ -1439,7 +1619,8 @@ impl<'a> Table<'a> {
     fn text(&mut self, label: &str, cells: Vec<String>) {
         let mut row = vec![label.to_string()];
         row.extend(cells);
-        row.extend(self.cols.others().iter().map(|_| "-".to_string()));
+        let ratios = self.cols.others().len() + usize::from(self.cols.best_peer());
+        row.extend((0..ratios).map(|_| "-".to_string()));
         self.rows.push(row);
     }
 
@@ -1449,6 +1630,9 @@ impl<'a> Table<'a> {
         if let Some(l) = self.cols.lightd {
             for o in self.cols.others() {
                 header.push(format!("{}/{}", self.cols.names[l], self.cols.names[o]));
+            }
+            if self.cols.best_peer() {
+                header.push(format!("{}/best peer", self.cols.names[l]));
             }
         }
         let all: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();

@@ -194,7 +194,7 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("finding a free port: {e}"))
 }
 
-/// A path as a double-quoted config string (the lighttpd and nginx rules agree on `\"`, `\\`).
+/// A path as a double-quoted config string (lighttpd, nginx and YAML agree on `\"`, `\\`).
 pub fn quoted(p: &Path) -> String {
     let s = p.to_string_lossy();
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -291,6 +291,42 @@ pub fn nginx_http_block(prefix: &Path, port: u16, root: &Path) -> String {
          \x20       root {root};\n\
          \x20   }}\n\
          }}\n",
+        root = quoted(root),
+    )
+}
+
+/// h2o's YAML config for both benches: one event-loop thread, no access log (h2o writes one
+/// only when `access-log` is given), the same idle keep-alive limit as the others, and
+/// `max-connections` at `conns`. h2o has no keep-alive request limit for HTTP/1, so
+/// KEEP_ALIVE_REQUESTS has no counterpart here, and it reads files with pread (no sendfile).
+/// `extra` is appended at the top level (a pid file, an error log).
+pub fn h2o_config(port: u16, root: &Path, conns: usize, extra: &str) -> String {
+    // Started as root, h2o switches to `nobody` unless told otherwise; lighttpd and nginx run as
+    // root in these benches, so h2o does too. As anyone else it cannot switch, and must not try.
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user: root\n"
+    } else {
+        ""
+    };
+    // http1-request-timeout is also how long h2o keeps an idle keep-alive connection (default
+    // 10 s, which would close the idle-memory measurement's connections on a slow machine).
+    format!(
+        "{user}\
+         listen:\n\
+         \x20 host: 127.0.0.1\n\
+         \x20 port: {port}\n\
+         num-threads: 1\n\
+         max-connections: {conns}\n\
+         http1-request-timeout: {KEEP_ALIVE_IDLE_SECS}\n\
+         file.mime.addtypes:\n\
+         \x20 application/octet-stream: .bin\n\
+         {extra}\
+         hosts:\n\
+         \x20 default:\n\
+         \x20   paths:\n\
+         \x20     /:\n\
+         \x20       file.dir: {root}\n",
         root = quoted(root),
     )
 }

@@ -10,11 +10,12 @@
 //!
 //! Methods: lightd SIGUSR1, takeover (a second `lightd -f`) and `rc/lightd reload`; lighttpd
 //! SIGINT followed by a new lighttpd, and SIGUSR1 (with and without
-//! server.graceful-restart-bg); nginx HUP and the binary upgrade (USR2, WINCH, QUIT). A baseline
-//! run without reloads shows what the figures look like when nothing happens.
+//! server.graceful-restart-bg); nginx HUP and the binary upgrade (USR2, WINCH, QUIT); h2o HUP
+//! (its master mode). A baseline run without reloads shows what the figures look like when
+//! nothing happens.
 //!
 //! Environment: LIGHTD_RELOAD_N (reloads per run, default 5) and LIGHTD_RELOAD_SERVERS (a
-//! comma-separated subset of lightd,lighttpd,nginx; default all that are installed).
+//! comma-separated subset of lightd,lighttpd,nginx,h2o; default all that are installed).
 //!
 //! Servers that daemonize or re-execute themselves leave the process tree we spawned, so this
 //! process makes itself a child subreaper: every generation, however it was started, ends up our
@@ -26,8 +27,8 @@
 mod common;
 
 use common::{
-    command, env_number, find_program, free_port, nginx_http_block, pattern, proc_stat, quoted,
-    run_bounded, run_wrk, setup, tail, version_of, wait_until, write_config, Capture, Load,
+    command, env_number, find_program, free_port, h2o_config, nginx_http_block, pattern, proc_stat,
+    quoted, run_bounded, run_wrk, setup, tail, version_of, wait_until, write_config, Capture, Load,
     Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, START_TIMEOUT,
     STOP_TIMEOUT,
 };
@@ -42,6 +43,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// What an h2o worker logs once it serves; in master mode, the sign that a HUP has taken.
+const H2O_READY: &str = "is ready to serve requests";
 /// The contract gives a new lightd generation 30 s to report READY; a little more, so a slow
 /// reload is reported as slow rather than as a timeout of ours.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(35);
@@ -115,14 +118,14 @@ fn run() -> Result<(), String> {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
-    for kind in [Kind::Lightd, Kind::Lighttpd, Kind::Nginx] {
+    for kind in [Kind::Lightd, Kind::Lighttpd, Kind::Nginx, Kind::H2o] {
         if !wanted(kind.name()) {
             skipped.push(format!("{}: not in LIGHTD_RELOAD_SERVERS", kind.name()));
             continue;
         }
         let prog = match kind {
             Kind::Lightd => PathBuf::from(BIN),
-            Kind::Lighttpd | Kind::Nginx => match find_program(kind.name()) {
+            Kind::Lighttpd | Kind::Nginx | Kind::H2o => match find_program(kind.name()) {
                 Some(p) => p,
                 None => {
                     skipped.push(format!("{}: not installed, not compared", kind.name()));
@@ -226,6 +229,7 @@ enum Kind {
     Lightd,
     Lighttpd,
     Nginx,
+    H2o,
 }
 
 impl Kind {
@@ -234,6 +238,7 @@ impl Kind {
             Kind::Lightd => "lightd",
             Kind::Lighttpd => "lighttpd",
             Kind::Nginx => "nginx",
+            Kind::H2o => "h2o",
         }
     }
 
@@ -247,6 +252,7 @@ impl Kind {
                 Method::LighttpdUsr1Bg,
             ],
             Kind::Nginx => &[Method::None, Method::Hup, Method::Upgrade],
+            Kind::H2o => &[Method::None, Method::H2oHup],
         }
     }
 }
@@ -262,6 +268,7 @@ enum Method {
     LighttpdUsr1Bg,
     Hup,
     Upgrade,
+    H2oHup,
 }
 
 impl Method {
@@ -273,14 +280,14 @@ impl Method {
             Method::Rc => "rc script",
             Method::IntStart => "SIGINT + start",
             Method::LighttpdUsr1Bg => "SIGUSR1 restart-bg",
-            Method::Hup => "HUP",
+            Method::Hup | Method::H2oHup => "HUP",
             Method::Upgrade => "USR2+WINCH+QUIT",
         }
     }
 }
 
 /// What each method does, and when its reload counts as done.
-const LEGEND: [(&str, &str); 9] = [
+const LEGEND: [(&str, &str); 10] = [
     (
         "none (baseline)",
         "no reload: the same run with nothing happening",
@@ -319,6 +326,11 @@ const LEGEND: [(&str, &str); 9] = [
         "nginx USR2+WINCH+QUIT",
         "binary upgrade, daemon on (nginx ignores USR2 while its parent is the process that \
          started it); done when the new master has a worker, then WINCH and QUIT the old one",
+    ),
+    (
+        "h2o HUP",
+        "h2o -m master (Server::Starter's start_server keeps the socket); done when the new worker \
+         logs \"ready to serve requests\"; start_server TERMs the old worker 1 s after starting it",
     ),
 ];
 
@@ -464,6 +476,9 @@ struct Instance {
     errorlog: PathBuf,
     /// The server's binary, canonical: a pid is only signalled while it runs this.
     exe: PathBuf,
+    /// What the generations we signal and stop (`current`, `old`) run: `exe`, except for h2o's
+    /// master, which is its Perl start_server.
+    master_exe: PathBuf,
     prog: PathBuf,
     current: Option<u32>,
     old: Vec<u32>,
@@ -520,7 +535,7 @@ impl Instance {
         let mut pids: Vec<u32> = self.current.take().into_iter().collect();
         pids.append(&mut self.old);
         for p in pids {
-            if let Some(n) = stop_pid(p, &exe) {
+            if let Some(n) = stop_pid(p, &self.master_exe) {
                 notes.push(n);
             }
         }
@@ -542,6 +557,11 @@ impl Instance {
             }
         }
         reap_zombies(&exe);
+        // h2o's masters, and its workers' crash handlers (Perl too), orphaned to us as they
+        // exit. Nothing else of ours runs Perl.
+        if self.master_exe != exe {
+            reap_zombies(&self.master_exe);
+        }
         notes
     }
 }
@@ -571,6 +591,7 @@ fn start(
         pidfile: None,
         errorlog: dir.join("error.log"),
         exe: exe.to_path_buf(),
+        master_exe: exe.to_path_buf(),
         prog: prog.to_path_buf(),
         current: None,
         old: Vec::new(),
@@ -707,6 +728,43 @@ fn start(
                 ));
             }
         }
+        Kind::H2o => {
+            // Graceful restart needs -m master: h2o execs its start_server, a Perl script
+            // (Server::Starter) that holds the listening socket and runs h2o workers, so the pid
+            // we spawn ends up running perl. Every h2o run uses it, the baseline included.
+            let perl = find_program("perl")
+                .ok_or("perl not found (h2o's master mode is a Perl script)")?;
+            inst.master_exe = fs::canonicalize(&perl).unwrap_or(perl);
+            let extra = format!("error-log: {log}\n");
+            write_config(&inst.cfg, &h2o_config(port, &env.docroot, 1024, &extra))?;
+            let mut cmd = server_command(prog, &env.place);
+            // start_server runs ${H2O_PERL:-perl}: the perl found above.
+            cmd.env_remove("H2O_PERL")
+                .arg("-m")
+                .arg("master")
+                .arg("-c")
+                .arg(&inst.cfg);
+            let master = spawn_generation(&mut inst, cmd)?;
+            // start_server listens before any worker runs, so an accepted connection proves
+            // nothing yet: wait for the worker's own line.
+            let ready = wait_until(START_TIMEOUT, || {
+                count_lines(&inst.errorlog, H2O_READY) > 0 || reap(master)
+            });
+            if !ready || reap(master) {
+                return Err(format!(
+                    "no h2o worker ready within {START_TIMEOUT:?}{}",
+                    inst.diagnostics()
+                ));
+            }
+            if !is_server(master, &inst.master_exe) {
+                return Err(format!(
+                    "pid {master} does not run {}{}",
+                    inst.master_exe.display(),
+                    inst.diagnostics()
+                ));
+            }
+            wait_serving(&inst, master)?;
+        }
     }
     Ok(inst)
 }
@@ -839,6 +897,22 @@ fn reload(inst: &mut Instance, method: Method, place: &Placement) -> Result<Dura
             Ok(t.elapsed())
         }
         Method::Upgrade => nginx_upgrade(inst, old, t),
+        Method::H2oHup => {
+            let before = count_lines(&inst.errorlog, H2O_READY);
+            signal(old, libc::SIGHUP, &inst.master_exe)?;
+            let done = wait_until(RELOAD_TIMEOUT, || {
+                count_lines(&inst.errorlog, H2O_READY) > before || reap(old)
+            });
+            if reap(old) {
+                return Err(format!("master {old} exited on HUP"));
+            }
+            if !done {
+                return Err(format!(
+                    "no new worker ready within {RELOAD_TIMEOUT:?} of HUP"
+                ));
+            }
+            Ok(t.elapsed())
+        }
     }
 }
 

@@ -60,7 +60,10 @@ fn setting(s: &ReqSetting, indent: &str) -> String {
 fn base_settings(b: &ReqConf) -> Vec<String> {
     let mut out = vec![match &b.document_root {
         Some(p) => setting(&ReqSetting::DocumentRoot(p.clone()), ""),
-        None => "# server.document-root is not set: lightd will not start (-tt and start-up need it)".to_string(),
+        None => {
+            "# server.document-root is not set: lightd will not start (-tt and start-up need it)"
+                .to_string()
+        }
     }];
     out.push(setting(&ReqSetting::IndexFiles(b.index_files.clone()), ""));
     out.push(setting(&ReqSetting::FollowSymlink(b.follow_symlink), ""));

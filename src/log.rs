@@ -187,18 +187,23 @@ pub fn flush_suppressed() -> bool {
 
 /// Format one record the way the logger does, into `out`.
 fn format_record(out: &mut Vec<u8>, level: log::Level, msg: &str) {
+    for line in msg.lines() {
+        format_line(out, level, format_args!("{line}"));
+    }
+}
+
+/// One error-log line: "date: lightd[pid] LEVEL: text".
+fn format_line(out: &mut Vec<u8>, level: log::Level, text: std::fmt::Arguments) {
     let mut ts = [0u8; 29];
     date::format(now_secs(), &mut ts);
-    for line in msg.lines() {
-        let _ = writeln!(
-            out,
-            "{}: lightd[{}] {}: {}",
-            String::from_utf8_lossy(&ts),
-            std::process::id(),
-            level,
-            line
-        );
-    }
+    let _ = writeln!(
+        out,
+        "{}: lightd[{}] {}: {}",
+        String::from_utf8_lossy(&ts),
+        std::process::id(),
+        level,
+        text
+    );
 }
 
 /// Write a record directly: to the error log file, or (unless `file_only`) to stderr when
@@ -234,17 +239,8 @@ impl log::Log for Logger {
                 return;
             }
         }
-        let mut ts = [0u8; 29];
-        date::format(now_secs(), &mut ts);
         let mut buf = Vec::with_capacity(128);
-        let _ = writeln!(
-            buf,
-            "{}: lightd[{}] {}: {}",
-            String::from_utf8_lossy(&ts),
-            std::process::id(),
-            rec.level(),
-            rec.args()
-        );
+        format_line(&mut buf, rec.level(), *rec.args());
         emit(&buf, false);
     }
 

@@ -73,7 +73,7 @@ fn run() -> Result<(), String> {
     let only = std::env::var("LIGHTD_RELOAD_SERVERS").ok();
     let wanted = |name: &str| {
         only.as_deref()
-            .is_none_or(|list| list.split(',').any(|s| s.trim() == name))
+            .map_or(true, |list| list.split(',').any(|s| s.trim() == name))
     };
 
     // Orphaned generations (daemonized, re-executed, or outliving their parent) must come to us

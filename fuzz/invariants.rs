@@ -947,7 +947,7 @@ fn reference_ranges(specs: &[RefSpec], len: u64) -> Vec<(u64, u64)> {
 /// Whether `spec` selects byte `p` of a `len`-byte representation (`p < len`).
 fn spec_covers(spec: &RefSpec, len: u64, p: u64) -> bool {
     match *spec {
-        RefSpec::Int(f, l) => f <= p && l.is_none_or(|l| p <= l),
+        RefSpec::Int(f, l) => f <= p && l.map_or(true, |l| p <= l),
         RefSpec::Suffix(n) => n > 0 && p >= len.saturating_sub(n),
     }
 }

@@ -498,7 +498,7 @@ impl Server {
                 }
             }
 
-            if self.accept_pending && self.accept_retry_at.is_none_or(|t| self.ctx.now >= t) {
+            if self.accept_pending && self.accept_retry_at.map_or(true, |t| self.ctx.now >= t) {
                 self.accept();
             }
 

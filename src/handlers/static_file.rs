@@ -236,7 +236,7 @@ fn none_match(value: &[u8], etag: &[u8]) -> bool {
         t.strip_prefix(b"W/").unwrap_or(t)
     }
     value.split(|b| *b == b',').any(|t| {
-        let t = t.trim_ascii();
+        let t = crate::http::request::trim_ows(t);
         t == b"*" || (!t.is_empty() && bare(t) == bare(etag))
     })
 }

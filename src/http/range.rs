@@ -8,6 +8,8 @@
 //! bytes many times over, and a field with more than [`MAX_RANGES`] range-specs is ignored
 //! outright for the same reason.
 
+use super::request::trim_ows;
+
 /// What to do with a Range field for a representation of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeOutcome {
@@ -164,16 +166,6 @@ fn digits_less(a: &[u8], b: &[u8]) -> bool {
     }
     let (a, b) = (strip(a), strip(b));
     (a.len(), a) < (b.len(), b)
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 #[cfg(test)]

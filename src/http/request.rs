@@ -266,7 +266,8 @@ fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+/// Without optional whitespace (spaces and tabs) at either end (RFC 9110 §5.6.3).
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [SP | HT, rest @ ..] = s {
         s = rest;
     }

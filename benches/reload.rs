@@ -106,12 +106,7 @@ fn run() -> Result<(), String> {
     fs::create_dir_all(&docroot).map_err(|e| format!("creating {}: {e}", docroot.display()))?;
     let file = docroot.join(FILE);
     fs::write(&file, pattern(1024)).map_err(|e| format!("writing {}: {e}", file.display()))?;
-    // As in the static bench: a file written in the last two seconds is not cached yet.
-    fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
-        .map_err(|e| format!("dating {}: {e}", file.display()))?;
+    common::backdate(&file)?;
     let env = Env {
         place,
         wrk,

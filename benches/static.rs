@@ -15,10 +15,10 @@
 mod common;
 
 use common::{
-    command, env_number, file_size, find_program, free_port, h2o_config, nginx_http_block, pattern,
-    proc_stat, quoted, run_bounded, run_wrk, run_wrk_args, setup, stop_child, tail, version_of,
-    wait_until, write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT,
-    KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
+    backdate, command, env_number, file_size, find_program, free_port, h2o_config,
+    nginx_http_block, pattern, proc_stat, quoted, run_bounded, run_wrk, run_wrk_args, setup,
+    stop_child, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN,
+    IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -92,13 +92,7 @@ fn run() -> Result<bool, String> {
     for (name, size) in FILES {
         let path = docroot.join(name);
         fs::write(&path, pattern(size)).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        // Written a minute ago as far as anyone can tell: lightd does not cache a file written
-        // in the last two seconds (it may be mid-rewrite), and a site's files are not that new.
-        fs::File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
-            .map_err(|e| format!("dating {}: {e}", path.display()))?;
+        backdate(&path)?;
     }
     println!(
         "  docroot:        {} (1 KiB, 100 KiB and 10 MiB files)",

@@ -5,6 +5,8 @@
 //! This file holds a single test on purpose: the server handles SIGTERM process-wide to stop,
 //! and nothing else may run in this test binary.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -86,12 +88,7 @@ fn steady_state_static_requests_do_not_allocate() {
     // Written a minute ago, as far as the small-file cache can tell: it does not cache a file
     // written in the last two seconds, and the warm-up must fill it.
     for name in ["1k.txt", "64k.bin", "index.html"] {
-        let f = std::fs::File::options()
-            .write(true)
-            .open(docroot.join(name))
-            .unwrap();
-        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-            .unwrap();
+        common::backdate(&docroot.join(name), 60);
     }
     let conf = dir.join("lightd.conf");
     std::fs::write(

@@ -413,14 +413,6 @@ fn fifo_is_refused_without_freezing_the_server() {
     assert_eq!(s.get("/other.txt").status, 200);
 }
 
-/// Mark a file as written a minute ago: the small-file cache does not take files written in
-/// the last two seconds.
-fn backdate(path: &std::path::Path) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
-}
-
 /// A chmod changes only a file's ctime. The small-file cache must notice it (lighttpd's stat
 /// cache does, within seconds) instead of serving the cached copy of a file nobody may read
 /// any more.
@@ -434,7 +426,7 @@ fn chmod_of_a_cached_file_is_noticed() {
         b = b.config("server.username = \"nobody\"");
     }
     let path = b.docroot().join("secret.txt");
-    backdate(&path);
+    backdate(&path, 60);
     let s = b.start();
     let mut c = s.connect();
     for _ in 0..3 {
@@ -462,7 +454,7 @@ fn chmod_of_a_cached_file_is_noticed() {
 fn a_file_caught_empty_mid_rewrite_is_not_served_empty_afterwards() {
     let b = builder().file("page.html", "old content, fully written");
     let path = b.docroot().join("page.html");
-    backdate(&path);
+    backdate(&path, 60);
     let s = b.start();
     let mut c = s.connect();
     assert_eq!(c.get("/page.html").body, b"old content, fully written");

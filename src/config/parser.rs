@@ -829,10 +829,11 @@ impl Loader {
             };
         }
         let var = format!("var.{name}");
-        let candidates: &[&str] = if name.starts_with("var.") {
-            &[name]
+        let both = [var.as_str(), name];
+        let candidates = if name.starts_with("var.") {
+            &both[1..]
         } else {
-            &[var.as_str(), name]
+            &both[..]
         };
         for c in candidates {
             if let Some(s) = self.frames.iter().rev().find_map(|f| f.scope.get(c)) {

@@ -78,6 +78,33 @@ pub fn write_file(path: &Path, data: impl AsRef<[u8]>) {
     fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// Date a file's modification (and access) time `secs` seconds back. The small-file cache
+/// does not take a file written in the last two seconds, and a test that wants it cached says
+/// so with this. (utimensat rather than File::set_modified, which is newer than lightd's
+/// minimum Rust.)
+pub fn backdate(path: &Path, secs: u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in the path");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let when = libc::timespec {
+        tv_sec: now.saturating_sub(secs) as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [when, when];
+    // SAFETY: a NUL-terminated path and an array of two timespecs, both alive for the call.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(
+        rc,
+        0,
+        "utimensat {}: {}",
+        path.display(),
+        io::Error::last_os_error()
+    );
+}
+
 /// `len` bytes of a deterministic pattern with no short period, so that a misplaced or
 /// repeated block of a large file is detected by a byte comparison.
 pub fn pattern(len: usize) -> Vec<u8> {

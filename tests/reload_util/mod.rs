@@ -87,7 +87,7 @@ impl Content {
 /// Live processes (not zombies) whose command line has `arg` as one argument. Each site's
 /// config path is unique, so this finds every generation a site started, whoever forked it.
 pub fn procs_with_arg(arg: &Path) -> Vec<i32> {
-    let want = arg.as_os_str().as_encoded_bytes();
+    let want = arg.as_os_str().as_bytes();
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else {
@@ -738,7 +738,7 @@ impl Site {
 impl Drop for Site {
     fn drop(&mut self) {
         let conf = self.conf();
-        let conf_bytes = conf.as_os_str().as_encoded_bytes().to_vec();
+        let conf_bytes = conf.as_os_str().as_bytes().to_vec();
         let mut pids: BTreeSet<i32> = self.gens.iter().copied().collect();
         pids.extend(self.read_pid());
         // A generation that never reached the pid file (a hung or failed child).

@@ -207,21 +207,17 @@ fn start(
     Ok(0)
 }
 
+/// A listening socket with the index of its `cfg.listen` entry (None: inherited, named by none).
+type Acquired = (Option<usize>, listener::Listener);
+
 /// The listening sockets, from the first source that has them: inherited (LISTEN_FDS), taken
 /// over from the running instance, or bound afresh. Each comes with the index of its entry in
 /// `cfg.listen`, or None for an inherited socket that matches no entry and is served with the
 /// global settings (server.systemd-socket-activation).
-#[allow(clippy::type_complexity)]
 fn acquire(
     cfg: &config::Config,
     mut handed: Vec<handover::Handed>,
-) -> Result<
-    (
-        Vec<(Option<usize>, listener::Listener)>,
-        Option<handover::Takeover>,
-    ),
-    String,
-> {
+) -> Result<(Vec<Acquired>, Option<handover::Takeover>), String> {
     let mut takeover = None;
     if !handed.is_empty() {
         ::log::info!("inherited {} listening socket(s)", handed.len());

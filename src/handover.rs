@@ -36,7 +36,7 @@ pub struct Handed {
     pub addr: SocketAddr,
 }
 
-fn sockaddr_of(fd: RawFd) -> Option<SocketAddr> {
+pub(crate) fn sockaddr_of(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: borrowing the descriptor only for the duration of the call.
     let sock = mem::ManuallyDrop::new(unsafe { socket2::Socket::from_raw_fd(fd) });
     let listening = sock.is_listener().unwrap_or(false);
@@ -47,7 +47,7 @@ fn sockaddr_of(fd: RawFd) -> Option<SocketAddr> {
     sock.local_addr().ok().and_then(|a| a.as_socket())
 }
 
-fn set_cloexec(fd: RawFd) {
+pub(crate) fn set_cloexec(fd: RawFd) {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFD);

@@ -19,6 +19,7 @@ pub mod conn;
 pub mod handlers;
 pub mod handover;
 pub mod http;
+pub mod inplace;
 pub mod listener;
 pub mod log;
 pub mod process;
@@ -43,11 +44,32 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     log::init();
     // Claim inherited descriptors first: until they are close-on-exec, any command we run
     // (include_shell) would inherit the listening sockets.
-    let inherited = handover::take_inherited();
+    let mut inherited = handover::take_inherited();
+    // This image may be an in-place reload of the process a supervisor tracks.
+    let mut in_place = match inplace::take() {
+        Some((ip, handed)) => {
+            inherited = handed;
+            Some(ip)
+        }
+        None => None,
+    };
     // A generation started by SIGUSR1 reports back through this pipe, success or failure, so
     // the running one can log why a reload failed.
     let mut parent = handover::take_ready_fd();
-    let res = start(opts, inherited, &mut parent);
+    let res = start(opts, inherited, &mut parent, &mut in_place);
+    if let (Err(e), Some(ip)) = (&res, in_place.take()) {
+        // Still the pid the supervisor tracks: stay, and let the old generation serve.
+        if !log::has_errorlog() {
+            if let Some(p) = ip.errorlog() {
+                let _ = log::set_errorlog(p);
+            }
+        }
+        ::log::error!(
+            "reload failed: {}; the old generation keeps serving (SIGUSR1 tries again)",
+            e.replace('\n', " ")
+        );
+        return Ok(inplace::wait(ip));
+    }
     if let Err(e) = &res {
         // main prints it on stderr; once server.errorlog is open it goes there as well.
         log::to_errorlog_file(::log::Level::Error, e);
@@ -64,6 +86,7 @@ fn start(
     opts: &Options,
     inherited: Vec<handover::Handed>,
     parent: &mut Option<std::fs::File>,
+    in_place: &mut Option<inplace::InPlace>,
 ) -> Result<i32, String> {
     let path = opts
         .config
@@ -110,8 +133,14 @@ fn start(
 
     // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
     // installed there is an upgrade.
+    let exe = match in_place.as_ref() {
+        // The name we were executed by: /proc/self/exe would say "(deleted)" once a package
+        // upgrade replaced the file, and the upgrade is what the next reload should run.
+        Some(ip) => ip.exe().to_path_buf(),
+        None => std::env::current_exe().map_err(|e| format!("finding our own binary: {}", e))?,
+    };
     let reexec = server::Reexec {
-        exe: std::env::current_exe().map_err(|e| format!("finding our own binary: {}", e))?,
+        exe,
         args: std::env::args_os().skip(1).collect(),
     };
     if let Some(n) = cfg.max_fds {
@@ -127,15 +156,24 @@ fn start(
         .collect();
     cfg.resolve_ephemeral_ports(&bound);
     let listeners: Vec<listener::Listener> = listeners.into_iter().map(|(_, l)| l).collect();
-    let control = match cfg.control_path() {
-        Some(p) => {
-            Some(handover::ControlSocket::bind(&p).map_err(|e| format!("control socket: {}", e))?)
+    let control = match cfg
+        .control_path()
+        .map(|p| handover::ControlSocket::bind(&p))
+    {
+        Some(Ok(c)) => Some(c),
+        // After dropping privileges an in-place image may not be able to write there; it
+        // serves all the same, and SIGUSR1 still reloads it.
+        Some(Err(e)) if in_place.is_some() => {
+            ::log::error!("control socket: {}; a second lightd cannot take over", e);
+            None
         }
+        Some(Err(e)) => return Err(format!("control socket: {}", e)),
         None => None,
     };
 
     let new_generation = takeover.is_some() || parent.is_some();
-    let mut ready = if opts.foreground || parent.is_some() {
+    // An in-place image is the process its supervisor started: it must not fork away.
+    let mut ready = if opts.foreground || parent.is_some() || in_place.is_some() {
         process::Ready::foreground()
     } else {
         process::daemonize().map_err(|e| format!("daemonizing: {}", e))?
@@ -155,11 +193,20 @@ fn start(
     if let Some(t) = opts.idle_timeout {
         server.set_idle_limit(t);
     }
+    // The handlers are in place: signals held across an in-place exec can be delivered.
+    if inplace::release_signals(in_place.is_some()) {
+        ::log::info!("SIGUSR1 during the reload: folded into it");
+    }
 
     // Everything that can fail happens before we tell the generation before us that we are
     // ready, so that a failure leaves it serving: after READY only renames in directories we
     // have just written to, and the privilege drop resolved above, remain.
     let pending_pid = match &pid_path {
+        // An in-place image has the pid the file already names; it may no longer have the
+        // privileges to write there.
+        Some(p) if in_place.is_some() && process::PidFile::names_us(p) => {
+            Some(process::PendingPidFile::adopt(p))
+        }
         Some(p) => Some(process::PidFile::prepare(p).map_err(|e| e.to_string())?),
         None => None,
     };
@@ -172,6 +219,9 @@ fn start(
         use std::io::Write;
         // If the parent is gone it cannot drain either; serving is still right.
         let _ = p.write_all(b"READY\n");
+    }
+    if let Some(ip) = in_place.take() {
+        server.adopt_old_generations(ip.ready());
     }
     if new_generation {
         handover::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));

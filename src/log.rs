@@ -295,6 +295,17 @@ pub fn set_errorlog(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The file the error log goes to, if not stderr.
+pub fn errorlog_path() -> Option<PathBuf> {
+    let guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map(|(p, _)| p.clone())
+}
+
+/// Whether the error log goes to a file yet.
+pub fn has_errorlog() -> bool {
+    ERRORLOG.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
 /// Reopen the error log file (SIGHUP, after logrotate moved it away).
 pub fn reopen_errorlog() {
     let mut guard = ERRORLOG.lock().unwrap_or_else(|e| e.into_inner());

@@ -180,6 +180,14 @@ pub fn remove_stale_tmp(path: &Path) {
 }
 
 impl PidFile {
+    /// Whether the file at `path` holds this process's pid.
+    pub fn names_us(path: &Path) -> bool {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            == Some(std::process::id())
+    }
+
     pub fn prepare(path: &Path) -> io::Result<PendingPidFile> {
         use std::os::unix::fs::OpenOptionsExt;
         remove_stale_tmp(path);
@@ -214,6 +222,14 @@ impl PidFile {
 }
 
 impl PendingPidFile {
+    /// A pid file that already names this process (an in-place reload): nothing to write.
+    pub fn adopt(path: &Path) -> PendingPidFile {
+        PendingPidFile {
+            path: path.to_path_buf(),
+            tmp: None,
+        }
+    }
+
     /// Put the pid file in place.
     pub fn commit(mut self) -> io::Result<PidFile> {
         if let Some(tmp) = self.tmp.take() {
@@ -241,11 +257,7 @@ impl Drop for PendingPidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let ours = std::fs::read_to_string(&self.path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            == Some(std::process::id());
-        if ours {
+        if PidFile::names_us(&self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -300,7 +312,12 @@ impl Creds {
             return Ok(());
         }
         // SAFETY: plain system call.
-        if unsafe { libc::geteuid() } != 0 {
+        let euid = unsafe { libc::geteuid() };
+        // Already that user: an in-place reload of a process that switched at its start.
+        if euid != 0 && self.uid == Some(euid) {
+            return Ok(());
+        }
+        if euid != 0 {
             log::warn!("server.username/server.groupname ignored: not running as root");
             return Ok(());
         }

@@ -309,6 +309,11 @@ pub struct Server {
     idle_limit: Option<Duration>,
     /// The last time the poll reported anything.
     last_active: Instant,
+    /// Older generations left by in-place reloads, our children, draining; reaped here.
+    old_gens: Vec<u32>,
+    /// This process is the old generation of an in-place reload: a copy forked by the
+    /// process its supervisor tracks, finishing what it had.
+    old_generation: bool,
 }
 
 impl Server {
@@ -325,7 +330,15 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()));
         }
         let poll = Poll::new()?;
-        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1])?;
+        // SIGUSR2 is the parent-death signal of an in-place reload's old generation; handled
+        // everywhere so that a stray one never ends a server.
+        let mut signals = Signals::new([
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+        ])?;
         if let Some(c) = &control {
             poll.registry().register(
                 &mut SourceFd(&c.listener.as_raw_fd()),
@@ -411,6 +424,8 @@ impl Server {
             queued: false,
             idle_limit: None,
             last_active: now,
+            old_gens: Vec::new(),
+            old_generation: false,
         })
     }
 
@@ -426,6 +441,12 @@ impl Server {
         // keeps forked workers from inheriting descriptors that SIGHUP would never reopen.
         self.ctx.accesslogs.clear();
         self.role = Role::Supervisor { workers };
+    }
+
+    /// Older generations of an in-place reload, now draining: reap them, and pass stop and
+    /// log signals on.
+    pub fn adopt_old_generations(&mut self, pids: Vec<u32>) {
+        self.old_gens = pids;
     }
 
     /// `-i SECS`: begin a graceful stop once nothing has happened for `limit`, as lighttpd's
@@ -526,7 +547,7 @@ impl Server {
             }
 
             if self.ctx.drain_started.is_some() {
-                if self.conns.is_empty() && self.workers.is_empty() {
+                if self.conns.is_empty() && self.workers.is_empty() && self.old_gens.is_empty() {
                     return Ok(self.drained());
                 }
                 if self.role != Role::Single {
@@ -584,6 +605,7 @@ impl Server {
             || self.reload.is_some()
             || !self.zombies.is_empty()
             || !self.workers.is_empty()
+            || !self.old_gens.is_empty()
             || self.log_pending
         {
             return Some(idle.map_or(TICK, |d| d.min(TICK)));
@@ -760,7 +782,10 @@ impl Server {
 
     /// Returns Some when the loop must end at once.
     fn on_signals(&mut self) -> Option<Exit> {
-        let sigs: Vec<i32> = self.signals.pending().collect();
+        let mut sigs: Vec<i32> = self.signals.pending().collect();
+        // A reload last: a stop that came with it wins, and an in-place reload never returns
+        // here with signals left unhandled.
+        sigs.sort_by_key(|&s| s == libc::SIGUSR1);
         for sig in sigs {
             match sig {
                 libc::SIGINT if self.ctx.drain_started.is_none() => {
@@ -772,11 +797,23 @@ impl Server {
                 // Workers leave reloads to their supervisor, which gets the signal too when
                 // it is sent to the process group.
                 libc::SIGUSR1 if self.role == Role::Worker => {}
+                libc::SIGUSR1 if self.old_generation => {
+                    log::info!("SIGUSR1 ignored: this is an old generation, draining");
+                }
                 libc::SIGUSR1 => self.start_reexec(),
+                libc::SIGUSR2 if self.old_generation && self.ctx.drain_started.is_none() => {
+                    log::warn!(
+                        "in-place reload: the new image ended before it was ready; this old \
+                         generation stops accepting so that a fresh start can listen"
+                    );
+                    self.begin_drain();
+                }
+                libc::SIGUSR2 => {}
                 libc::SIGINT => {
                     log::info!("second SIGINT: stopping now");
                     self.abandon_reload("this instance is stopping");
                     self.stop_workers_now();
+                    self.signal_old_gens(libc::SIGTERM);
                     return Some(Exit::Immediate);
                 }
                 libc::SIGTERM => {
@@ -788,10 +825,12 @@ impl Server {
                     // stop: end it too.
                     self.abandon_reload("this instance is stopping");
                     self.stop_workers_now();
+                    self.signal_old_gens(libc::SIGTERM);
                     return Some(Exit::Immediate);
                 }
                 libc::SIGHUP => {
                     self.signal_workers(libc::SIGHUP);
+                    self.signal_old_gens(libc::SIGHUP);
                     crate::log::reopen_errorlog();
                     for l in &mut self.ctx.accesslogs {
                         l.reopen();
@@ -865,7 +904,9 @@ impl Server {
         self.scratch_keys = expired;
     }
 
-    /// SIGUSR1: re-execute our binary with the listeners; drain once it says it is ready.
+    /// SIGUSR1: re-execute our binary with the listeners. Under systemd (NOTIFY_SOCKET) as a
+    /// child that becomes the main pid once ready, and we drain; otherwise in place, so the pid
+    /// a supervisor or pid file knows stays in charge.
     fn start_reexec(&mut self) {
         if self.ctx.drain_started.is_some() {
             log::info!("SIGUSR1 ignored: this instance is already stopping");
@@ -873,6 +914,10 @@ impl Server {
         }
         if self.reload.is_some() {
             log::info!("SIGUSR1: a reload is already under way; coalesced into it");
+            return;
+        }
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            self.reload_in_place();
             return;
         }
         let fds: Vec<_> = self
@@ -922,6 +967,133 @@ impl Server {
             buf: Vec::new(),
             deadline: self.ctx.now + RELOAD_TIMEOUT,
         });
+    }
+
+    /// SIGUSR1 without systemd: fork the old generation off to finish its connections (a
+    /// supervisor's workers already are that), and re-execute this process in place with the
+    /// listeners. Returns only in the forked old generation, or if nothing was started.
+    fn reload_in_place(&mut self) {
+        let exe = self.reexec.exe.clone();
+        let Ok(path) =
+            std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str()))
+        else {
+            log::error!(
+                "reload failed: {}: not a valid path; still serving",
+                exe.display()
+            );
+            return;
+        };
+        // SAFETY: a NUL-terminated path. Checked first because after the fork there is no
+        // going back to serving here.
+        if unsafe { libc::access(path.as_ptr(), libc::X_OK) } != 0 {
+            log::error!(
+                "reload failed: {}: {}; still serving",
+                exe.display(),
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        let fds: Vec<RawFd> = self
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.raw_fd())
+            .collect();
+        let mut children: Vec<crate::inplace::OldGen> = self
+            .old_gens
+            .iter()
+            .map(|&pid| crate::inplace::OldGen {
+                pid,
+                serving: false,
+            })
+            .collect();
+        for l in &mut self.ctx.accesslogs {
+            l.flush();
+        }
+        crate::inplace::hold_signals();
+        if self.role == Role::Single {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            // SAFETY: lightd is single-threaded, so the child is a consistent copy.
+            let pid = unsafe { libc::fork() };
+            if pid < 0 {
+                crate::inplace::release_signals(false);
+                log::error!(
+                    "reload failed: forking the old generation: {}; still serving",
+                    io::Error::last_os_error()
+                );
+                return;
+            }
+            if pid == 0 {
+                self.become_old_generation(me);
+                return;
+            }
+            children.push(crate::inplace::OldGen {
+                pid: pid as u32,
+                serving: true,
+            });
+        } else {
+            // The workers serve until the new image has its own.
+            children.extend(
+                self.workers
+                    .iter()
+                    .map(|&pid| crate::inplace::OldGen { pid, serving: true }),
+            );
+        }
+        log::info!(
+            "SIGUSR1: reloading in place with {} listening socket(s); the old generation \
+             serves until this process is ready",
+            fds.len()
+        );
+        let e = crate::inplace::exec(&exe, &self.reexec.args, &fds, &children);
+        log::error!("reload failed: executing {}: {}", exe.display(), e);
+        // The old generation has the connections now, so this image cannot serve again: it
+        // waits as a failed new image would.
+        let mut keep = Vec::new();
+        for &fd in &fds {
+            // SAFETY: duplicating a descriptor that is open in this process.
+            let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if d >= 0 {
+                // SAFETY: a fresh descriptor owned by nothing else.
+                keep.push(unsafe { OwnedFd::from_raw_fd(d) });
+            }
+        }
+        let ip = crate::inplace::InPlace::new(keep, children, exe, self.reexec.args.clone());
+        let code = crate::inplace::wait(ip);
+        std::process::exit(code)
+    }
+
+    /// In the child forked by an in-place reload: finish what we have, accepting until the new
+    /// image is ready (SIGINT) or has died (SIGUSR2, the parent-death signal).
+    fn become_old_generation(&mut self, parent: libc::pid_t) {
+        // SAFETY: plain system calls.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2) };
+        crate::inplace::release_signals(false);
+        self.old_generation = true;
+        // The pid file and control socket stay with the process the supervisor knows.
+        self.handed_over = true;
+        if let Some(mut c) = self.control.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&c.listener.as_raw_fd()));
+            c.disarm();
+        }
+        // Their parent is the other process.
+        self.old_gens.clear();
+        self.zombies.clear();
+        // SAFETY: plain system call.
+        if unsafe { libc::getppid() } != parent {
+            log::warn!("in-place reload: the new image is already gone; draining");
+            self.begin_drain();
+        }
+    }
+
+    fn signal_old_gens(&self, sig: libc::c_int) {
+        for &pid in &self.old_gens {
+            // SAFETY: our children, not yet reaped, so the pids are ours.
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        }
     }
 
     /// A process connected to the control socket: a new generation asking for the listeners.
@@ -1163,6 +1335,12 @@ impl Server {
             ));
         }
         self.check_workers();
+        self.old_gens.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waiting without blocking for a child of ours.
+            let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            r == 0
+        });
         self.zombies.retain(|&pid| {
             let mut status = 0;
             // SAFETY: waiting without blocking for a child of ours.

@@ -140,6 +140,8 @@ fn rc_script_reload_under_load() {
 #[test]
 fn sigusr1_reload_under_load() {
     let mut site = Site::new("reload-usr1", GRACE, "");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     site.start_first();
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);
@@ -174,11 +176,12 @@ fn takeover_by_hand_under_load() {
 }
 
 /// Runs in the forked child before exec: put the listening socket at fd 3 (inheritable), set
-/// LISTEN_FDS and LISTEN_PID (whose value is only known here) and remove `scrub`. setenv is
+/// LISTEN_FDS and LISTEN_PID (whose value is only known here), remove `scrub`, and set
+/// NOTIFY_SOCKET to `notify`. setenv is
 /// not async-signal-safe in general; it is sound here because glibc resets the malloc locks in
 /// the child and nothing in the test process ever holds the environment lock (std's set_var
 /// is not used).
-fn pass_listen_fd(fd: RawFd, scrub: &[CString]) -> io::Result<()> {
+fn pass_listen_fd(fd: RawFd, scrub: &[CString], notify: &CString) -> io::Result<()> {
     let mut digits = [0u8; 16];
     // SAFETY: descriptor and environment calls on this (child) process only; the strings are
     // NUL-terminated and outlive the calls.
@@ -207,6 +210,7 @@ fn pass_listen_fd(fd: RawFd, scrub: &[CString]) -> io::Result<()> {
         }
         if libc::setenv(c"LISTEN_FDS".as_ptr(), c"1".as_ptr(), 1) != 0
             || libc::setenv(c"LISTEN_PID".as_ptr(), digits[i..].as_ptr().cast(), 1) != 0
+            || libc::setenv(c"NOTIFY_SOCKET".as_ptr(), notify.as_ptr(), 1) != 0
         {
             return Err(io::Error::last_os_error());
         }
@@ -222,6 +226,12 @@ fn socket_activation_then_sigusr1_under_load() {
     let inode = own_fd_inode(listener.as_raw_fd()).expect("listener inode");
     let mut site = Site::new("reload-sockact", GRACE, "");
     site.set_port(port);
+    // systemd socket activation, so SIGUSR1 hands over to a new main pid.
+    site.under_systemd();
+    let notify = CString::new(std::os::unix::ffi::OsStringExt::into_vec(
+        site.notify_socket().unwrap().into_os_string(),
+    ))
+    .unwrap();
 
     // No Command::env here: std would apply it after the hook and lose LISTEN_*.
     let mut cmd = site.lightd_same_env(&["-D", "-f", &site.conf_str()]);
@@ -232,7 +242,7 @@ fn socket_activation_then_sigusr1_under_load() {
         .collect();
     // SAFETY: pass_listen_fd only touches the child's descriptors and environment.
     unsafe {
-        cmd.pre_exec(move || pass_listen_fd(fd, &scrub));
+        cmd.pre_exec(move || pass_listen_fd(fd, &scrub, &notify));
     }
     let first = site.spawn(cmd);
     site.learn_port(first);
@@ -270,6 +280,8 @@ fn socket_activation_then_sigusr1_under_load() {
 fn broken_config_reload_fails_and_the_old_generation_keeps_serving() {
     let shells = rc_shells();
     let mut site = Site::new("reload-broken", GRACE, "");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     // Daemonized, so the running generation's stderr is /dev/null and its error log is the
     // only place a reason for a failed reload can go.
     let out = site.run(site.lightd(&["-f", &site.conf_str()]));
@@ -350,6 +362,8 @@ fn burst_of_sigusr1_gives_one_reload() {
     // Loading this config takes a second, so a reload stays under way long enough for the
     // rest of the burst to arrive during it (a new generation is otherwise ready in ms).
     let mut site = Site::new("reload-burst", GRACE, "include_shell \"sleep 1\"");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     let first = site.start_first();
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);
@@ -391,6 +405,8 @@ fn burst_of_sigusr1_gives_one_reload() {
 fn drain_deadline_stops_the_old_generation() {
     const DEADLINE: u64 = 2;
     let mut site = Site::new("reload-deadline", DEADLINE, "");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     let old = site.start_first();
     // The big download would outlast a 2 s drain and be cut, rightly; leave it out.
     let spec = LoadSpec::no_download();
@@ -575,6 +591,8 @@ fn sigterm_during_a_reload_ends_the_starting_generation() {
     // Loading this config takes 3 s, so a new generation is still starting (running the
     // shell) when SIGTERM comes; its `sh -c` is a grandchild, not a generation.
     let mut site = Site::new("reload-sigterm", GRACE, "include_shell \"sleep 3\"");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     let old = site.start_first();
     let addr = site.addr();
     let port = addr.port();
@@ -746,6 +764,8 @@ fn get_small(site: &Site) {
 #[test]
 fn workers_reload_under_load() {
     let mut site = Site::new("workers-usr1", GRACE, "server.max-worker = 2\n");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     let first = site.start_first();
     wait_workers(&site, first, 2);
     let spec = LoadSpec::full();
@@ -853,6 +873,8 @@ fn workers_drain_a_download_on_sigint() {
 #[test]
 fn reload_onto_an_unloadable_config_fails_and_the_old_generation_keeps_serving() {
     let mut site = Site::new("reload-unloadable", GRACE, "");
+    // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
+    site.under_systemd();
     let first = site.start_first();
     let good = site.config_text();
     for (extra, needle) in [

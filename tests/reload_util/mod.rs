@@ -5,6 +5,9 @@
 //! Everything waits on a condition with a deadline (a pid file changed, a pid disappeared, a log
 //! line or a datagram arrived); the only sleeps are poll intervals and the download's pacing.
 
+// Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -313,6 +316,8 @@ pub struct Site {
     /// The listening socket every generation must share (from /proc/net/tcp).
     listener: Option<u64>,
     ncmd: usize,
+    /// Set by `under_systemd`: every lightd started gets NOTIFY_SOCKET, as systemd gives it.
+    notify: Option<Notify>,
     // Last, so the directory outlives the processes (fields drop after Drop::drop).
     dir: TempDir,
 }
@@ -336,10 +341,29 @@ impl Site {
             gens: Vec::new(),
             listener: None,
             ncmd: 0,
+            notify: None,
             dir,
         };
         site.write_config();
         site
+    }
+
+    /// Run every lightd of this site as systemd would (Type=notify): with NOTIFY_SOCKET set,
+    /// SIGUSR1 starts a new generation as a child that becomes the main pid, instead of
+    /// reloading in place.
+    pub fn under_systemd(&mut self) {
+        self.notify = Some(Notify::bind(&self.dir().join("notify.sock")));
+    }
+
+    /// The NOTIFY_SOCKET of a site `under_systemd`.
+    pub fn notify_socket(&self) -> Option<PathBuf> {
+        self.notify.as_ref().map(|n| n.path.clone())
+    }
+
+    /// Replace the extra config lines (written at once).
+    pub fn set_extra(&mut self, extra: &str) {
+        self.extra = extra.to_string();
+        self.write_config();
     }
 
     /// Configure a known port before the first start (the socket-activation test).
@@ -448,6 +472,9 @@ impl Site {
     pub fn lightd(&self, args: &[&str]) -> Command {
         let mut cmd = self.lightd_same_env(args);
         clean_env(&mut cmd);
+        if let Some(p) = self.notify_socket() {
+            cmd.env("NOTIFY_SOCKET", p);
+        }
         cmd
     }
 
@@ -455,12 +482,17 @@ impl Site {
     /// with Command after pre_exec hooks run, which would undo the hook's setenv. The hook
     /// then removes `SCRUBBED_ENV` itself.
     pub fn lightd_same_env(&self, args: &[&str]) -> Command {
+        self.lightd_bin(Path::new(BIN), args)
+    }
+
+    /// As `lightd_same_env`, running the binary at `bin` (a copy the test may replace).
+    pub fn lightd_bin(&self, bin: &Path, args: &[&str]) -> Command {
         let out = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.stderr_file())
             .unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

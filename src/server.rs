@@ -808,6 +808,10 @@ impl Server {
                     );
                     self.begin_drain();
                 }
+                libc::SIGUSR2 if self.role == Role::Worker && self.ctx.drain_started.is_none() => {
+                    log::warn!("worker: the supervisor is gone; draining");
+                    self.begin_drain();
+                }
                 libc::SIGUSR2 => {}
                 libc::SIGINT => {
                     log::info!("second SIGINT: stopping now");
@@ -1367,12 +1371,6 @@ impl Server {
     /// Fork one worker: it builds its own loop on the same listening sockets and never returns
     /// here.
     fn spawn_worker(&mut self) -> Option<u32> {
-        let fds: Vec<RawFd> = self
-            .listeners
-            .iter()
-            .flatten()
-            .map(|l| l.raw_fd())
-            .collect();
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
         // SAFETY: lightd is single-threaded, so the child is a consistent copy.
@@ -1385,15 +1383,23 @@ impl Server {
             log::info!("started worker pid {}", pid);
             return Some(pid as u32);
         }
-        // The worker: it must not outlive the supervisor.
+        // The worker must not outlive the supervisor: when it dies, the worker stops accepting
+        // and finishes what it has (SIGUSR2), so that the supervisor's restart can bind.
         // SAFETY: plain system calls.
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2);
             if libc::getppid() != parent {
                 libc::_exit(0);
             }
         }
-        let code = match worker_main(self.ctx.cfg.clone(), &fds) {
+        // The worker owns its copies of the listening sockets outright, so that its drain
+        // closes every one of them. The control socket is the supervisor's: a copy held here
+        // would keep it answering no one after the supervisor died.
+        let listeners: Vec<Listener> = self.listeners.iter_mut().filter_map(Option::take).collect();
+        if let Some(mut c) = self.control.take() {
+            c.disarm();
+        }
+        let code = match worker_main(self.ctx.cfg.clone(), listeners) {
             Ok(()) => 0,
             Err(e) => {
                 log::error!("worker: {}", e);
@@ -1474,17 +1480,7 @@ impl Server {
 }
 
 /// A worker's life: its own loop on copies of the supervisor's listening sockets.
-fn worker_main(cfg: Config, fds: &[RawFd]) -> io::Result<()> {
-    let mut listeners = Vec::with_capacity(fds.len());
-    for &fd in fds {
-        // SAFETY: duplicating a descriptor that is open in this process.
-        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        if d < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `d` is a fresh descriptor owned by nothing else.
-        listeners.push(Listener::from_fd(unsafe { OwnedFd::from_raw_fd(d) })?);
-    }
+fn worker_main(cfg: Config, listeners: Vec<Listener>) -> io::Result<()> {
     let reexec = Reexec {
         exe: PathBuf::new(),
         args: Vec::new(),

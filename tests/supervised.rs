@@ -639,3 +639,43 @@ fn workers_reload_in_place_under_load() {
     report.assert_clean(spec);
     site.stop(pid, true);
 }
+
+/// The supervisor of server.max-worker is killed (SIGKILL, as a supervisor's own stop timeout
+/// or the OOM killer would): its workers stop accepting at once, so the restarted lightd binds
+/// the port, and finish the download they serve.
+#[test]
+fn workers_of_a_killed_supervisor_free_the_port_and_finish() {
+    let mut site = Site::new("inplace-workers-kill", GRACE, "server.max-worker = 2\n");
+    let pid = site.start_first();
+    assert!(
+        wait_until(READY_TIMEOUT, || old_gens(&site, pid).len() == 2),
+        "workers: {:?}",
+        old_gens(&site, pid)
+    );
+    let workers = old_gens(&site, pid);
+    let download = Download::start(&site);
+    send_signal(pid, libc::SIGKILL);
+    assert!(
+        site.wait_gone(pid, MARGIN).is_some(),
+        "pid {pid} survived SIGKILL"
+    );
+    let port = site.addr().port();
+    assert!(
+        wait_until(MARGIN, || listen_inodes(port).is_empty()),
+        "the workers {workers:?} still listen after their supervisor died\n{}",
+        site.dump()
+    );
+    let fresh = site.spawn(site.lightd(&["-D", "-f", &site.conf_str()]));
+    site.wait_listening(fresh, READY_TIMEOUT);
+    site.check_serves();
+    download.finish("the download on a worker of the killed supervisor");
+    for w in workers {
+        assert!(
+            wait_until(Duration::from_secs(GRACE) + MARGIN, || !common::pid_alive(
+                w
+            )),
+            "worker {w} outlived its supervisor"
+        );
+    }
+    site.stop(fresh, true);
+}

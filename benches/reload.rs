@@ -295,7 +295,8 @@ const LEGEND: [(&str, &str); 10] = [
     ),
     (
         "lightd SIGUSR1",
-        "kill -USR1 <pid in the pid file>; done when the pid file names the new generation",
+        "kill -USR1 <pid in the pid file> (in place: the pid stays); done when its log says \
+         \"reload: this image is ready\"",
     ),
     (
         "lightd takeover",
@@ -835,10 +836,20 @@ fn reload(inst: &mut Instance, method: Method, place: &Placement) -> Result<Dura
     match method {
         Method::None => Ok(Duration::ZERO),
         Method::Usr1 => {
+            // In place: the pid stays, and its log says when the new image serves.
+            let before = count_lines(&inst.errorlog, LIGHTD_READY);
             signal(old, libc::SIGUSR1, &inst.exe)?;
-            let next = wait_successor(inst, old)?;
-            inst.old.push(old);
-            inst.current = Some(next);
+            let done = wait_until(RELOAD_TIMEOUT, || {
+                count_lines(&inst.errorlog, LIGHTD_READY) > before || reap(old)
+            });
+            if reap(old) {
+                return Err(format!("pid {old} exited instead of reloading in place"));
+            }
+            if !done {
+                return Err(format!(
+                    "no \"{LIGHTD_READY}\" within {RELOAD_TIMEOUT:?} of SIGUSR1"
+                ));
+            }
             Ok(t.elapsed())
         }
         Method::Takeover => {
@@ -928,38 +939,6 @@ fn finish_command(cmd: Command, what: &str) -> Result<(), String> {
             out.status,
             tail(&format!("{}{}", out.stdout, out.stderr), 400)
         ))
-    }
-}
-
-/// Wait until the pid file names a live generation other than `old`.
-fn wait_successor(inst: &Instance, old: u32) -> Result<u32, String> {
-    let mut old_gone_at: Option<Instant> = None;
-    let found = wait_until(RELOAD_TIMEOUT, || {
-        if inst
-            .pid_from_file()
-            .is_some_and(|p| p != old && is_server(p, &inst.exe))
-        {
-            return true;
-        }
-        // An old generation that exits without a successor ends the wait, after a moment for
-        // a successor that is just writing its pid file.
-        if reap(old) {
-            let at = *old_gone_at.get_or_insert_with(Instant::now);
-            return at.elapsed() > Duration::from_secs(1);
-        }
-        false
-    });
-    match inst.pid_from_file() {
-        Some(p) if found && p != old && is_server(p, &inst.exe) => {
-            born(p);
-            Ok(p)
-        }
-        _ if reap(old) => Err(format!(
-            "pid {old} exited and the pid file names no new generation"
-        )),
-        _ => Err(format!(
-            "the pid file still names pid {old} after {RELOAD_TIMEOUT:?}"
-        )),
     }
 }
 
@@ -1214,6 +1193,9 @@ fn loadavg() -> String {
 fn read_pid(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// What lightd logs when an in-place reload's new image serves.
+const LIGHTD_READY: &str = "reload: this image is ready";
 
 fn count_lines(path: &Path, needle: &str) -> usize {
     fs::read_to_string(path)

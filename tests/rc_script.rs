@@ -1,9 +1,18 @@
-//! Static checks of rc/lightd: it must parse under dash and busybox sh and be clean under
-//! shellcheck. CI installs the tools (.ci/run); elsewhere a missing tool is skipped with a note.
+//! Static checks of the init scripts (rc/lightd and the scripts for runit and s6): each must
+//! parse under dash and busybox sh and be clean under shellcheck as POSIX sh. CI installs the
+//! tools (.ci/run); elsewhere a missing tool is skipped with a note.
 
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd");
+
+/// Every shell script under rc/.
+const SCRIPTS: [&str; 4] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/run"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/control/t"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/s6/run"),
+];
 
 /// Run `cmd args`; None when the tool is not installed (a failure under CI).
 fn run(cmd: &str, args: &[&str]) -> Option<std::process::Output> {
@@ -33,14 +42,32 @@ fn assert_ok(what: &str, out: Option<std::process::Output>) {
 }
 
 #[test]
-fn rc_script_is_clean_under_shellcheck() {
-    assert_ok("shellcheck", run("shellcheck", &["-s", "sh", SCRIPT]));
+fn rc_scripts_are_clean_under_shellcheck() {
+    // -s sh: what the scripts must be, whatever their first line says.
+    let mut args = vec!["-s", "sh"];
+    args.extend(SCRIPTS);
+    assert_ok("shellcheck", run("shellcheck", &args));
 }
 
 #[test]
-fn rc_script_parses_under_dash_and_busybox() {
-    assert_ok("dash -n", run("dash", &["-n", SCRIPT]));
-    assert_ok("busybox sh -n", run("busybox", &["sh", "-n", SCRIPT]));
+fn rc_scripts_parse_under_dash_and_busybox() {
+    for script in SCRIPTS {
+        assert_ok(&format!("dash -n {script}"), run("dash", &["-n", script]));
+        assert_ok(
+            &format!("busybox sh -n {script}"),
+            run("busybox", &["sh", "-n", script]),
+        );
+    }
+}
+
+/// The small files s6-supervise reads: down-signal must name SIGINT (lightd's graceful stop;
+/// s6's default, SIGTERM, is its immediate one), and timeout-kill a number of milliseconds.
+#[test]
+fn s6_down_signal_is_sigint() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rc/s6");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+    assert_eq!(read("down-signal"), "SIGINT\n");
+    assert!(read("timeout-kill").trim().parse::<u32>().is_ok());
 }
 
 #[test]

@@ -1,14 +1,15 @@
-//! Static checks of the init scripts (rc/lightd and the scripts for runit and s6): each must
-//! parse under dash and busybox sh and be clean under shellcheck as POSIX sh. CI installs the
-//! tools (.ci/run); elsewhere a missing tool is skipped with a note.
+//! Static checks of the init scripts (rc/lightd and the scripts for OpenRC, runit and s6):
+//! each must parse under dash and busybox sh and be clean under shellcheck as POSIX sh. CI
+//! installs the tools (.ci/run); elsewhere a missing tool is skipped with a note.
 
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd");
 
 /// Every shell script under rc/.
-const SCRIPTS: [&str; 4] = [
+const SCRIPTS: [&str; 5] = [
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd.openrc"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/run"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/control/t"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/s6/run"),
@@ -43,7 +44,8 @@ fn assert_ok(what: &str, out: Option<std::process::Output>) {
 
 #[test]
 fn rc_scripts_are_clean_under_shellcheck() {
-    // -s sh: what the scripts must be, whatever their first line says.
+    // -s sh: the OpenRC script starts with an interpreter shellcheck does not know
+    // (`/sbin/openrc-run`), and runs POSIX sh.
     let mut args = vec!["-s", "sh"];
     args.extend(SCRIPTS);
     assert_ok("shellcheck", run("shellcheck", &args));

@@ -1,14 +1,15 @@
-//! Static checks of the init scripts (rc/lightd and the scripts for OpenRC, runit and s6):
-//! each must parse under dash and busybox sh and be clean under shellcheck as POSIX sh. CI
-//! installs the tools (.ci/run); elsewhere a missing tool is skipped with a note.
+//! Static checks of the init scripts (rc/lightd and the scripts for procd, OpenRC, runit and
+//! s6): each must parse under dash and busybox sh and be clean under shellcheck as POSIX sh.
+//! CI installs the tools (.ci/run); elsewhere a missing tool is skipped with a note.
 
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd");
 
 /// Every shell script under rc/.
-const SCRIPTS: [&str; 5] = [
+const SCRIPTS: [&str; 6] = [
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd.procd"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd.openrc"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/run"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/control/t"),
@@ -44,8 +45,8 @@ fn assert_ok(what: &str, out: Option<std::process::Output>) {
 
 #[test]
 fn rc_scripts_are_clean_under_shellcheck() {
-    // -s sh: the OpenRC script starts with an interpreter shellcheck does not know
-    // (`/sbin/openrc-run`), and runs POSIX sh.
+    // -s sh: the procd and OpenRC scripts start with interpreters shellcheck does not know
+    // (`/bin/sh /etc/rc.common`, `/sbin/openrc-run`), and both run POSIX sh.
     let mut args = vec!["-s", "sh"];
     args.extend(SCRIPTS);
     assert_ok("shellcheck", run("shellcheck", &args));

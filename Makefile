@@ -11,6 +11,9 @@
 #   $(SYSCONFDIR)/lightd/mime-types.conf  conf/mime-types.conf
 #   $(SYSCONFDIR)/init.d/lightd           rc/lightd, the LSB init script
 #   $(SYSTEMDDIR)/lightd.service          rc/lightd.service and rc/lightd.socket
+#   $(RCDIR)/                             the init files for other init systems, laid out as in
+#                                         rc/, for packagers to install where theirs go:
+#                                         lightd.procd (OpenWrt), lightd.openrc, runit/, s6/
 #   $(WWWDIR)                             the document root (created empty)
 #   $(LOGDIR)                             server.errorlog and accesslog.filename go here
 
@@ -18,6 +21,7 @@ PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+RCDIR      ?= $(PREFIX)/share/lightd/rc
 WWWDIR     ?= /var/www/html
 LOGDIR     ?= /var/log/lightd
 BIN        ?= target/release/lightd
@@ -36,3 +40,9 @@ install:
 	$(INSTALL) -m 0644 conf/mime-types.conf "$(DESTDIR)$(SYSCONFDIR)/lightd/mime-types.conf"
 	$(INSTALL) -m 0755 rc/lightd "$(DESTDIR)$(SYSCONFDIR)/init.d/lightd"
 	$(INSTALL) -m 0644 rc/lightd.service rc/lightd.socket "$(DESTDIR)$(SYSTEMDDIR)/"
+	$(INSTALL) -d "$(DESTDIR)$(RCDIR)/runit/control" "$(DESTDIR)$(RCDIR)/s6"
+	$(INSTALL) -m 0755 rc/lightd.procd rc/lightd.openrc "$(DESTDIR)$(RCDIR)/"
+	$(INSTALL) -m 0755 rc/runit/run "$(DESTDIR)$(RCDIR)/runit/run"
+	$(INSTALL) -m 0755 rc/runit/control/t "$(DESTDIR)$(RCDIR)/runit/control/t"
+	$(INSTALL) -m 0755 rc/s6/run "$(DESTDIR)$(RCDIR)/s6/run"
+	$(INSTALL) -m 0644 rc/s6/down-signal rc/s6/timeout-kill "$(DESTDIR)$(RCDIR)/s6/"

@@ -56,6 +56,13 @@ fn make_install_lays_out_a_config_the_init_files_agree_with() {
         ("etc/init.d/lightd", 0o755),
         ("usr/lib/systemd/system/lightd.service", 0o644),
         ("usr/lib/systemd/system/lightd.socket", 0o644),
+        ("usr/share/lightd/rc/lightd.procd", 0o755),
+        ("usr/share/lightd/rc/lightd.openrc", 0o755),
+        ("usr/share/lightd/rc/runit/run", 0o755),
+        ("usr/share/lightd/rc/runit/control/t", 0o755),
+        ("usr/share/lightd/rc/s6/run", 0o755),
+        ("usr/share/lightd/rc/s6/down-signal", 0o644),
+        ("usr/share/lightd/rc/s6/timeout-kill", 0o644),
     ] {
         assert_eq!(mode(&dest.join(path)), want, "{path}");
     }
@@ -72,6 +79,14 @@ fn make_install_lays_out_a_config_the_init_files_agree_with() {
         rc.contains("PIDFILE:=/run/lightd.pid") && rc.contains("CONF:=/etc/lightd/lightd.conf")
     );
     assert!(unit.contains("/usr/sbin/lightd -D -f /etc/lightd/lightd.conf"));
+    // The init files for the other init systems run the same binary on the same config.
+    for f in ["lightd.procd", "lightd.openrc", "runit/run", "s6/run"] {
+        let text = fs::read_to_string(dest.join("usr/share/lightd/rc").join(f)).unwrap();
+        assert!(
+            text.contains("/usr/sbin/lightd") && text.contains("/etc/lightd/lightd.conf"),
+            "{f} does not run /usr/sbin/lightd on /etc/lightd/lightd.conf"
+        );
+    }
 
     // The installed config loads (-tt) and passes the init script's configtest, pid file check
     // included, once its absolute paths point into the staging directory.

@@ -1,19 +1,21 @@
 //! Static checks of the init scripts (rc/lightd and the scripts for procd, OpenRC, runit and
-//! s6): each must parse under dash and busybox sh and be clean under shellcheck as POSIX sh.
-//! CI installs the tools (.ci/run); elsewhere a missing tool is skipped with a note.
+//! s6) and of the procd stand-in the tests run them with: each must parse under dash and
+//! busybox sh and be clean under shellcheck as POSIX sh. CI installs the tools (.ci/run);
+//! elsewhere a missing tool is skipped with a note.
 
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd");
 
-/// Every shell script under rc/.
-const SCRIPTS: [&str; 6] = [
+/// Every shell script under rc/, and the stand-in for OpenWrt's rc.common.
+const SCRIPTS: [&str; 7] = [
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd.procd"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/lightd.openrc"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/run"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/runit/control/t"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/rc/s6/run"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/procd_standin/rc.common"),
 ];
 
 /// Run `cmd args`; None when the tool is not installed (a failure under CI).

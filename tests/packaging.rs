@@ -23,10 +23,6 @@ const YOCTO: &str = "packaging/yocto/lightd_git.bb";
 const CRATES_INC: &str = "packaging/yocto/lightd-crates.inc";
 const GENERATOR: &str = "packaging/yocto/gen-crates-inc.sh";
 
-/// Installed by the OpenWrt recipe but written on another branch (issue 10). Until it lands,
-/// its absence is reported, not a failure; once it exists it is checked like every other file.
-const PENDING: &[&str] = &["rc/lightd.procd"];
-
 /// Stands for the binary cargo builds, in the install lists below.
 const BUILT: &str = "<the lightd cargo builds>";
 
@@ -277,15 +273,11 @@ fn each_recipe_installs_what_make_install_does_where_the_init_files_expect_it() 
             recipe.path
         );
         for (src, _) in &got.files {
-            if src == BUILT || Path::new(ROOT).join(src).is_file() {
-                continue;
-            }
             assert!(
-                PENDING.contains(&src.as_str()),
+                src == BUILT || Path::new(ROOT).join(src).is_file(),
                 "{}: installs {src}, which is not in the repository",
                 recipe.path
             );
-            eprintln!("note: {} installs {src}, not written yet", recipe.path);
         }
         // OpenWrt's /var is a tmpfs: its init script makes the directories at start.
         if recipe.path != OPENWRT {
@@ -301,13 +293,9 @@ fn each_recipe_installs_what_make_install_does_where_the_init_files_expect_it() 
 }
 
 #[test]
-fn the_procd_script_once_written_names_the_daemon_and_config() {
+fn the_procd_script_names_the_daemon_and_config() {
     let l = layout();
-    let path = Path::new(ROOT).join("rc/lightd.procd");
-    let Ok(text) = fs::read_to_string(&path) else {
-        eprintln!("note: rc/lightd.procd not written yet; check skipped");
-        return;
-    };
+    let text = read("rc/lightd.procd");
     for want in [&l.daemon, &l.conf] {
         assert!(
             text.contains(want.as_str()),

@@ -87,3 +87,71 @@ fn rc_script_rejects_an_unknown_action_with_lsb_code_2() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Where /var/log is a tmpfs (Buildroot links it to /tmp), the log directories a config names
+/// are gone after every reboot, and lightd refuses to start without them: `configtest` (which
+/// reload and restart run first) and `start` make them, from what `lightd -p` says the config
+/// names, conditional blocks included.
+#[test]
+fn rc_script_makes_the_log_directories_the_config_names() {
+    let dir = std::env::temp_dir().join(format!("lightd-rc-logdirs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let conf = dir.join("lightd.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "server.document-root = \"{d}/www\"\nserver.port = 1\n\
+             server.pid-file = \"{d}/lightd.pid\"\n\
+             server.errorlog = \"{d}/logs/error.log\"\n\
+             server.modules += (\"mod_accesslog\")\n\
+             $HTTP[\"host\"] == \"example.org\" {{\n  accesslog.filename = \"{d}/vhost/logs/access.log\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    for shell in ["dash", "busybox"] {
+        for sub in ["logs", "vhost"] {
+            let _ = std::fs::remove_dir_all(dir.join(sub));
+        }
+        let mut args = vec![];
+        if shell == "busybox" {
+            args.push("sh");
+        }
+        args.extend([SCRIPT, "configtest"]);
+        let out = match Command::new(shell)
+            .args(&args)
+            .env("DAEMON", env!("CARGO_BIN_EXE_lightd"))
+            .env("CONF", &conf)
+            .env("PIDFILE", dir.join("lightd.pid"))
+            .env("LIGHTD_DEFAULTS", "/nonexistent")
+            .output()
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
+            {
+                eprintln!("note: {shell} not installed; check skipped");
+                continue;
+            }
+            Err(e) => panic!("running {shell}: {e}"),
+        };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "{shell} rc/lightd configtest: {:?}\n{text}",
+            out.status
+        );
+        for sub in ["logs", "vhost/logs"] {
+            assert!(
+                dir.join(sub).is_dir(),
+                "{shell}: configtest did not make {d}/{sub}\n{text}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,8 +35,8 @@ define LIGHTD_INSTALL_TARGET_CMDS
 endef
 
 # BR2_INIT_SYSV and BR2_INIT_BUSYBOX: rc/lightd is POSIX sh and runs under busybox. The default
-# skeleton links /var/log to /tmp, a tmpfs: /var/log/lightd must exist before S50lightd starts
-# lightd, and nothing here creates it at boot.
+# skeleton links /var/log to /tmp, a tmpfs: S50lightd makes the log directories the config
+# names (asking lightd -p) before it starts lightd.
 define LIGHTD_INSTALL_INIT_SYSV
 	$(INSTALL) -D -m 0755 $(@D)/rc/lightd $(TARGET_DIR)/etc/init.d/S50lightd
 endef

@@ -51,16 +51,7 @@ fn reloads(
 /// Let a download finish if the load has one, stop the load, insist on zero errors, and check
 /// that the last generation still serves.
 fn end_load(site: &Site, load: Load, spec: LoadSpec) {
-    if spec.download {
-        assert!(
-            wait_until(Duration::from_secs(60), || load.count(Kind::Download) > 0),
-            "no download of the big file completed\n{}",
-            load.summary()
-        );
-    }
-    let report = load.stop();
-    eprintln!("{}", report.summary());
-    report.assert_clean(spec);
+    load.finish(spec, "load");
     site.check_serves();
 }
 
@@ -284,16 +275,7 @@ fn broken_config_reload_fails_and_the_old_generation_keeps_serving() {
     site.under_systemd();
     // Daemonized, so the running generation's stderr is /dev/null and its error log is the
     // only place a reason for a failed reload can go.
-    let out = site.run(site.lightd(&["-f", &site.conf_str()]));
-    assert!(
-        out.status.success(),
-        "lightd -f: {:?}\n{}",
-        out.status,
-        out.text
-    );
-    let pid = site.current_pid();
-    site.track(pid);
-    site.learn_port(pid);
+    let pid = site.start_daemon();
 
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);

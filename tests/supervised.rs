@@ -42,6 +42,18 @@ fn holders(site: &Site, inode: u64) -> Vec<i32> {
         .collect()
 }
 
+/// `want` (sorted) are exactly the processes of this site holding the listening socket.
+fn assert_holders(site: &Site, inode: u64, want: &[i32]) {
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    assert_eq!(
+        holders(site, inode),
+        want,
+        "the processes holding the listening socket\n{}",
+        site.dump()
+    );
+}
+
 /// The one socket listening on the site's port.
 fn the_listener(site: &Site) -> u64 {
     let socks = listen_inodes(site.addr().port());
@@ -220,15 +232,9 @@ fn eight_sigusr1_reloads_under_load_keep_the_supervised_pid() {
         load.wait_progress(10, &format!("after reload {i}"));
         assert!(load.completed() > before, "reload {i}: nothing completed");
     }
-    let report = load.stop();
-    eprintln!("{}", report.summary());
-    report.assert_clean(spec);
+    load.finish(spec, "load");
     wait_only(&site, &[pid]);
-    assert_eq!(
-        holders(&site, inode),
-        vec![pid],
-        "holders of the listening socket"
-    );
+    assert_holders(&site, inode, &[pid]);
     assert_eq!(site.read_pid(), Some(pid), "the pid file");
     let listened: Vec<i32> = listening_lines(&site.log())
         .into_iter()
@@ -249,16 +255,7 @@ fn eight_sigusr1_reloads_under_load_keep_the_supervised_pid() {
 #[test]
 fn broken_config_keeps_the_pid_and_the_old_generation_serving() {
     let mut site = Site::new("inplace-broken", GRACE, "");
-    let out = site.run(site.lightd(&["-f", &site.conf_str()]));
-    assert!(
-        out.status.success(),
-        "lightd -f: {:?}\n{}",
-        out.status,
-        out.text
-    );
-    let pid = site.current_pid();
-    site.track(pid);
-    site.learn_port(pid);
+    let pid = site.start_daemon();
     let inode = the_listener(&site);
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);
@@ -282,13 +279,7 @@ fn broken_config_keeps_the_pid_and_the_old_generation_serving() {
     let old = one_old_gen(&mut site, pid);
     assert!(common::pid_alive(pid), "the supervised pid {pid} exited");
     assert_eq!(site.read_pid(), Some(pid), "the pid file changed");
-    let mut both = vec![pid, old];
-    both.sort_unstable();
-    assert_eq!(
-        holders(&site, inode),
-        both,
-        "holders of the listening socket"
-    );
+    assert_holders(&site, inode, &[pid, old]);
     load.wait_progress(10, "after the failed reload");
 
     send_signal(pid, libc::SIGUSR1);
@@ -312,15 +303,9 @@ fn broken_config_keeps_the_pid_and_the_old_generation_serving() {
         load.wait_download_ok(seq, "the download the old generation was serving");
     }
     wait_only(&site, &[pid]);
-    assert_eq!(
-        holders(&site, inode),
-        vec![pid],
-        "holders of the listening socket"
-    );
+    assert_holders(&site, inode, &[pid]);
     load.wait_progress(10, "after the fixed reload");
-    let report = load.stop();
-    eprintln!("{}", report.summary());
-    report.assert_clean(spec);
+    load.finish(spec, "load");
 
     let mut s = std::net::TcpStream::connect(site.addr()).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -464,11 +449,7 @@ fn old_generation_killed_during_the_exec_is_reaped() {
         "the killed old generation {old} was not reaped\n{}",
         site.dump()
     );
-    assert_eq!(
-        holders(&site, inode),
-        vec![pid],
-        "holders of the listening socket"
-    );
+    assert_holders(&site, inode, &[pid]);
     site.check_serves();
     site.stop(pid, true);
 }
@@ -542,13 +523,7 @@ fn a_binary_that_cannot_run_leaves_the_pid_serving() {
     );
     let old = one_old_gen(&mut site, pid);
     site.check_serves();
-    let mut both = vec![pid, old];
-    both.sort_unstable();
-    assert_eq!(
-        holders(&site, inode),
-        both,
-        "holders while the old generation serves"
-    );
+    assert_holders(&site, inode, &[pid, old]);
 
     // The binary is back: the reload goes through.
     let copy = site.dir().join("copy");
@@ -557,7 +532,7 @@ fn a_binary_that_cannot_run_leaves_the_pid_serving() {
     send_signal(pid, libc::SIGUSR1);
     wait_ready(&site, pid, 1);
     wait_only(&site, &[pid]);
-    assert_eq!(holders(&site, inode), vec![pid], "holders after the reload");
+    assert_holders(&site, inode, &[pid]);
     site.check_serves();
     site.stop(pid, true);
 }
@@ -634,9 +609,7 @@ fn workers_reload_in_place_under_load() {
         }
         load.wait_progress(10, &format!("after reload {i}"));
     }
-    let report = load.stop();
-    eprintln!("{}", report.summary());
-    report.assert_clean(spec);
+    load.finish(spec, "load");
     site.stop(pid, true);
 }
 

@@ -623,19 +623,13 @@ impl Supervised {
             }
             load.wait_progress(10, &format!("after {when}"));
         }
-        assert!(
-            wait_until(Duration::from_secs(60), || load.count(Kind::Download) > 0),
-            "no download of the big file completed\n{}",
-            load.summary()
+        load.finish(
+            spec,
+            &format!(
+                "{:?}: {RELOADS} reloads, pid {} throughout",
+                self.sup, self.pid
+            ),
         );
-        let report = load.stop();
-        eprintln!(
-            "{:?}: {RELOADS} reloads, pid {} throughout; {}",
-            self.sup,
-            self.pid,
-            report.summary()
-        );
-        report.assert_clean(spec);
         self.assert_same_pid("after the reloads");
         self.assert_sole_listener("after the reloads");
         self.site.check_serves();
@@ -976,17 +970,7 @@ fn buildroot_s50_under_busybox_alone() {
         }
         load.wait_progress(10, &format!("after reload {i}"));
     }
-    assert!(
-        wait_until(Duration::from_secs(60), || load.count(Kind::Download) > 0),
-        "no download of the big file completed\n{}",
-        load.summary()
-    );
-    let report = load.stop();
-    eprintln!(
-        "S50lightd under busybox: 3 takeover reloads; {}",
-        report.summary()
-    );
-    report.assert_clean(spec);
+    load.finish(spec, "S50lightd under busybox: 3 takeover reloads");
     site.check_serves();
 
     // Stop with a download in flight: SIGINT, and the script waits for the drain.

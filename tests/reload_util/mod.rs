@@ -534,6 +534,22 @@ impl Site {
         pid
     }
 
+    /// Start the first generation as a daemon (`lightd -f`, no -D), which returns once it
+    /// serves; learn its pid from the pid file and its port from its log. Returns its pid.
+    pub fn start_daemon(&mut self) -> i32 {
+        let out = self.run(self.lightd(&["-f", &self.conf_str()]));
+        assert!(
+            out.status.success(),
+            "lightd -f: {:?}\n{}",
+            out.status,
+            out.text
+        );
+        let pid = self.current_pid();
+        self.track(pid);
+        self.learn_port(pid);
+        pid
+    }
+
     /// Run a command to completion (killed and reported at the deadline).
     pub fn run(&mut self, cmd: Command) -> Outcome {
         let what = format!("{cmd:?}");
@@ -1361,6 +1377,22 @@ impl Load {
     }
 
     /// Stop the clients (a download in progress is abandoned, not counted) and report.
+    /// The end of a load run: a download of the big file completed (when the spec has them),
+    /// the load is stopped, its summary printed under `what`, and not one request failed.
+    pub fn finish(self, spec: LoadSpec, what: &str) -> Report {
+        if spec.download {
+            assert!(
+                wait_until(Duration::from_secs(60), || self.count(Kind::Download) > 0),
+                "no download of the big file completed\n{}",
+                self.summary()
+            );
+        }
+        let report = self.stop();
+        eprintln!("{what}: {}", report.summary());
+        report.assert_clean(spec);
+        report
+    }
+
     pub fn stop(mut self) -> Report {
         self.halt();
         self.report()

@@ -837,19 +837,7 @@ fn reload(inst: &mut Instance, method: Method, place: &Placement) -> Result<Dura
         Method::None => Ok(Duration::ZERO),
         Method::Usr1 => {
             // In place: the pid stays, and its log says when the new image serves.
-            let before = count_lines(&inst.errorlog, LIGHTD_READY);
-            signal(old, libc::SIGUSR1, &inst.exe)?;
-            let done = wait_until(RELOAD_TIMEOUT, || {
-                count_lines(&inst.errorlog, LIGHTD_READY) > before || reap(old)
-            });
-            if reap(old) {
-                return Err(format!("pid {old} exited instead of reloading in place"));
-            }
-            if !done {
-                return Err(format!(
-                    "no \"{LIGHTD_READY}\" within {RELOAD_TIMEOUT:?} of SIGUSR1"
-                ));
-            }
+            signal_until_logged(inst, old, libc::SIGUSR1, &inst.exe, LIGHTD_READY)?;
             Ok(t.elapsed())
         }
         Method::Takeover => {
@@ -879,19 +867,7 @@ fn reload(inst: &mut Instance, method: Method, place: &Placement) -> Result<Dura
         }
         Method::IntStart => lighttpd_restart(inst, old, place, t),
         Method::LighttpdUsr1 | Method::LighttpdUsr1Bg => {
-            let before = count_lines(&inst.errorlog, "server started");
-            signal(old, libc::SIGUSR1, &inst.exe)?;
-            let done = wait_until(RELOAD_TIMEOUT, || {
-                count_lines(&inst.errorlog, "server started") > before || reap(old)
-            });
-            if reap(old) {
-                return Err(format!("pid {old} exited instead of restarting"));
-            }
-            if !done {
-                return Err(format!(
-                    "no \"server started\" within {RELOAD_TIMEOUT:?} of SIGUSR1"
-                ));
-            }
+            signal_until_logged(inst, old, libc::SIGUSR1, &inst.exe, "server started")?;
             Ok(t.elapsed())
         }
         Method::Hup => {
@@ -910,22 +886,35 @@ fn reload(inst: &mut Instance, method: Method, place: &Placement) -> Result<Dura
         }
         Method::Upgrade => nginx_upgrade(inst, old, t),
         Method::H2oHup => {
-            let before = count_lines(&inst.errorlog, H2O_READY);
-            signal(old, libc::SIGHUP, &inst.master_exe)?;
-            let done = wait_until(RELOAD_TIMEOUT, || {
-                count_lines(&inst.errorlog, H2O_READY) > before || reap(old)
-            });
-            if reap(old) {
-                return Err(format!("master {old} exited on HUP"));
-            }
-            if !done {
-                return Err(format!(
-                    "no new worker ready within {RELOAD_TIMEOUT:?} of HUP"
-                ));
-            }
+            signal_until_logged(inst, old, libc::SIGHUP, &inst.master_exe, H2O_READY)?;
             Ok(t.elapsed())
         }
     }
+}
+
+/// Send `sig` to `pid` (running `exe`) and wait until the error log has one more line with
+/// `needle`: for servers that reload without changing their pid.
+fn signal_until_logged(
+    inst: &Instance,
+    pid: u32,
+    sig: libc::c_int,
+    exe: &Path,
+    needle: &str,
+) -> Result<(), String> {
+    let before = count_lines(&inst.errorlog, needle);
+    signal(pid, sig, exe)?;
+    let done = wait_until(RELOAD_TIMEOUT, || {
+        count_lines(&inst.errorlog, needle) > before || reap(pid)
+    });
+    if reap(pid) {
+        return Err(format!("pid {pid} exited instead of reloading"));
+    }
+    if !done {
+        return Err(format!(
+            "no \"{needle}\" within {RELOAD_TIMEOUT:?} of the signal"
+        ));
+    }
+    Ok(())
 }
 
 /// Run a reload command to completion; it must succeed.

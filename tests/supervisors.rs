@@ -105,7 +105,7 @@ fn cmd(prog: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Copy an init file from the repository, pointing it at the test's binary and config, and
-/// /var into the site's directory, as a packager's sed would point them elsewhere. Keeps the
+/// /var and procd's /run into the site's directory, as a packager's sed would point them elsewhere. Keeps the
 /// file's mode.
 fn install_rc(src: &str, dest: &Path, site: &Site) {
     let from = Path::new(ROOT).join(src);
@@ -113,7 +113,8 @@ fn install_rc(src: &str, dest: &Path, site: &Site) {
     let text = text
         .replace("/usr/sbin/lightd", BIN)
         .replace("/etc/lightd/lightd.conf", &site.conf_str())
-        .replace("/var/", &format!("{}/var/", site.dir().display()));
+        .replace("/var/", &format!("{}/var/", site.dir().display()))
+        .replace(" /run\"", &format!(" {}/run\"", site.dir().display()));
     fs::create_dir_all(dest.parent().unwrap()).unwrap();
     fs::write(dest, text).unwrap();
     let mode = fs::metadata(&from).unwrap().permissions().mode();
@@ -299,7 +300,7 @@ impl Supervised {
                     out.status,
                     out.text
                 );
-                for d in ["var/log/lightd", "var/www/html"] {
+                for d in ["var/log/lightd", "var/www/html", "run"] {
                     assert!(
                         s.site.dir().join(d).is_dir(),
                         "start_service did not make /{d}"

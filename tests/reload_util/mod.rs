@@ -142,18 +142,32 @@ pub fn parent_pid(pid: i32) -> Option<i32> {
 }
 
 /// Whether `pid` runs the lightd under test: its executable, or failing that (the binary was
-/// rebuilt meanwhile) its argv[0].
+/// rebuilt meanwhile, or is a copy) its program's name. Under qemu-user, started by
+/// binfmt_misc or as the tests' wrapper, the executable and argv[0] are the emulator's and the
+/// program is argv[1], the path that was exec'd (for a generation lightd started, the absolute
+/// path it found for itself).
 fn is_lightd(pid: i32) -> bool {
+    use std::ffi::OsStr;
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
     let bin = fs::canonicalize(BIN).ok();
     if exe.is_some() && exe == bin {
         return true;
     }
-    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        let argv0 = c.split(|b| *b == 0).next().unwrap_or(&[]);
-        Path::new(std::ffi::OsStr::from_bytes(argv0)).file_name()
-            == Some(std::ffi::OsStr::new("lightd"))
-    })
+    let emulated = exe
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(OsStr::to_str)
+        .is_some_and(|n| n.starts_with("qemu-"));
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let Some(prog) = argv.get(usize::from(emulated)) else {
+        return false;
+    };
+    let prog = Path::new(OsStr::from_bytes(prog));
+    (emulated && prog.is_absolute() && fs::canonicalize(prog).ok() == bin)
+        || prog.file_name() == Some(OsStr::new("lightd"))
 }
 
 fn cmdline_has(pid: i32, arg: &[u8]) -> bool {

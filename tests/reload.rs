@@ -67,6 +67,9 @@ fn rc_shells() -> Vec<Vec<String>> {
 
 #[test]
 fn rc_script_reload_under_load() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let shells = rc_shells();
     let mut site = Site::new("reload-rc", GRACE, "");
     let out = site.run(site.rc(&shells[0], "start"));
@@ -130,6 +133,9 @@ fn rc_script_reload_under_load() {
 
 #[test]
 fn sigusr1_reload_under_load() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("reload-usr1", GRACE, "");
     // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
     site.under_systemd();
@@ -211,6 +217,9 @@ fn pass_listen_fd(fd: RawFd, scrub: &[CString], notify: &CString) -> io::Result<
 
 #[test]
 fn socket_activation_then_sigusr1_under_load() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     // The test owns the listening socket, as systemd would with lightd.socket.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -269,6 +278,9 @@ fn socket_activation_then_sigusr1_under_load() {
 
 #[test]
 fn broken_config_reload_fails_and_the_old_generation_keeps_serving() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let shells = rc_shells();
     let mut site = Site::new("reload-broken", GRACE, "");
     // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
@@ -341,6 +353,9 @@ fn broken_config_reload_fails_and_the_old_generation_keeps_serving() {
 
 #[test]
 fn burst_of_sigusr1_gives_one_reload() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     // Loading this config takes a second, so a reload stays under way long enough for the
     // rest of the burst to arrive during it (a new generation is otherwise ready in ms).
     let mut site = Site::new("reload-burst", GRACE, "include_shell \"sleep 1\"");
@@ -385,6 +400,9 @@ fn burst_of_sigusr1_gives_one_reload() {
 
 #[test]
 fn drain_deadline_stops_the_old_generation() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     const DEADLINE: u64 = 2;
     let mut site = Site::new("reload-deadline", DEADLINE, "");
     // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
@@ -521,6 +539,9 @@ fn check_reload_notes(notes: &[Note], old: i32, new: i32, t_signal: u64) {
 
 #[test]
 fn sd_notify_sequence_across_reloads() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("reload-notify", GRACE, "");
     let sock = site.dir().join("notify.sock");
     let mut notify = Notify::bind(&sock);
@@ -570,6 +591,9 @@ fn sd_notify_sequence_across_reloads() {
 /// gone, and then served on the inherited socket after the service was stopped.
 #[test]
 fn sigterm_during_a_reload_ends_the_starting_generation() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     // Loading this config takes 3 s, so a new generation is still starting (running the
     // shell) when SIGTERM comes; its `sh -c` is a grandchild, not a generation.
     let mut site = Site::new("reload-sigterm", GRACE, "include_shell \"sleep 3\"");
@@ -745,6 +769,9 @@ fn get_small(site: &Site) {
 /// load lose nothing, and each old supervisor leaves with its workers.
 #[test]
 fn workers_reload_under_load() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("workers-usr1", GRACE, "server.max-worker = 2\n");
     // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
     site.under_systemd();
@@ -854,6 +881,9 @@ fn workers_drain_a_download_on_sigint() {
 /// serving and says why. (It used to start and answer 404 to everything.)
 #[test]
 fn reload_onto_an_unloadable_config_fails_and_the_old_generation_keeps_serving() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("reload-unloadable", GRACE, "");
     // The handoff to a new main pid; the in-place reload is in tests/supervised.rs.
     site.under_systemd();

@@ -30,6 +30,77 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lightd");
 
+/// The variable that names an emulator to run `BIN` through (`qemu-aarch64-static`, say), for
+/// a test run against a binary built for another architecture on a machine whose kernel has
+/// no binfmt_misc handler for it. Unset or empty: the binary runs directly.
+pub const WRAPPER_VAR: &str = "LIGHTD_TEST_WRAPPER";
+
+/// The emulator named by `WRAPPER_VAR`, if any.
+pub fn wrapper() -> Option<std::ffi::OsString> {
+    std::env::var_os(WRAPPER_VAR).filter(|w| !w.is_empty())
+}
+
+/// A command that runs the lightd under test: `BIN`, or the wrapper with `BIN` as its first
+/// argument. Arguments added next go to lightd either way.
+pub fn lightd_exec() -> Command {
+    lightd_exec_at(Path::new(BIN))
+}
+
+/// `lightd_exec` for a copy of the binary at `bin`.
+pub fn lightd_exec_at(bin: &Path) -> Command {
+    match wrapper() {
+        Some(w) => {
+            let mut cmd = Command::new(w);
+            cmd.arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// Why the kernel here cannot start `BIN` itself, if it cannot: it is built for another
+/// architecture, runs only through the wrapper, and no binfmt_misc handler is registered for
+/// it. Then whatever execs lightd without the harness in between fails with ENOEXEC: lightd
+/// re-executing itself on SIGUSR1, the rc script, an installed copy. Checked once, by trying.
+pub fn direct_exec_unavailable() -> Option<&'static str> {
+    static WHY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    WHY.get_or_init(|| {
+        // Natively there is nothing to find out: a binary that will not start is a failure
+        // for the test to report, not a reason to skip it.
+        let w = wrapper()?;
+        match Command::new(BIN)
+            .arg("-v")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => Some(format!(
+                "the kernel cannot execute {BIN} ({e}); {WRAPPER_VAR}={} runs it for the \
+                 harness, but not when lightd or a script execs it (register a binfmt_misc \
+                 handler to run these tests)",
+                w.to_string_lossy()
+            )),
+            _ => None,
+        }
+    })
+    .as_deref()
+}
+
+/// For a test (or the rest of one) that needs the kernel to start lightd itself (see
+/// `direct_exec_unavailable`): true, after saying why, when it cannot here, so the test
+/// returns early.
+pub fn skip_without_direct_exec() -> bool {
+    let Some(why) = direct_exec_unavailable() else {
+        return false;
+    };
+    let name = thread::current().name().unwrap_or("this test").to_string();
+    // Straight to the stderr descriptor: libtest captures eprintln! of a passing test, and a
+    // skip must be seen in CI's output.
+    let _ = writeln!(io::stderr(), "{name}: skipped from here: {why}");
+    true
+}
+
 // ---------------------------------------------------------------------------------------------
 // Temporary directories
 // ---------------------------------------------------------------------------------------------
@@ -254,7 +325,7 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 /// A `lightd` command with a clean environment for logging, stdin closed, output piped.
 pub fn lightd_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = lightd_exec();
     cmd.args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -486,11 +557,15 @@ impl Builder {
     /// Start `lightd -D -f CONFIG` the way lighttpd's test harness starts a server (and the
     /// way systemd passes sockets): the listening sockets `fds` at descriptors 3, 4, ...,
     /// LISTEN_FDS set to how many, and LISTEN_PID to the server's own pid. A shell sets
-    /// LISTEN_PID to its `$$` and execs lightd in its place, as the harness's perl does.
+    /// LISTEN_PID to its `$$` and execs lightd in its place, as the harness's perl does (through
+    /// the wrapper, if one is set: an emulator keeps the pid it is exec'd with).
     pub fn spawn_activated(self, fds: &[RawFd]) -> Server {
         let cfg = self.write_config();
         let mut cmd = Command::new("/bin/sh");
-        cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" -D -f \"$1\""])
+        cmd.args([
+            "-c",
+            "LISTEN_PID=$$ exec ${LIGHTD_TEST_WRAPPER:+\"$LIGHTD_TEST_WRAPPER\"} \"$0\" -D -f \"$1\"",
+        ])
             .arg(BIN)
             .arg(&cfg)
             .env("LISTEN_FDS", fds.len().to_string())

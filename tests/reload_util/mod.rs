@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::common::{pattern, pid_alive, TempDir, BIN};
+use crate::common::{lightd_exec_at, pattern, pid_alive, TempDir, BIN};
 
 /// Poll interval for conditions that have no event to wait on (files, /proc).
 pub const POLL: Duration = Duration::from_millis(20);
@@ -506,7 +506,7 @@ impl Site {
             .append(true)
             .open(self.stderr_file())
             .unwrap();
-        let mut cmd = Command::new(bin);
+        let mut cmd = lightd_exec_at(bin);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

@@ -161,7 +161,9 @@ pub fn backdate(path: &Path, secs: u64) {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let when = libc::timespec {
-        tv_sec: now.saturating_sub(secs) as libc::time_t,
+        // `as _` takes the field's type: naming libc::time_t is deprecated on musl targets
+        // (the libc crate means to make it 64-bit there), a warning in every cross build.
+        tv_sec: now.saturating_sub(secs) as _,
         tv_nsec: 0,
     };
     let times = [when, when];

@@ -206,6 +206,9 @@ impl Download {
 /// process that holds it.
 #[test]
 fn eight_sigusr1_reloads_under_load_keep_the_supervised_pid() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-usr1", GRACE, "");
     let pid = site.start_first();
     let inode = the_listener(&site);
@@ -254,6 +257,9 @@ fn eight_sigusr1_reloads_under_load_keep_the_supervised_pid() {
 /// SIGUSR1 applies it and the old generation leaves.
 #[test]
 fn broken_config_keeps_the_pid_and_the_old_generation_serving() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-broken", GRACE, "");
     let pid = site.start_daemon();
     let inode = the_listener(&site);
@@ -324,6 +330,9 @@ fn broken_config_keeps_the_pid_and_the_old_generation_serving() {
 /// is delivered once the image runs.
 #[test]
 fn signals_during_the_exec_are_held_and_a_burst_is_one_reload() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-burst", GRACE, "");
     let gate = Gate::install(&mut site, "");
     let pid = site.start_first();
@@ -372,6 +381,9 @@ fn signals_during_the_exec_are_held_and_a_burst_is_one_reload() {
 /// exits 0 with the port closed.
 #[test]
 fn sigint_during_the_exec_drains_both_generations() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-sigint", GRACE, "");
     let gate = Gate::install(&mut site, "");
     let pid = site.start_first();
@@ -400,6 +412,9 @@ fn sigint_during_the_exec_drains_both_generations() {
 /// that the supervisor's next start can bind it, and still finish the download it serves.
 #[test]
 fn new_image_killed_before_ready_frees_the_port_for_the_next_start() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-kill-new", GRACE, "");
     let gate = Gate::install(&mut site, "");
     let pid = site.start_first();
@@ -433,6 +448,9 @@ fn new_image_killed_before_ready_frees_the_port_for_the_next_start() {
 /// reaps it (no zombie left), and holds the port alone.
 #[test]
 fn old_generation_killed_during_the_exec_is_reaped() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-kill-old", GRACE, "");
     let gate = Gate::install(&mut site, "");
     let pid = site.start_first();
@@ -458,6 +476,9 @@ fn old_generation_killed_during_the_exec_is_reaped() {
 /// old generation completes, and the supervisor's next start binds the port.
 #[test]
 fn new_image_killed_after_ready_leaves_the_drain_alone() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-kill-after", GRACE, "");
     let pid = site.start_first();
     let download = Download::start(&site);
@@ -486,6 +507,9 @@ fn new_image_killed_after_ready_leaves_the_drain_alone() {
 /// generation serves). Putting the binary back and SIGUSR1 again completes the reload.
 #[test]
 fn a_binary_that_cannot_run_leaves_the_pid_serving() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-badexe", GRACE, "");
     let bin = site.dir().join("lightd");
     fs::copy(common::BIN, &bin).unwrap();
@@ -541,6 +565,9 @@ fn a_binary_that_cannot_run_leaves_the_pid_serving() {
 /// completes), then the pid exits 0 and the port is closed.
 #[test]
 fn sigint_while_waiting_stops_the_old_generation_gracefully() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-wait-stop", GRACE, "");
     let pid = site.start_first();
     let download = Download::start(&site);
@@ -574,6 +601,9 @@ fn sigint_while_waiting_stops_the_old_generation_gracefully() {
 /// old workers drain, new ones start, and under load nothing fails.
 #[test]
 fn workers_reload_in_place_under_load() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
     let mut site = Site::new("inplace-workers", GRACE, "server.max-worker = 2\n");
     let pid = site.start_first();
     let workers = |site: &Site| old_gens(site, pid);

@@ -54,6 +54,34 @@ fn assert_holders(site: &Site, inode: u64, want: &[i32]) {
     );
 }
 
+/// `n` SIGUSR1 reloads of `pid` under `load`, each completed in place, with `check` after each:
+/// the pid stays alive, a download in flight when the reload began completes byte-exact, and
+/// requests complete afterwards.
+fn reload_in_place_under_load(
+    site: &Site,
+    load: &Load,
+    pid: i32,
+    n: usize,
+    mut check: impl FnMut(&Site, usize),
+) {
+    for i in 0..n {
+        let download = load.download_in_flight();
+        let before = load.completed();
+        send_signal(pid, libc::SIGUSR1);
+        wait_ready(site, pid, i + 1);
+        assert!(
+            common::pid_alive(pid),
+            "reload {i}: the supervised pid {pid} exited"
+        );
+        check(site, i);
+        if let Some(seq) = download {
+            load.wait_download_ok(seq, &format!("reload {i}"));
+        }
+        load.wait_progress(10, &format!("after reload {i}"));
+        assert!(load.completed() > before, "reload {i}: nothing completed");
+    }
+}
+
 /// The one socket listening on the site's port.
 fn the_listener(site: &Site) -> u64 {
     let socks = listen_inodes(site.addr().port());
@@ -215,26 +243,13 @@ fn eight_sigusr1_reloads_under_load_keep_the_supervised_pid() {
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);
     load.warm_up(false);
-    for i in 0..8 {
-        let download = load.download_in_flight();
-        let before = load.completed();
-        send_signal(pid, libc::SIGUSR1);
-        wait_ready(&site, pid, i + 1);
-        assert!(
-            common::pid_alive(pid),
-            "reload {i}: the supervised pid {pid} exited"
-        );
+    reload_in_place_under_load(&site, &load, pid, 8, |site, i| {
         assert_eq!(
             listen_inodes(site.addr().port()),
             vec![inode],
             "reload {i}: the listening socket changed"
         );
-        if let Some(seq) = download {
-            load.wait_download_ok(seq, &format!("reload {i}"));
-        }
-        load.wait_progress(10, &format!("after reload {i}"));
-        assert!(load.completed() > before, "reload {i}: nothing completed");
-    }
+    });
     load.finish(spec, "load");
     wait_only(&site, &[pid]);
     assert_holders(&site, inode, &[pid]);
@@ -615,14 +630,11 @@ fn workers_reload_in_place_under_load() {
     let spec = LoadSpec::full();
     let load = Load::start(site.addr(), spec);
     load.warm_up(false);
-    for i in 0..3 {
-        let before = workers(&site);
-        let download = load.download_in_flight();
-        send_signal(pid, libc::SIGUSR1);
-        wait_ready(&site, pid, i + 1);
+    let mut before = workers(&site);
+    reload_in_place_under_load(&site, &load, pid, 3, |site, i| {
         let mut now = Vec::new();
         let ok = wait_until(Duration::from_secs(GRACE) + MARGIN, || {
-            now = workers(&site);
+            now = workers(site);
             now.len() == 2 && now.iter().all(|w| !before.contains(w))
         });
         assert!(
@@ -630,15 +642,8 @@ fn workers_reload_in_place_under_load() {
             "reload {i}: workers {now:?} (before: {before:?})\n{}",
             site.dump()
         );
-        assert!(
-            common::pid_alive(pid),
-            "reload {i}: the supervised pid exited"
-        );
-        if let Some(seq) = download {
-            load.wait_download_ok(seq, &format!("reload {i}"));
-        }
-        load.wait_progress(10, &format!("after reload {i}"));
-    }
+        before = now;
+    });
     load.finish(spec, "load");
     site.stop(pid, true);
 }

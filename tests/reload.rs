@@ -73,12 +73,7 @@ fn rc_script_reload_under_load() {
     let shells = rc_shells();
     let mut site = Site::new("reload-rc", GRACE, "");
     let out = site.run(site.rc(&shells[0], "start"));
-    assert!(
-        out.status.success(),
-        "rc start: {:?}\n{}",
-        out.status,
-        out.text
-    );
+    out.assert_ok("rc start");
     let first = site.read_pid().unwrap_or_else(|| {
         panic!(
             "rc start returned 0 but wrote no pid file\n{}\n{}",

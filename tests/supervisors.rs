@@ -290,21 +290,11 @@ impl Supervised {
             Sup::OpenRc => {
                 s.hold_openrc_namespace();
                 let out = s.run(s.openrc("start"));
-                assert!(
-                    out.status.success(),
-                    "openrc-run start: {:?}\n{}",
-                    out.status,
-                    out.text
-                );
+                out.assert_ok("openrc-run start");
             }
             Sup::ProcdStandIn => {
                 let out = s.run(s.procd("start"));
-                assert!(
-                    out.status.success(),
-                    "rc.common stand-in start: {:?}\n{}",
-                    out.status,
-                    out.text
-                );
+                out.assert_ok("rc.common stand-in start");
                 for d in ["var/log/lightd", "var/www/html", "run"] {
                     assert!(
                         s.site.dir().join(d).is_dir(),
@@ -950,12 +940,7 @@ fn buildroot_s50_under_busybox_alone() {
     );
 
     let out = site.run(s50(&site, &bb, &script, "start"));
-    assert!(
-        out.status.success(),
-        "S50lightd start: {:?}\n{}",
-        out.status,
-        out.text
-    );
+    out.assert_ok("S50lightd start");
     let first = site.read_pid().expect("S50lightd start wrote no pid file");
     site.track(first);
     site.learn_port(first);

@@ -316,6 +316,18 @@ pub struct Outcome {
     pub text: String,
 }
 
+impl Outcome {
+    /// The command succeeded; otherwise fail, naming it `what`, with its status and output.
+    pub fn assert_ok(&self, what: &str) {
+        assert!(
+            self.status.success(),
+            "{what}: {:?}\n{}",
+            self.status,
+            self.text
+        );
+    }
+}
+
 /// A temporary directory with a config, a docroot, a pid file and an error log, and every
 /// `lightd` process started for it. Dropping it kills those that are left, by pid, after
 /// checking that each pid still runs with this site's config; if the test is failing, the logs
@@ -551,13 +563,8 @@ impl Site {
     /// Start the first generation as a daemon (`lightd -f`, no -D), which returns once it
     /// serves; learn its pid from the pid file and its port from its log. Returns its pid.
     pub fn start_daemon(&mut self) -> i32 {
-        let out = self.run(self.lightd(&["-f", &self.conf_str()]));
-        assert!(
-            out.status.success(),
-            "lightd -f: {:?}\n{}",
-            out.status,
-            out.text
-        );
+        self.run(self.lightd(&["-f", &self.conf_str()]))
+            .assert_ok("lightd -f");
         let pid = self.current_pid();
         self.track(pid);
         self.learn_port(pid);

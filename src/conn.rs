@@ -18,12 +18,12 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::config::{CondField, CondInput, ReqConf};
+use crate::ctx::{Bufs, Ctx};
 use crate::handlers::{self, Persist, Reply, Request, Seg};
 use crate::http::chunked::{ChunkedDecoder, Declared};
 use crate::http::request::{self, Head, Header, Method, Version};
 use crate::http::{path, HttpError};
 use crate::log::Piece;
-use crate::server::{Bufs, Ctx};
 
 /// How long a closing connection waits, without hearing from the client, for it to close its
 /// side.
@@ -195,7 +195,7 @@ impl Conn {
                     // During a drain an idle connection gets a short window for a request
                     // that may already be on its way, counted from the later of its last
                     // activity and the start of the drain.
-                    d = d.min(self.last_io.max(drain) + crate::server::DRAIN_IDLE_WINDOW);
+                    d = d.min(self.last_io.max(drain) + crate::ctx::DRAIN_IDLE_WINDOW);
                 }
                 d
             }

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod ctx;
 pub mod handlers;
 pub mod handover;
 pub mod http;

@@ -1,0 +1,216 @@
+//! What every connection shares: the read-only config, the settings cache, pooled buffers,
+//! the clock, the file cache and the access logs. The loop owns one; connections borrow it
+//! while they are driven.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::config::{CondChain, Config, MatchSet, ReqConf, ReqSetting};
+use crate::handlers::Seg;
+use crate::http::request::{Header, Limits};
+use crate::log::AccessLog;
+
+/// During a graceful stop, how long an idle keep-alive connection stays open for a request its
+/// client may already have sent.
+pub const DRAIN_IDLE_WINDOW: Duration = Duration::from_millis(1000);
+
+/// Most request heads may have this many fields.
+const MAX_HEADERS: usize = 128;
+
+/// Idle buffer sets kept for reuse; beyond this they are freed.
+const POOL_MAX: usize = 128;
+
+/// The cached per-request settings for distinct sets of matching conditions.
+const CONF_CACHE_MAX: usize = 64;
+
+/// The buffers a busy connection uses. Pooled: idle connections give them back.
+pub struct Bufs {
+    pub rbuf: Box<[u8]>,
+    pub wbuf: Vec<u8>,
+    pub segs: VecDeque<Seg>,
+    pub headers: Vec<Header>,
+    pub path: String,
+    pub fs_path: PathBuf,
+    pub ranges: Vec<(u64, u64)>,
+    pub scratch: String,
+}
+
+/// Everything connections share: read-only config plus caches, pools and logs.
+pub struct Ctx {
+    pub cfg: Config,
+    pub base: Rc<ReqConf>,
+    conf_cache: Vec<(MatchSet, Rc<ReqConf>)>,
+    // Boxed so that a connection's `Option<Box<Bufs>>` is one pointer and moving a set in
+    // and out of the pool copies a pointer, not the struct.
+    #[allow(clippy::vec_box)]
+    pool: Vec<Box<Bufs>>,
+    rbuf_size: usize,
+    /// Now, as of the latest wake-up.
+    pub now: Instant,
+    /// The Date header value, formatted once per second.
+    pub date: [u8; 29],
+    date_secs: u64,
+    pub drain_started: Option<Instant>,
+    /// At the connection limit with clients waiting to be accepted: responses end keep-alive
+    /// (`Connection: close`), as nginx does, so that a busy keep-alive client does not hold
+    /// its slot for up to server.max-keep-alive-requests requests while others wait.
+    pub end_keep_alive: bool,
+    pub limits: Limits,
+    pub cache: crate::handlers::cache::FileCache,
+    /// The current second (wall clock), as the Date header shows it.
+    pub now_secs: u64,
+    pub(crate) accesslogs: Vec<AccessLog>,
+    /// The bound address per listener index.
+    listener_addrs: Vec<SocketAddr>,
+}
+
+impl Ctx {
+    /// The shared state for `cfg`, with the access logs it names opened and the listeners
+    /// bound at `listener_addrs` (by listener index).
+    pub fn new(cfg: Config, listener_addrs: Vec<SocketAddr>) -> io::Result<Ctx> {
+        let mut accesslogs = Vec::new();
+        for (path, fmt) in accesslog_specs(&cfg) {
+            accesslogs.push(AccessLog::open(std::path::Path::new(&path), &fmt)?);
+        }
+        let max_head = cfg.max_request_field_size.max(512);
+        let limits = Limits {
+            max_head,
+            // A request line that alone fills the head limit is a URI problem (414), not a
+            // header problem (431).
+            max_request_line: max_head - 1,
+            max_headers: MAX_HEADERS,
+        };
+        let base = Rc::new(cfg.base.clone());
+        let mut ctx = Ctx {
+            cfg,
+            base,
+            conf_cache: Vec::new(),
+            pool: Vec::new(),
+            rbuf_size: max_head + 4096,
+            now: Instant::now(),
+            date: [b' '; 29],
+            date_secs: 0,
+            drain_started: None,
+            end_keep_alive: false,
+            limits,
+            cache: Default::default(),
+            now_secs: 0,
+            accesslogs,
+            listener_addrs,
+        };
+        ctx.refresh_clock();
+        Ok(ctx)
+    }
+
+    pub fn take_bufs(&mut self) -> Box<Bufs> {
+        self.pool.pop().unwrap_or_else(|| {
+            Box::new(Bufs {
+                rbuf: vec![0u8; self.rbuf_size].into_boxed_slice(),
+                wbuf: Vec::with_capacity(20 * 1024),
+                segs: VecDeque::with_capacity(4),
+                headers: Vec::with_capacity(32),
+                path: String::with_capacity(256),
+                fs_path: PathBuf::with_capacity(512),
+                ranges: Vec::new(),
+                scratch: String::new(),
+            })
+        })
+    }
+
+    pub fn give_bufs(&mut self, mut b: Box<Bufs>) {
+        if self.pool.len() >= POOL_MAX {
+            return;
+        }
+        b.wbuf.clear();
+        b.segs.clear();
+        // A directory listing or a multipart reply may have grown these; don't keep that.
+        b.wbuf.shrink_to(64 * 1024);
+        b.scratch.clear();
+        b.scratch.shrink_to(4096);
+        b.ranges.clear();
+        b.ranges.shrink_to(8);
+        self.pool.push(b);
+    }
+
+    /// The settings for a request that took the conditional branches in `set`.
+    pub fn conf_for(&mut self, set: &MatchSet) -> Rc<ReqConf> {
+        if set.is_empty() {
+            return Rc::clone(&self.base);
+        }
+        if let Some((_, c)) = self.conf_cache.iter().find(|(s, _)| s == set) {
+            return Rc::clone(c);
+        }
+        let merged = Rc::new(self.cfg.merged(set));
+        if self.conf_cache.len() < CONF_CACHE_MAX {
+            self.conf_cache.push((*set, Rc::clone(&merged)));
+        }
+        merged
+    }
+
+    pub fn accesslog(&mut self, path: &str, format: &str) -> Option<&mut AccessLog> {
+        self.accesslogs
+            .iter_mut()
+            .find(|l| l.path.as_os_str() == path && l.format == format)
+    }
+
+    /// The address listener `i` is actually bound to.
+    pub fn listener_local(&self, i: usize) -> SocketAddr {
+        self.listener_addrs[i]
+    }
+
+    /// Read the clocks after a wake-up; the Date header is formatted once per second.
+    pub fn refresh_clock(&mut self) {
+        self.now = Instant::now();
+        let secs = crate::log::now_secs();
+        self.now_secs = secs;
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            crate::http::date::format(secs, &mut self.date);
+        }
+    }
+}
+
+/// Every (accesslog.filename, accesslog.format) pair the config can select.
+fn accesslog_specs(cfg: &Config) -> Vec<(String, String)> {
+    fn walk(
+        chains: &[CondChain],
+        file: &Option<String>,
+        fmt: &str,
+        out: &mut Vec<(String, String)>,
+    ) {
+        for chain in chains {
+            for br in &chain.branches {
+                let mut f = file.clone();
+                let mut m = fmt.to_string();
+                for s in &br.settings {
+                    match s {
+                        ReqSetting::AccesslogFilename(v) => f = v.clone(),
+                        ReqSetting::AccesslogFormat(v) => m = v.clone(),
+                        _ => {}
+                    }
+                }
+                if let Some(f) = &f {
+                    out.push((f.clone(), m.clone()));
+                }
+                walk(&br.children, &f, &m, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = &cfg.base.accesslog_filename {
+        out.push((f.clone(), cfg.base.accesslog_format.clone()));
+    }
+    walk(
+        &cfg.conds,
+        &cfg.base.accesslog_filename,
+        &cfg.base.accesslog_format,
+        &mut out,
+    );
+    out.sort();
+    out.dedup();
+    out
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::config::{CondChain, Config, MatchSet, ReqConf, ReqSetting};
+use crate::config::{CondChain, Config, MatchSet, ReqConf, Val};
 use crate::handlers::Seg;
 use crate::http::request::{Header, Limits};
 use crate::log::AccessLog;
@@ -187,9 +187,9 @@ fn accesslog_specs(cfg: &Config) -> Vec<(String, String)> {
                 let mut f = file.clone();
                 let mut m = fmt.to_string();
                 for s in &br.settings {
-                    match s {
-                        ReqSetting::AccesslogFilename(v) => f = v.clone(),
-                        ReqSetting::AccesslogFormat(v) => m = v.clone(),
+                    match (s.name(), &s.val) {
+                        ("accesslog.filename", Val::OptStr(v)) => f = v.clone(),
+                        ("accesslog.format", Val::Str(v)) => m = v.clone(),
                         _ => {}
                     }
                 }

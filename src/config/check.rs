@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::path::Path;
 
-use super::types::{CondChain, Config, ConfigError, Loc, ReqSetting};
+use super::types::{CondChain, Config, ConfigError, Loc, Val};
 
 fn fail(loc: Option<Loc>, msg: String) -> ConfigError {
     ConfigError { loc, msg }
@@ -44,11 +44,11 @@ fn check_branches(cfg: &Config, chains: &[CondChain]) -> Result<(), ConfigError>
                 .or_else(|| b.cond.as_ref().map(|c| c.loc.clone()))
         };
         for s in &b.settings {
-            match s {
-                ReqSetting::DocumentRoot(p) => {
+            match (s.name(), &s.val) {
+                ("server.document-root", Val::Path(p)) => {
                     check_dir("server.document-root", p, loc("server.document-root"))?
                 }
-                ReqSetting::AccesslogFilename(Some(f)) => check_parent(
+                ("accesslog.filename", Val::OptStr(Some(f))) => check_parent(
                     "accesslog.filename",
                     Path::new(f),
                     loc("accesslog.filename"),

@@ -35,56 +35,63 @@ fn flag(b: bool) -> &'static str {
     }
 }
 
-fn setting(s: &ReqSetting, indent: &str) -> String {
-    match s {
-        ReqSetting::DocumentRoot(p) => {
-            format!("server.document-root = {}", quote(&p.to_string_lossy()))
-        }
-        ReqSetting::IndexFiles(v) => format!("index-file.names = {}", list(v)),
-        ReqSetting::FollowSymlink(b) => format!("server.follow-symlink = {}", flag(*b)),
-        ReqSetting::RangeRequests(b) => format!("server.range-requests = {}", flag(*b)),
-        ReqSetting::ExcludeExtensions(v) => {
-            format!("static-file.exclude-extensions = {}", list(v))
-        }
-        ReqSetting::DirListing(b) => format!("dir-listing.activate = {}", flag(*b)),
-        ReqSetting::Mime(m) => format!("mimetype.assign = {}", map(m, indent)),
-        ReqSetting::ServerTag(t) => format!("server.tag = {}", quote(t)),
-        // An empty filename turns the access log off again inside a block.
-        ReqSetting::AccesslogFilename(f) => {
-            format!("accesslog.filename = {}", quote(f.as_deref().unwrap_or("")))
-        }
-        ReqSetting::AccesslogFormat(f) => format!("accesslog.format = {}", quote(f)),
-    }
+fn setting(s: &ReqSetting) -> String {
+    format!("{} = {}", s.name(), s.text)
 }
 
-fn base_settings(b: &ReqConf) -> Vec<String> {
+fn base_settings(b: &ReqConf, set: &[ReqSetting]) -> Vec<String> {
     let mut out = vec![match &b.document_root {
-        Some(p) => setting(&ReqSetting::DocumentRoot(p.clone()), ""),
+        Some(p) => format!("server.document-root = {}", quote(&p.to_string_lossy())),
         None => {
             "# server.document-root is not set: lightd will not start (-tt and start-up need it)"
                 .to_string()
         }
     }];
-    out.push(setting(&ReqSetting::IndexFiles(b.index_files.clone()), ""));
-    out.push(setting(&ReqSetting::FollowSymlink(b.follow_symlink), ""));
-    out.push(setting(&ReqSetting::RangeRequests(b.range_requests), ""));
-    out.push(setting(
-        &ReqSetting::ExcludeExtensions(b.exclude_extensions.clone()),
-        "",
+    out.push(format!("index-file.names = {}", list(&b.index_files)));
+    out.push(format!(
+        "server.follow-symlink = {}",
+        flag(b.follow_symlink)
     ));
-    out.push(setting(&ReqSetting::DirListing(b.dir_listing), ""));
-    out.push(setting(&ReqSetting::ServerTag(b.server_tag.clone()), ""));
+    out.push(format!(
+        "server.range-requests = {}",
+        flag(b.range_requests)
+    ));
+    out.push(format!(
+        "static-file.exclude-extensions = {}",
+        list(&b.exclude_extensions)
+    ));
+    out.push(format!("dir-listing.activate = {}", flag(b.dir_listing)));
+    out.push(format!("server.tag = {}", quote(&b.server_tag)));
     out.push(match &b.accesslog_filename {
         Some(f) => format!("accesslog.filename = {}", quote(f)),
         None => "# accesslog.filename is not set: no access log".to_string(),
     });
-    out.push(setting(
-        &ReqSetting::AccesslogFormat(b.accesslog_format.clone()),
-        "",
-    ));
-    out.push(setting(&ReqSetting::Mime(b.mime.clone()), ""));
+    out.push(format!("accesslog.format = {}", quote(&b.accesslog_format)));
+    out.push(format!("mimetype.assign = {}", map(&b.mime, "")));
+    // Module keys as written: their defaults mean "off".
+    for s in set {
+        if !CORE_SHOWN.contains(&s.name()) {
+            out.push(setting(s));
+        }
+    }
     out
 }
+
+/// The per-request keys `base_settings` always shows, with their values in use.
+const CORE_SHOWN: &[&str] = &[
+    "server.document-root",
+    "index-file.names",
+    "server.indexfiles",
+    "server.follow-symlink",
+    "server.range-requests",
+    "static-file.exclude-extensions",
+    "dir-listing.activate",
+    "server.dir-listing",
+    "server.tag",
+    "accesslog.filename",
+    "accesslog.format",
+    "mimetype.assign",
+];
 
 fn cond(c: &Cond) -> String {
     let field = match &c.field {
@@ -139,7 +146,7 @@ fn chains(f: &mut fmt::Formatter<'_>, chains: &[CondChain], indent: &str) -> fmt
                 writeln!(f, "{indent}}} else {head}")?;
             }
             for s in &b.settings {
-                writeln!(f, "{inner}{}", setting(s, &inner))?;
+                writeln!(f, "{inner}{}", setting(s))?;
             }
             ignored(f, &b.ignored, &inner)?;
             self::chains(f, &b.children, &inner)?;
@@ -241,7 +248,7 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         flag(cfg.socket_activation)
     )?;
     writeln!(f)?;
-    for line in base_settings(&cfg.base) {
+    for line in base_settings(&cfg.base, &cfg.base_settings) {
         writeln!(f, "{line}")?;
     }
     if !cfg.ignored.is_empty() {

@@ -8,9 +8,6 @@ pub(crate) enum KeyKind {
     Global,
     /// Implemented and allowed inside conditionals.
     Request,
-    /// Implemented but deliberately silent: `server.feature-flags` carries lighttpd tuning
-    /// switches that mostly have no meaning for lightd.
-    Silent,
     /// A lighttpd 1.4 key lightd does not implement and that only adds a feature: accepted
     /// with a warning, so an existing lighttpd.conf still loads.
     Unimplemented { owner: &'static str },
@@ -25,46 +22,6 @@ pub(crate) enum KeyKind {
     /// Neither: a warning with a spelling suggestion.
     Unknown,
 }
-
-/// Keys lightd implements that only make sense once per server.
-pub(crate) const GLOBAL_KEYS: &[&str] = &[
-    "server.bind",
-    "server.port",
-    "server.modules",
-    "server.pid-file",
-    "server.control-socket",
-    "server.max-worker",
-    "server.errorlog",
-    "server.username",
-    "server.groupname",
-    "server.max-connections",
-    "server.max-fds",
-    "server.max-keep-alive-requests",
-    "server.max-keep-alive-idle",
-    "server.max-read-idle",
-    "server.max-write-idle",
-    "server.max-request-size",
-    "server.max-request-field-size",
-    "server.graceful-shutdown-timeout",
-    "server.max-request-head-time",
-    "server.systemd-socket-activation",
-];
-
-/// Keys lightd implements per request (they become `ReqSetting`s inside conditionals).
-pub(crate) const REQUEST_KEYS: &[&str] = &[
-    "server.document-root",
-    "index-file.names",
-    "server.indexfiles",
-    "server.follow-symlink",
-    "server.range-requests",
-    "static-file.exclude-extensions",
-    "dir-listing.activate",
-    "server.dir-listing",
-    "mimetype.assign",
-    "server.tag",
-    "accesslog.filename",
-    "accesslog.format",
-];
 
 // What goes wrong when lightd serves without a module: the reason a key or module is refused.
 const ACCESS: &str = "files it denies would be served to anyone";
@@ -543,14 +500,12 @@ fn unimplemented(key: &str) -> Option<(&'static Unimplemented, bool)> {
 }
 
 pub(crate) fn kind(key: &str) -> KeyKind {
-    if GLOBAL_KEYS.contains(&key) {
-        return KeyKind::Global;
-    }
-    if REQUEST_KEYS.contains(&key) {
-        return KeyKind::Request;
-    }
-    if key == "server.feature-flags" {
-        return KeyKind::Silent;
+    if let Some(k) = super::table::lookup(key) {
+        return if k.is_global() {
+            KeyKind::Global
+        } else {
+            KeyKind::Request
+        };
     }
     match unimplemented(key) {
         Some((g, known)) => match g.harm {
@@ -587,12 +542,10 @@ pub(crate) fn suggest<'a>(
 
 /// All known key names, for suggestions.
 pub(crate) fn all_keys() -> impl Iterator<Item = &'static str> {
-    GLOBAL_KEYS
+    super::table::KEYS
         .iter()
-        .chain(REQUEST_KEYS)
-        .copied()
+        .map(|k| k.name)
         .chain(UNIMPLEMENTED.iter().flat_map(|g| g.keys.split(' ')))
-        .chain(std::iter::once("server.feature-flags"))
 }
 
 /// Levenshtein distance over chars, case-insensitive (a key typed with capitals is still
@@ -682,7 +635,7 @@ mod tests {
         for (key, want) in [
             ("server.port", KeyKind::Global),
             ("server.document-root", KeyKind::Request),
-            ("server.feature-flags", KeyKind::Silent),
+            ("server.feature-flags", KeyKind::Global),
             ("server.name", KeyKind::Unimplemented { owner: "core" }),
             (
                 "deflate.mimetypes",

@@ -16,6 +16,7 @@ mod keys;
 mod lexer;
 mod mime;
 mod parser;
+mod table;
 pub mod types;
 mod validate;
 mod value;
@@ -70,7 +71,7 @@ fn walk_merge(chains: &[CondChain], set: &MatchSet, conf: &mut ReqConf) {
     for b in chains.iter().flat_map(|c| &c.branches) {
         if taken(set, b.id) {
             for s in &b.settings {
-                validate::apply(conf, s);
+                s.apply(conf);
             }
             walk_merge(&b.children, set, conf);
         }

@@ -422,11 +422,11 @@ impl Loader {
     /// server-wide keys inside conditionals.
     fn check_key(&mut self, key: &str, loc: &Loc) -> Result<(), ConfigError> {
         match keys::kind(key) {
-            KeyKind::Global | KeyKind::Silent if self.in_conditional() => Err(err(
+            KeyKind::Global if self.in_conditional() => Err(err(
                 loc.clone(),
                 format!("{key} cannot be set inside a conditional"),
             )),
-            KeyKind::Global | KeyKind::Silent | KeyKind::Request => Ok(()),
+            KeyKind::Global | KeyKind::Request => Ok(()),
             KeyKind::Refused { owner, harm, known } => {
                 // Every place counts: each one is something the config protects.
                 let what = if known {

@@ -191,12 +191,12 @@ $HTTP["host"] == "b" {
 "#);
     let a = &cfg.conds[0].branches[0].settings;
     assert!(
-        matches!(&a[..], [ReqSetting::IndexFiles(v)] if v == &["index.html", "index.php"]),
+        matches!(&a[..], [s] if s.name() == "index-file.names" && matches!(&s.val, Val::List(v) if v == &["index.html", "index.php"])),
         "{a:?}"
     );
     let b = &cfg.conds[1].branches[0].settings;
     assert!(
-        matches!(&b[..], [ReqSetting::ExcludeExtensions(v)] if v == &[".php"]),
+        matches!(&b[..], [s] if s.name() == "static-file.exclude-extensions" && matches!(&s.val, Val::List(v) if v == &[".php"])),
         "{b:?}"
     );
     assert_eq!(cfg.base.index_files, vec!["index.html"]);
@@ -276,7 +276,7 @@ server.document-root = root + "/main"
 "#);
     assert_eq!(cfg.base.document_root, Some(PathBuf::from("/srv/main")));
     let s = &cfg.conds[0].branches[0].settings;
-    assert!(matches!(&s[..], [ReqSetting::DocumentRoot(p)] if p == Path::new("/other/a")));
+    assert!(matches!(&s[..], [s] if matches!(&s.val, Val::Path(p) if p == Path::new("/other/a"))));
 }
 
 #[test]
@@ -443,7 +443,7 @@ fn include_absolute_path_and_inside_a_block() {
     );
     let cfg = load(&main).unwrap_or_else(|e| panic!("{e}"));
     let s = &cfg.conds[0].branches[0].settings;
-    assert!(matches!(&s[..], [ReqSetting::DocumentRoot(p)] if p == Path::new("/abs")));
+    assert!(matches!(&s[..], [s] if matches!(&s.val, Val::Path(p) if p == Path::new("/abs"))));
 }
 
 #[test]

@@ -115,20 +115,7 @@ pub struct ReqConf {
     pub accesslog_format: String,
 }
 
-/// One setting assigned inside a conditional block, already type-checked.
-#[derive(Clone, Debug)]
-pub enum ReqSetting {
-    DocumentRoot(PathBuf),
-    IndexFiles(Vec<String>),
-    FollowSymlink(bool),
-    RangeRequests(bool),
-    ExcludeExtensions(Vec<String>),
-    DirListing(bool),
-    Mime(Vec<(String, String)>),
-    ServerTag(String),
-    AccesslogFilename(Option<String>),
-    AccesslogFormat(String),
-}
+pub use super::table::{ReqSetting, Val};
 
 /// The request field a condition looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,6 +246,8 @@ pub struct Config {
     /// address is not bound when sockets were inherited.
     pub socket_activation: bool,
     pub base: ReqConf,
+    /// The per-request keys set outside any conditional, as written, for `-p`.
+    pub base_settings: Vec<ReqSetting>,
     pub conds: Vec<CondChain>,
     /// Warnings gathered while loading (unimplemented or unknown keys), already formatted as
     /// "file:line: message". The caller logs them once.

@@ -10,9 +10,9 @@ use super::cond;
 use super::keys::{self, KeyKind};
 use super::mime;
 use super::parser::{Parsed, RawChain, Setting};
+use super::table::{self, Apply, Key, Val};
 use super::types::{
     CondBranch, CondChain, Config, ConfigError, Ignored, ListenSpec, Loc, Refusal, ReqConf,
-    ReqSetting,
 };
 use super::value::Value;
 
@@ -24,7 +24,7 @@ pub(crate) const DEFAULT_PORT: u16 = 80;
 
 /// Upper bound for durations given in seconds: large enough for any real use, small enough that
 /// adding it to an `Instant` cannot overflow.
-const MAX_SECS: i64 = i32::MAX as i64;
+pub(crate) const MAX_SECS: i64 = i32::MAX as i64;
 
 pub(crate) fn default_req() -> ReqConf {
     ReqConf {
@@ -41,30 +41,14 @@ pub(crate) fn default_req() -> ReqConf {
     }
 }
 
-/// Apply one per-request setting; shared by the base config and `Config::merged`.
-pub(crate) fn apply(conf: &mut ReqConf, s: &ReqSetting) {
-    match s {
-        ReqSetting::DocumentRoot(p) => conf.document_root = Some(p.clone()),
-        ReqSetting::IndexFiles(v) => conf.index_files = v.clone(),
-        ReqSetting::FollowSymlink(b) => conf.follow_symlink = *b,
-        ReqSetting::RangeRequests(b) => conf.range_requests = *b,
-        ReqSetting::ExcludeExtensions(v) => conf.exclude_extensions = v.clone(),
-        ReqSetting::DirListing(b) => conf.dir_listing = *b,
-        ReqSetting::Mime(m) => conf.mime = m.clone(),
-        ReqSetting::ServerTag(t) => conf.server_tag = t.clone(),
-        ReqSetting::AccesslogFilename(f) => conf.accesslog_filename = f.clone(),
-        ReqSetting::AccesslogFormat(f) => conf.accesslog_format = f.clone(),
-    }
-}
-
-fn err(s: &Setting, msg: impl std::fmt::Display) -> ConfigError {
+pub(crate) fn err(s: &Setting, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError {
         loc: Some(s.loc.clone()),
         msg: format!("{}: {msg}", s.key),
     }
 }
 
-fn want_str(s: &Setting) -> Result<&str, ConfigError> {
+pub(crate) fn want_str(s: &Setting) -> Result<&str, ConfigError> {
     match &s.value {
         Value::Str(v) => Ok(v),
         other => Err(err(
@@ -76,7 +60,7 @@ fn want_str(s: &Setting) -> Result<&str, ConfigError> {
 
 /// Integers may also be written as decimal strings: lighttpd accepts them so that numbers can
 /// come from environment variables (`server.port = env.PORT`).
-fn want_int(s: &Setting, min: i64, max: i64) -> Result<i64, ConfigError> {
+pub(crate) fn want_int(s: &Setting, min: i64, max: i64) -> Result<i64, ConfigError> {
     let n = match &s.value {
         Value::Int(n) => *n,
         Value::Str(t) => t.trim().parse::<i64>().map_err(|_| {
@@ -101,14 +85,14 @@ fn want_int(s: &Setting, min: i64, max: i64) -> Result<i64, ConfigError> {
     Ok(n)
 }
 
-fn want_secs(s: &Setting, min: i64) -> Result<Duration, ConfigError> {
+pub(crate) fn want_secs(s: &Setting, min: i64) -> Result<Duration, ConfigError> {
     // The range check guarantees the value is not negative.
     Ok(Duration::from_secs(
         want_int(s, min, MAX_SECS)?.unsigned_abs(),
     ))
 }
 
-fn want_bool(s: &Setting) -> Result<bool, ConfigError> {
+pub(crate) fn want_bool(s: &Setting) -> Result<bool, ConfigError> {
     let parsed = match &s.value {
         Value::Str(t) => match t.to_ascii_lowercase().as_str() {
             "enable" | "true" | "on" | "1" => Some(true),
@@ -130,7 +114,7 @@ fn want_bool(s: &Setting) -> Result<bool, ConfigError> {
     })
 }
 
-fn want_list(s: &Setting) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn want_list(s: &Setting) -> Result<Vec<String>, ConfigError> {
     let bad = || {
         err(
             s,
@@ -152,7 +136,7 @@ fn want_list(s: &Setting) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
-fn want_map(s: &Setting) -> Result<Vec<(String, String)>, ConfigError> {
+pub(crate) fn want_map(s: &Setting) -> Result<Vec<(String, String)>, ConfigError> {
     let bad = |what: String| {
         err(
             s,
@@ -175,12 +159,12 @@ fn want_map(s: &Setting) -> Result<Vec<(String, String)>, ConfigError> {
         .collect()
 }
 
-fn want_path(s: &Setting) -> Result<Option<PathBuf>, ConfigError> {
+pub(crate) fn want_path(s: &Setting) -> Result<Option<PathBuf>, ConfigError> {
     let v = want_str(s)?;
     Ok((!v.is_empty()).then(|| PathBuf::from(v)))
 }
 
-fn want_log_path(s: &Setting, what: &str) -> Result<Option<String>, ConfigError> {
+pub(crate) fn want_log_path(s: &Setting, what: &str) -> Result<Option<String>, ConfigError> {
     let v = want_str(s)?;
     if v.starts_with('|') {
         return Err(err(
@@ -191,117 +175,15 @@ fn want_log_path(s: &Setting, what: &str) -> Result<Option<String>, ConfigError>
     Ok((!v.is_empty()).then(|| v.to_string()))
 }
 
-/// A per-request key's typed value; None for keys that are not per-request.
-pub(crate) fn req_setting(s: &Setting) -> Result<Option<ReqSetting>, ConfigError> {
-    Ok(Some(match s.key.as_str() {
-        "server.document-root" => match want_path(s)? {
-            Some(p) => ReqSetting::DocumentRoot(p),
-            None => return Err(err(s, "must not be empty")),
-        },
-        "index-file.names" | "server.indexfiles" => ReqSetting::IndexFiles(want_list(s)?),
-        "server.follow-symlink" => ReqSetting::FollowSymlink(want_bool(s)?),
-        "server.range-requests" => ReqSetting::RangeRequests(want_bool(s)?),
-        "static-file.exclude-extensions" => ReqSetting::ExcludeExtensions(want_list(s)?),
-        "dir-listing.activate" | "server.dir-listing" => ReqSetting::DirListing(want_bool(s)?),
-        "mimetype.assign" => ReqSetting::Mime(mime::sorted(want_map(s)?)),
-        "server.tag" => ReqSetting::ServerTag(want_str(s)?.to_string()),
-        "accesslog.filename" => ReqSetting::AccesslogFilename(want_log_path(s, "access logs")?),
-        "accesslog.format" => {
-            let f = want_str(s)?;
-            ReqSetting::AccesslogFormat(if f.is_empty() {
-                DEFAULT_ACCESSLOG_FORMAT.to_string()
-            } else {
-                f.to_string()
-            })
-        }
-        _ => return Ok(None),
-    }))
-}
-
 /// Global settings not stored directly in `Config` until everything is read.
 #[derive(Default)]
-struct Pending {
-    bind: Option<(IpAddr, Loc)>,
-    port: Option<(u16, Loc)>,
+pub(crate) struct Pending {
+    pub bind: Option<(IpAddr, Loc)>,
+    pub port: Option<(u16, Loc)>,
     /// The list, where it was set, and where each element was written (when known).
-    modules: Option<(Vec<String>, Loc, Vec<Loc>)>,
-    graceful_explicit: bool,
-    graceful_flag: Option<Duration>,
-}
-
-fn global(cfg: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
-    match s.key.as_str() {
-        "server.bind" => {
-            let v = want_str(s)?;
-            if !v.is_empty() {
-                let ip = cond::parse_host(v).map_err(|m| err(s, m))?;
-                p.bind = Some((ip, s.loc.clone()));
-            }
-        }
-        "server.port" => {
-            // 0 asks the kernel for a free port (used by tests).
-            let port = want_int(s, 0, 65535)?;
-            p.port = Some((u16::try_from(port).unwrap_or(DEFAULT_PORT), s.loc.clone()));
-        }
-        "server.modules" => p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone())),
-        "server.pid-file" => cfg.pid_file = want_path(s)?,
-        "server.control-socket" => cfg.control_socket = want_path(s)?,
-        "server.errorlog" => cfg.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from),
-        "server.username" => {
-            cfg.username = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty())
-        }
-        "server.groupname" => {
-            cfg.groupname = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty())
-        }
-        "server.max-connections" => {
-            cfg.max_connections = usize::try_from(want_int(s, 1, 1 << 20)?).unwrap_or(1024)
-        }
-        "server.max-fds" => cfg.max_fds = Some(want_int(s, 1, MAX_SECS)?.unsigned_abs()),
-        "server.max-keep-alive-requests" => {
-            cfg.max_keep_alive_requests =
-                u32::try_from(want_int(s, 0, i64::from(u32::MAX))?).unwrap_or(1000)
-        }
-        "server.max-keep-alive-idle" => cfg.max_keep_alive_idle = want_secs(s, 0)?,
-        "server.max-read-idle" => cfg.max_read_idle = want_secs(s, 1)?,
-        "server.max-write-idle" => cfg.max_write_idle = want_secs(s, 1)?,
-        "server.max-request-size" => {
-            cfg.max_request_size = want_int(s, 0, i64::MAX / 1024)?.unsigned_abs() * 1024
-        }
-        "server.max-request-field-size" => {
-            cfg.max_request_field_size = usize::try_from(want_int(s, 256, 65535)?).unwrap_or(8192)
-        }
-        "server.max-worker" => cfg.max_worker = want_int(s, 0, 64)? as u32,
-        "server.graceful-shutdown-timeout" => {
-            cfg.graceful_shutdown_timeout = want_secs(s, 0)?;
-            p.graceful_explicit = true;
-        }
-        "server.max-request-head-time" => cfg.max_request_head_time = want_secs(s, 1)?,
-        "server.systemd-socket-activation" => cfg.socket_activation = want_bool(s)?,
-        "server.feature-flags" => {
-            // Current lighttpd reads its graceful shutdown timeout from here (Debian's default
-            // config sets it this way), so honour it; the other flags tune lighttpd internals.
-            let Value::Array(items) = &s.value else {
-                return Err(err(
-                    s,
-                    format!("expected a map, got {}", s.value.describe()),
-                ));
-            };
-            let flag = items
-                .iter()
-                .find(|(k, _)| k.as_deref() == Some("server.graceful-shutdown-timeout"));
-            if let Some((_, v)) = flag {
-                let inner = Setting {
-                    key: "server.feature-flags \"server.graceful-shutdown-timeout\"".to_string(),
-                    value: v.clone(),
-                    loc: s.loc.clone(),
-                    item_locs: Vec::new(),
-                };
-                p.graceful_flag = Some(want_secs(&inner, 0)?);
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    pub modules: Option<(Vec<String>, Loc, Vec<Loc>)>,
+    pub graceful_explicit: bool,
+    pub graceful_flag: Option<Duration>,
 }
 
 fn modules(
@@ -391,7 +273,7 @@ fn chains(
                             // refused global keys here; var.* are the language's own.
                             _ => continue,
                         }
-                        if let Some(set) = req_setting(s)? {
+                        if let Some(set) = table::req_setting(s)? {
                             locs.insert(format!("{}@{}", s.key, b.id), s.loc.clone());
                             settings.push(set);
                         }
@@ -414,7 +296,7 @@ fn sets_accesslog(chains: &[CondChain]) -> bool {
     chains.iter().flat_map(|c| &c.branches).any(|b| {
         b.settings
             .iter()
-            .any(|s| matches!(s, ReqSetting::AccesslogFilename(Some(_))))
+            .any(|s| matches!(&s.val, Val::OptStr(Some(_))) && s.name() == "accesslog.filename")
             || sets_accesslog(&b.children)
     })
 }
@@ -442,6 +324,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         max_request_head_time: Duration::from_secs(30),
         socket_activation: false,
         base: default_req(),
+        base_settings: Vec::new(),
         conds: Vec::new(),
         warnings: parsed.warnings,
         refused: parsed.refusals,
@@ -451,10 +334,19 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     let mut pending = Pending::default();
     for s in &parsed.global.entries {
         match keys::kind(&s.key) {
-            KeyKind::Global | KeyKind::Silent => global(&mut cfg, &mut pending, s)?,
+            KeyKind::Global => {
+                if let Some(Key {
+                    apply: Apply::Global(f),
+                    ..
+                }) = table::lookup(&s.key)
+                {
+                    f(&mut cfg, &mut pending, s)?;
+                }
+            }
             KeyKind::Request => {
-                if let Some(set) = req_setting(s)? {
-                    apply(&mut cfg.base, &set);
+                if let Some(set) = table::req_setting(s)? {
+                    set.apply(&mut cfg.base);
+                    cfg.base_settings.push(set);
                 }
             }
             KeyKind::Unimplemented { .. } | KeyKind::Unknown => {

@@ -1,0 +1,361 @@
+//! Every configuration key lightd implements, in one table: its name, the lighttpd module that
+//! reads it, whether it is server-wide or per request, how its value is checked and where it
+//! goes. Adding a key is one row here (plus its field in `Config` or `ReqConf`).
+//!
+//! Keys of lighttpd's that lightd does not implement are classified in `keys.rs`; a module
+//! left out of the build (a cargo feature) falls back to that classification, so a
+//! `--no-default-features` binary refuses what it cannot honour instead of ignoring it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::mime;
+use super::parser::Setting;
+use super::types::{Config, ConfigError, ReqConf};
+use super::validate::{
+    err, want_bool, want_int, want_list, want_log_path, want_map, want_path, want_secs, want_str,
+    Pending, DEFAULT_ACCESSLOG_FORMAT, MAX_SECS,
+};
+use super::value::Value;
+
+/// A per-request key's value, checked and converted once at load time. Conditional branches
+/// keep these and apply them (cheaply) whenever a new combination of branches is merged.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Bool(bool),
+    Str(String),
+    /// A string where "" means "unset".
+    OptStr(Option<String>),
+    Path(PathBuf),
+    List(Vec<String>),
+    Map(Vec<(String, String)>),
+}
+
+/// How a key takes effect.
+pub(crate) enum Apply {
+    /// Server-wide: straight into the config being built (an error inside a conditional).
+    Global(fn(&mut Config, &mut Pending, &Setting) -> Result<(), ConfigError>),
+    /// Per request: checked once into a [`Val`], applied to a `ReqConf` for each merge.
+    Request(
+        fn(&Setting) -> Result<Val, ConfigError>,
+        fn(&mut ReqConf, &Val),
+    ),
+}
+
+/// One implemented key.
+pub(crate) struct Key {
+    pub name: &'static str,
+    /// The lighttpd module that reads it, or "core".
+    pub module: &'static str,
+    pub apply: Apply,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Key {
+    pub(crate) fn is_global(&self) -> bool {
+        matches!(self.apply, Apply::Global(_))
+    }
+}
+
+/// One per-request setting as written in a block, already checked.
+#[derive(Clone, Debug)]
+pub struct ReqSetting {
+    pub(crate) key: &'static Key,
+    pub val: Val,
+    /// The value in config syntax, for `-p`.
+    pub text: String,
+}
+
+impl ReqSetting {
+    pub fn name(&self) -> &'static str {
+        self.key.name
+    }
+
+    pub(crate) fn apply(&self, conf: &mut ReqConf) {
+        if let Apply::Request(_, apply) = self.key.apply {
+            apply(conf, &self.val);
+        }
+    }
+}
+
+const fn global(
+    name: &'static str,
+    f: fn(&mut Config, &mut Pending, &Setting) -> Result<(), ConfigError>,
+) -> Key {
+    Key {
+        name,
+        module: "core",
+        apply: Apply::Global(f),
+    }
+}
+
+const fn request(
+    name: &'static str,
+    module: &'static str,
+    parse: fn(&Setting) -> Result<Val, ConfigError>,
+    apply: fn(&mut ReqConf, &Val),
+) -> Key {
+    Key {
+        name,
+        module,
+        apply: Apply::Request(parse, apply),
+    }
+}
+
+fn bool_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_bool(s).map(Val::Bool)
+}
+
+fn list_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_list(s).map(Val::List)
+}
+
+fn str_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_str(s).map(|v| Val::Str(v.to_string()))
+}
+
+impl Val {
+    fn bool(&self) -> bool {
+        matches!(self, Val::Bool(true))
+    }
+    fn list(&self) -> Vec<String> {
+        match self {
+            Val::List(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn string(&self) -> String {
+        match self {
+            Val::Str(v) => v.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The table. Order does not matter; names are unique (a test checks).
+pub(crate) const KEYS: &[Key] = &[
+    // Server-wide.
+    global("server.bind", |_, p, s| {
+        let v = want_str(s)?;
+        if !v.is_empty() {
+            let ip = super::cond::parse_host(v).map_err(|m| err(s, m))?;
+            p.bind = Some((ip, s.loc.clone()));
+        }
+        Ok(())
+    }),
+    global("server.port", |_, p, s| {
+        // 0 asks the kernel for a free port (used by tests).
+        let port = want_int(s, 0, 65535)?;
+        p.port = Some((u16::try_from(port).unwrap_or(80), s.loc.clone()));
+        Ok(())
+    }),
+    global("server.modules", |_, p, s| {
+        p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone()));
+        Ok(())
+    }),
+    global("server.pid-file", |c, _, s| {
+        c.pid_file = want_path(s)?;
+        Ok(())
+    }),
+    global("server.control-socket", |c, _, s| {
+        c.control_socket = want_path(s)?;
+        Ok(())
+    }),
+    global("server.max-worker", |c, _, s| {
+        c.max_worker = want_int(s, 0, 64)? as u32;
+        Ok(())
+    }),
+    global("server.errorlog", |c, _, s| {
+        c.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from);
+        Ok(())
+    }),
+    global("server.username", |c, _, s| {
+        c.username = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty());
+        Ok(())
+    }),
+    global("server.groupname", |c, _, s| {
+        c.groupname = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty());
+        Ok(())
+    }),
+    global("server.max-connections", |c, _, s| {
+        c.max_connections = usize::try_from(want_int(s, 1, 1 << 20)?).unwrap_or(1024);
+        Ok(())
+    }),
+    global("server.max-fds", |c, _, s| {
+        c.max_fds = Some(want_int(s, 1, MAX_SECS)?.unsigned_abs());
+        Ok(())
+    }),
+    global("server.max-keep-alive-requests", |c, _, s| {
+        c.max_keep_alive_requests =
+            u32::try_from(want_int(s, 0, i64::from(u32::MAX))?).unwrap_or(1000);
+        Ok(())
+    }),
+    global("server.max-keep-alive-idle", |c, _, s| {
+        c.max_keep_alive_idle = want_secs(s, 0)?;
+        Ok(())
+    }),
+    global("server.max-read-idle", |c, _, s| {
+        c.max_read_idle = want_secs(s, 1)?;
+        Ok(())
+    }),
+    global("server.max-write-idle", |c, _, s| {
+        c.max_write_idle = want_secs(s, 1)?;
+        Ok(())
+    }),
+    global("server.max-request-size", |c, _, s| {
+        c.max_request_size = want_int(s, 0, i64::MAX / 1024)?.unsigned_abs() * 1024;
+        Ok(())
+    }),
+    global("server.max-request-field-size", |c, _, s| {
+        c.max_request_field_size = usize::try_from(want_int(s, 256, 65535)?).unwrap_or(8192);
+        Ok(())
+    }),
+    global("server.graceful-shutdown-timeout", |c, p, s| {
+        c.graceful_shutdown_timeout = want_secs(s, 0)?;
+        p.graceful_explicit = true;
+        Ok(())
+    }),
+    global("server.max-request-head-time", |c, _, s| {
+        c.max_request_head_time = want_secs(s, 1)?;
+        Ok(())
+    }),
+    global("server.systemd-socket-activation", |c, _, s| {
+        c.socket_activation = want_bool(s)?;
+        Ok(())
+    }),
+    global("server.feature-flags", feature_flags),
+    // Per request.
+    request(
+        "server.document-root",
+        "core",
+        |s| match want_path(s)? {
+            Some(p) => Ok(Val::Path(p)),
+            None => Err(err(s, "must not be empty")),
+        },
+        |c, v| {
+            if let Val::Path(p) = v {
+                c.document_root = Some(p.clone());
+            }
+        },
+    ),
+    request("index-file.names", "mod_indexfile", list_val, |c, v| {
+        c.index_files = v.list()
+    }),
+    request("server.indexfiles", "mod_indexfile", list_val, |c, v| {
+        c.index_files = v.list()
+    }),
+    request("server.follow-symlink", "core", bool_val, |c, v| {
+        c.follow_symlink = v.bool()
+    }),
+    request("server.range-requests", "core", bool_val, |c, v| {
+        c.range_requests = v.bool()
+    }),
+    request(
+        "static-file.exclude-extensions",
+        "mod_staticfile",
+        list_val,
+        |c, v| c.exclude_extensions = v.list(),
+    ),
+    request(
+        "dir-listing.activate",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| c.dir_listing = v.bool(),
+    ),
+    request("server.dir-listing", "mod_dirlisting", bool_val, |c, v| {
+        c.dir_listing = v.bool()
+    }),
+    request(
+        "mimetype.assign",
+        "core",
+        |s| Ok(Val::Map(mime::sorted(want_map(s)?))),
+        |c, v| {
+            if let Val::Map(m) = v {
+                c.mime = m.clone();
+            }
+        },
+    ),
+    request("server.tag", "core", str_val, |c, v| {
+        c.server_tag = v.string()
+    }),
+    request(
+        "accesslog.filename",
+        "mod_accesslog",
+        |s| want_log_path(s, "access logs").map(Val::OptStr),
+        |c, v| {
+            if let Val::OptStr(f) = v {
+                c.accesslog_filename = f.clone();
+            }
+        },
+    ),
+    request(
+        "accesslog.format",
+        "mod_accesslog",
+        |s| {
+            let f = want_str(s)?;
+            Ok(Val::Str(if f.is_empty() {
+                DEFAULT_ACCESSLOG_FORMAT.to_string()
+            } else {
+                f.to_string()
+            }))
+        },
+        |c, v| c.accesslog_format = v.string(),
+    ),
+];
+
+/// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
+/// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
+/// internals.
+fn feature_flags(_: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
+    let Value::Array(items) = &s.value else {
+        return Err(err(
+            s,
+            format!("expected a map, got {}", s.value.describe()),
+        ));
+    };
+    let flag = items
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("server.graceful-shutdown-timeout"));
+    if let Some((_, v)) = flag {
+        let inner = Setting {
+            key: "server.feature-flags \"server.graceful-shutdown-timeout\"".to_string(),
+            value: v.clone(),
+            loc: s.loc.clone(),
+            item_locs: Vec::new(),
+        };
+        p.graceful_flag = Some(want_secs(&inner, 0)?);
+    }
+    Ok(())
+}
+
+/// Whether the module that reads a key is part of this build.
+pub(crate) fn compiled(module: &str) -> bool {
+    // Every module with keys in the table is built in (the optional ones arrive with their
+    // cargo features).
+    !module.is_empty()
+}
+
+/// The implemented key called `name`, if this build has its module.
+pub(crate) fn lookup(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name && compiled(k.module))
+}
+
+/// Check a per-request setting; None when `s` is not a per-request key.
+pub(crate) fn req_setting(s: &Setting) -> Result<Option<ReqSetting>, ConfigError> {
+    let Some(key) = lookup(&s.key) else {
+        return Ok(None);
+    };
+    let Apply::Request(parse, _) = key.apply else {
+        return Ok(None);
+    };
+    Ok(Some(ReqSetting {
+        key,
+        val: parse(s)?,
+        text: s.value.to_string(),
+    }))
+}

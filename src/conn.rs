@@ -10,20 +10,18 @@
 //! when it comes back to it.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::config::{CondField, CondInput, ReqConf};
 use crate::ctx::{Bufs, Ctx};
-use crate::handlers::{self, Persist, Reply, Request, Seg};
-use crate::http::chunked::{ChunkedDecoder, Declared};
-use crate::http::request::{self, Head, Header, Method, Version};
-use crate::http::{path, HttpError};
-use crate::log::Piece;
+use crate::handlers::{self, Persist, Seg};
+use crate::http::chunked::Declared;
+use crate::http::request::{self, Head, Method, Version};
+use crate::http::HttpError;
+use crate::pipeline::{self, BodyState, ConnInfo, Exchange};
 
 /// How long a closing connection waits, without hearing from the client, for it to close its
 /// side.
@@ -46,14 +44,6 @@ enum Phase {
     Body,
     Write,
     Linger,
-}
-
-enum BodyState {
-    None,
-    Length(u64),
-    /// Boxed: the decoder holds a trailer name buffer, and every connection (idle ones too)
-    /// would otherwise carry its size; chunked bodies are rare enough to allocate for.
-    Chunked(Box<ChunkedDecoder>),
 }
 
 /// What the server should do with the connection after driving it.
@@ -88,26 +78,17 @@ pub struct Conn {
     read_closed: bool,
     /// New bytes arrived (or were left over) since the last parse attempt.
     parse_pending: bool,
-    head: Option<Head>,
-    body: BodyState,
-    body_seen: u64,
+    /// The request being served, from its parsed head until its response is out.
+    ex: Option<Exchange>,
     requests: u32,
-    /// The persistence announced in the response being written.
-    persist: Persist,
-    /// The client itself asked for the connection to end after this response (Connection:
-    /// close, or HTTP/1.0 without keep-alive), so it sends nothing more (RFC 9112 §9.6).
-    client_closes: bool,
     last_io: Instant,
     /// When the first byte of the current request head arrived.
     head_start: Option<Instant>,
     linger_start: Option<Instant>,
-    req_start: Instant,
+    /// How much of an interim response (100 Continue) at the start of the write buffer is
+    /// out.
     wpos: usize,
-    file: Option<std::fs::File>,
-    conf: Option<Rc<ReqConf>>,
-    status: u16,
-    body_len: u64,
-    head_only: bool,
+    /// The peer's address as text, made once for conditions on $HTTP["remote-ip"].
     peer_ip: Option<Box<str>>,
 }
 
@@ -126,22 +107,12 @@ impl Conn {
             writable: true,
             read_closed: false,
             parse_pending: false,
-            head: None,
-            body: BodyState::None,
-            body_seen: 0,
+            ex: None,
             requests: 0,
-            persist: Persist::KeepAlive11,
-            client_closes: false,
             last_io: now,
             head_start: None,
             linger_start: None,
-            req_start: now,
             wpos: 0,
-            file: None,
-            conf: None,
-            status: 0,
-            body_len: 0,
-            head_only: false,
             peer_ip: None,
         }
     }
@@ -160,7 +131,7 @@ impl Conn {
     /// Idle: between requests with nothing buffered, so closing it loses nothing the client
     /// has sent us yet.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Head && self.rlen == 0 && self.head.is_none()
+        self.phase == Phase::Head && self.rlen == 0 && self.ex.is_none()
     }
 
     /// Since when this connection has held a slot without giving us a complete request head:
@@ -168,7 +139,7 @@ impl Conn {
     /// work or idling between requests. At the connection limit the oldest such connection is
     /// closed to make room, so slow clients cannot lock everyone else out.
     pub fn stalled_since(&self) -> Option<Instant> {
-        if self.phase != Phase::Head || self.head.is_some() {
+        if self.phase != Phase::Head || self.ex.is_some() {
             return None;
         }
         if self.rlen > 0 {
@@ -207,12 +178,19 @@ impl Conn {
                 }
             }
             Phase::Body => {
-                let rate = self.req_start
+                let (start, seen) = self
+                    .ex
+                    .as_ref()
+                    .map_or((self.last_io, 0), |ex| (ex.start, ex.body_seen));
+                let rate = start
                     + cfg.max_read_idle
-                    + std::time::Duration::from_secs(self.body_seen / MIN_BODY_RATE);
+                    + std::time::Duration::from_secs(seen / MIN_BODY_RATE);
                 (self.last_io + cfg.max_read_idle).min(rate)
             }
-            Phase::Write => self.last_io + cfg.max_write_idle,
+            Phase::Write => match self.ex.as_ref().and_then(|ex| ex.hold_until) {
+                Some(t) if t > self.last_io => t,
+                _ => self.last_io + cfg.max_write_idle,
+            },
             Phase::Linger => {
                 (self.last_io + LINGER).min(self.linger_start.unwrap_or(self.last_io) + LINGER_MAX)
             }
@@ -235,6 +213,19 @@ impl Conn {
                     return step;
                 }
                 self.start_linger(ctx);
+                self.drive(ctx)
+            }
+            Phase::Write
+                if self
+                    .ex
+                    .as_ref()
+                    .and_then(|ex| ex.hold_until)
+                    .is_some_and(|t| ctx.now >= t) =>
+            {
+                // A held response may leave now.
+                if let Some(ex) = self.ex.as_mut() {
+                    ex.hold_until = None;
+                }
                 self.drive(ctx)
             }
             _ => {
@@ -372,18 +363,16 @@ impl Conn {
     /// A head was parsed: decide how to read its body, or answer at once.
     fn begin_request(&mut self, ctx: &mut Ctx, head: Head) {
         self.requests += 1;
-        self.req_start = ctx.now;
-        self.head_only = head.method == Method::Head;
         // At the connection limit, end keep-alive sooner so that waiting clients get a slot.
         let keep = head.keep_alive
             && ctx.drain_started.is_none()
             && !ctx.end_keep_alive
             && self.requests < ctx.cfg.max_keep_alive_requests.max(1)
             && ctx.cfg.max_keep_alive_requests > 0;
-        self.persist = handlers::persist(head.version, keep);
-        self.client_closes = !head.keep_alive;
-        self.body_seen = 0;
-        self.body = if head.chunked {
+        let mut ex = Exchange::new(Some(head), ctx.now, handlers::persist(head.version, keep));
+        ex.head_only = head.method == Method::Head;
+        ex.client_closes = !head.keep_alive;
+        ex.body = if head.chunked {
             BodyState::Chunked(Box::default())
         } else {
             match head.content_length {
@@ -393,10 +382,15 @@ impl Conn {
         };
         let limit = ctx.cfg.max_request_size;
         let expect = head.expect_continue;
-        self.head = Some(head);
-        match self.body {
-            BodyState::None => self.respond(ctx),
-            BodyState::Length(n) if limit > 0 && n > limit => {
+        let declared = match ex.body {
+            BodyState::Length(n) => Some(n),
+            _ => None,
+        };
+        let has_body = !matches!(ex.body, BodyState::None);
+        self.ex = Some(ex);
+        match declared {
+            _ if !has_body => self.respond(ctx),
+            Some(n) if limit > 0 && n > limit => {
                 // Refuse before reading a byte of it; the body that follows cannot be
                 // skipped safely, so the connection ends after the answer.
                 self.respond_error(ctx, 413);
@@ -425,26 +419,26 @@ impl Conn {
                 Err(e) => return self.io_error("write", e),
             }
         }
-        let Some(head_len) = self.head.map(|h| h.len) else {
+        let Some(head) = self.ex.as_ref().and_then(|ex| ex.head) else {
             return Step::Close;
         };
+        let head_len = head.len;
         // Consume whatever body bytes are buffered after the head.
         if self.rlen > head_len {
             let limit = ctx.cfg.max_request_size;
             let rlen = self.rlen;
-            let header_count = self.head.map_or(0, |h| h.header_count);
-            let Some(b) = self.bufs.as_ref() else {
+            let (Some(b), Some(ex)) = (self.bufs.as_ref(), self.ex.as_mut()) else {
                 return Step::Close;
             };
             // The head stays at the start of the buffer while its body is read.
             let (head_bytes, avail) = b.rbuf[..rlen].split_at(head_len);
-            let headers = &b.headers[..header_count.min(b.headers.len())];
-            let fed = match &mut self.body {
+            let headers = &b.headers[..head.header_count.min(b.headers.len())];
+            let fed = match &mut ex.body {
                 BodyState::None => Ok((0, true)),
                 BodyState::Length(n) => {
                     let take = (*n).min(avail.len() as u64);
                     *n -= take;
-                    self.body_seen += take;
+                    ex.body_seen += take;
                     Ok((take as usize, *n == 0))
                 }
                 BodyState::Chunked(dec) => {
@@ -454,7 +448,7 @@ impl Conn {
                     let declared: Declared = if announced { Some(&listed) } else { None };
                     let mut seen = 0u64;
                     let fed = dec.feed(avail, declared, &mut |d| seen += d.len() as u64);
-                    self.body_seen += seen;
+                    ex.body_seen += seen;
                     fed
                 }
             };
@@ -465,16 +459,19 @@ impl Conn {
                     return Step::Again;
                 }
             };
+            let seen = ex.body_seen;
+            if done {
+                ex.body = BodyState::None;
+            }
             if let Some(b) = self.bufs.as_mut() {
                 b.rbuf.copy_within(head_len + used..rlen, head_len);
             }
             self.rlen -= used;
-            if limit > 0 && self.body_seen > limit {
+            if limit > 0 && seen > limit {
                 self.respond_error(ctx, 413);
                 return Step::Again;
             }
             if done {
-                self.body = BodyState::None;
                 self.respond(ctx);
                 return Step::Again;
             }
@@ -517,140 +514,69 @@ impl Conn {
     /// Answer a request that could not be parsed or framed, then close.
     fn bad_request(&mut self, ctx: &mut Ctx, e: HttpError) {
         log::debug!("{}: bad request: {} ({})", self.peer, e.status, e.reason);
-        if self.head.is_none() {
+        if self.ex.is_none() {
             self.requests += 1;
-            self.req_start = ctx.now;
+            let mut ex = Exchange::new(None, ctx.now, Persist::Close);
+            // HEAD never carries a body, not even on an error: when the head did not parse,
+            // the method still shows at the start of the request line.
+            if let Some(b) = self.bufs.as_ref() {
+                let raw = &b.rbuf[..self.rlen];
+                let start = raw.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+                ex.head_only = start.is_some_and(|i| raw[i..].starts_with(b"HEAD "));
+            }
+            self.ex = Some(ex);
         }
         self.respond_error(ctx, e.status);
     }
 
     /// An error response after which the connection closes.
     fn respond_error(&mut self, ctx: &mut Ctx, status: u16) {
-        self.persist = Persist::Close;
+        let mut bufs = match self.bufs.take() {
+            Some(b) => b,
+            None => ctx.take_bufs(),
+        };
+        queue_interim_rest(&mut bufs, &mut self.wpos);
+        let ex = self
+            .ex
+            .get_or_insert_with(|| Exchange::new(None, ctx.now, Persist::Close));
+        ex.persist = Persist::Close;
         // Unread input may follow a request we refuse: always close gently.
-        self.client_closes = false;
-        self.body = BodyState::None;
-        let conf = Rc::clone(&ctx.base);
-        let date = ctx.date;
-        let rlen = self.rlen;
-        let bufs = self.bufs.get_or_insert_with(|| ctx.take_bufs());
-        queue_interim_rest(bufs, &mut self.wpos);
-        // HEAD never carries a body, not even on an error: when the head did not parse, the
-        // method still shows at the start of the request line.
-        let head_only = match self.head {
-            Some(_) => self.head_only,
-            None => {
-                let raw = &bufs.rbuf[..rlen];
-                let start = raw.iter().position(|b| !matches!(b, b'\r' | b'\n'));
-                start.is_some_and(|i| raw[i..].starts_with(b"HEAD "))
-            }
-        };
-        let mut reply = Reply {
-            wbuf: &mut bufs.wbuf,
-            segs: &mut bufs.segs,
-            file: &mut None,
-            fs_path: &mut bufs.fs_path,
-            ranges: &mut bufs.ranges,
-            scratch: &mut bufs.scratch,
-            cache: &mut ctx.cache,
-            now: ctx.now_secs,
-            date: &date,
-            persist: Persist::Close,
-            head_only,
-            status: 0,
-            body_len: 0,
-        };
-        reply.error(status, &conf.server_tag);
-        self.status = reply.status;
-        self.body_len = reply.body_len;
-        self.conf = Some(conf);
+        ex.client_closes = false;
+        ex.body = BodyState::None;
+        pipeline::respond_error(ctx, ex, &mut bufs, status);
+        self.bufs = Some(bufs);
         self.phase = Phase::Write;
         self.last_io = ctx.now;
     }
 
     /// Build the response for the parsed head (body, if any, fully read).
     fn respond(&mut self, ctx: &mut Ctx) {
-        let Some(head) = self.head else { return };
-        let rlen = self.rlen;
+        let Some(ex) = self.ex.as_mut() else { return };
         if !ctx.cfg.conds.is_empty() && self.peer_ip.is_none() {
             self.peer_ip = Some(self.peer.ip().to_string().into_boxed_str());
         }
-        let local = ctx.listener_local(self.listener);
-        let date = ctx.date;
         let mut bufs = match self.bufs.take() {
             Some(b) => b,
             None => ctx.take_bufs(),
         };
-        let b = &mut *bufs;
-        queue_interim_rest(b, &mut self.wpos);
-
-        // Normalise the path first: conditions on $HTTP["url"] see the normalised path.
-        let raw_path = head.path.get(&b.rbuf[..rlen]);
-        let path_result = if head.method == Method::Options && raw_path == b"*" {
-            b.path.clear();
-            b.path.push('*');
-            Ok(())
-        } else {
-            path::normalize(raw_path, &mut b.path)
+        queue_interim_rest(&mut bufs, &mut self.wpos);
+        let info = ConnInfo {
+            peer: self.peer,
+            peer_ip: self.peer_ip.as_deref().unwrap_or(""),
+            local: ctx.listener_local(self.listener),
         };
-
-        let conf = if ctx.cfg.conds.is_empty() {
-            Rc::clone(&ctx.base)
-        } else {
-            let view = View {
-                buf: &b.rbuf[..rlen],
-                head: &head,
-                headers: &b.headers[..head.header_count],
-                path: &b.path,
-                ip: self.peer_ip.as_deref().unwrap_or(""),
-                peer: self.peer.ip(),
-                local,
-            };
-            let set = ctx.cfg.matches(&view);
-            ctx.conf_for(&set)
-        };
-
-        let mut reply = Reply {
-            wbuf: &mut b.wbuf,
-            segs: &mut b.segs,
-            file: &mut self.file,
-            fs_path: &mut b.fs_path,
-            ranges: &mut b.ranges,
-            scratch: &mut b.scratch,
-            cache: &mut ctx.cache,
-            now: ctx.now_secs,
-            date: &date,
-            persist: self.persist,
-            head_only: self.head_only,
-            status: 0,
-            body_len: 0,
-        };
-        match path_result {
-            Err(e) => {
-                reply.persist = Persist::Close;
-                self.persist = Persist::Close;
-                reply.error(e.status, &conf.server_tag);
-            }
-            Ok(()) => {
-                let req = Request {
-                    buf: &b.rbuf[..rlen],
-                    head: &head,
-                    headers: &b.headers[..head.header_count],
-                    path: &b.path,
-                    conf: &conf,
-                };
-                handlers::handle(&req, &mut reply);
-            }
-        }
-        self.status = reply.status;
-        self.body_len = reply.body_len;
-        self.conf = Some(conf);
+        pipeline::respond(ctx, ex, &mut bufs, self.rlen, &info);
         self.bufs = Some(bufs);
         self.phase = Phase::Write;
         self.last_io = ctx.now;
     }
 
     fn step_write(&mut self, ctx: &mut Ctx) -> Step {
+        if let Some(t) = self.ex.as_ref().and_then(|ex| ex.hold_until) {
+            if ctx.now < t {
+                return Step::Wait;
+            }
+        }
         if !self.writable {
             return Step::Wait;
         }
@@ -658,26 +584,11 @@ impl Conn {
         let Some(b) = self.bufs.as_mut() else {
             return Step::Close;
         };
-        loop {
-            let more = b.segs.len() > 1;
-            let Some(seg) = b.segs.front_mut() else { break };
+        while let Some(seg) = b.segs.front_mut() {
             let res = match seg {
-                Seg::Mem(start, end) => {
-                    let slice = &b.wbuf[*start..*end];
-                    // MSG_MORE lets the kernel put the head in the same packet as the
-                    // sendfile data that follows it.
-                    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
-                    // SAFETY: the pointer and length describe a live slice.
-                    let n = unsafe { libc::send(fd, slice.as_ptr().cast(), slice.len(), flags) };
-                    if n >= 0 {
-                        *start += n as usize;
-                        Ok(*start == *end)
-                    } else {
-                        Err(io::Error::last_os_error())
-                    }
-                }
+                Seg::Head(..) | Seg::Mem(..) => send_mem(fd, b),
                 Seg::File { offset, len } => {
-                    let Some(file) = self.file.as_ref() else {
+                    let Some(file) = self.ex.as_ref().and_then(|ex| ex.file.as_ref()) else {
                         return Step::Close;
                     };
                     let mut off = *offset as libc::off_t;
@@ -687,7 +598,10 @@ impl Conn {
                     if n > 0 {
                         *offset += n as u64;
                         *len -= n as u64;
-                        Ok(*len == 0)
+                        if *len == 0 {
+                            b.segs.pop_front();
+                        }
+                        Ok(())
                     } else if n == 0 {
                         // The file is shorter than when we announced its length: the
                         // response cannot be completed honestly, so cut the connection.
@@ -699,11 +613,7 @@ impl Conn {
                 }
             };
             match res {
-                Ok(true) => {
-                    b.segs.pop_front();
-                    self.last_io = ctx.now;
-                }
-                Ok(false) => self.last_io = ctx.now,
+                Ok(()) => self.last_io = ctx.now,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.writable = false;
@@ -717,22 +627,28 @@ impl Conn {
 
     /// The response is out: log it, then either wait for the next request or close.
     fn finish_response(&mut self, ctx: &mut Ctx) -> Step {
-        self.log_access(ctx);
-        self.file = None;
+        let Some(ex) = self.ex.take() else {
+            return Step::Close;
+        };
+        let info = ConnInfo {
+            peer: self.peer,
+            peer_ip: self.peer_ip.as_deref().unwrap_or(""),
+            local: ctx.listener_local(self.listener),
+        };
+        pipeline::done(ctx, &ex, self.bufs.as_deref(), self.rlen, &info);
         self.wpos = 0;
         if let Some(b) = self.bufs.as_mut() {
             b.wbuf.clear();
             b.segs.clear();
         }
-        let head_len = self.head.take().map_or(self.rlen, |h| h.len).min(self.rlen);
+        let head_len = ex.head.map_or(self.rlen, |h| h.len).min(self.rlen);
         if let Some(b) = self.bufs.as_mut() {
             b.rbuf.copy_within(head_len..self.rlen, 0);
         }
         self.rlen -= head_len;
-        self.conf = None;
         self.last_io = ctx.now;
-        if self.persist == Persist::Close {
-            if self.client_closes && self.rlen == 0 && !self.read_closed {
+        if ex.persist == Persist::Close {
+            if ex.client_closes && self.rlen == 0 && !self.read_closed {
                 // The client asked to close, its request is read to the end and nothing
                 // follows it: no data can arrive that would make the close a reset, so the
                 // lingering half-close (a shutdown, a read and a wake-up) is not needed.
@@ -744,7 +660,6 @@ impl Conn {
         self.phase = Phase::Head;
         self.parse_pending = self.rlen > 0;
         self.head_start = if self.rlen > 0 { Some(ctx.now) } else { None };
-        self.head_only = false;
         Step::Again
     }
 
@@ -756,7 +671,7 @@ impl Conn {
         self.linger_fresh = true;
         self.linger_start = Some(ctx.now);
         self.rlen = 0;
-        self.head = None;
+        self.ex = None;
         self.release(ctx);
     }
 
@@ -783,98 +698,6 @@ impl Conn {
         // More may be queued and no new edge will say so: come back after the others.
         Step::Yield
     }
-
-    fn log_access(&mut self, ctx: &mut Ctx) {
-        let Some(conf) = self.conf.as_ref() else {
-            return;
-        };
-        let Some(name) = conf.accesslog_filename.as_deref() else {
-            return;
-        };
-        let elapsed = ctx.now.saturating_duration_since(self.req_start);
-        let local_port = ctx.listener_local(self.listener).port();
-        let Some(log) = ctx.accesslog(name, &conf.accesslog_format) else {
-            return;
-        };
-        let empty: [u8; 0] = [];
-        let (buf, headers): (&[u8], &[Header]) = match self.bufs.as_ref() {
-            Some(b) => (&b.rbuf[..self.rlen], &b.headers),
-            None => (&empty, &[]),
-        };
-        let head = self.head.as_ref();
-        let headers = head.map_or(&[][..], |h| &headers[..h.header_count]);
-        let pieces = std::mem::take(&mut log.pieces);
-        let out = log.buf();
-        for p in &pieces {
-            match p {
-                Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
-                Piece::RemoteHost => {
-                    let _ = write!(out, "{}", self.peer.ip());
-                }
-                Piece::Dash => out.push(b'-'),
-                Piece::Time => {
-                    crate::log::clf_time(crate::log::now_secs(), out);
-                }
-                Piece::RequestLine => match head {
-                    Some(h) => {
-                        out.extend_from_slice(h.method.as_str().as_bytes());
-                        out.push(b' ');
-                        escape_into(out, h.target.get(buf));
-                        out.extend_from_slice(match h.version {
-                            Version::Http10 => b" HTTP/1.0",
-                            Version::Http11 => b" HTTP/1.1",
-                        });
-                    }
-                    None => out.push(b'-'),
-                },
-                Piece::Status => {
-                    let _ = write!(out, "{}", self.status);
-                }
-                Piece::BytesClf if self.body_len == 0 => out.push(b'-'),
-                Piece::BytesClf | Piece::BytesOut => {
-                    let _ = write!(out, "{}", self.body_len);
-                }
-                Piece::Header(name) => match request::header(buf, headers, name) {
-                    Some(v) if head.is_some() => escape_into(out, v),
-                    _ => out.push(b'-'),
-                },
-                Piece::Host => match head.and_then(|h| h.host) {
-                    Some(s) => escape_into(out, s.get(buf)),
-                    None => out.push(b'-'),
-                },
-                Piece::Path => match head {
-                    Some(h) => escape_into(out, h.path.get(buf)),
-                    None => out.push(b'-'),
-                },
-                Piece::Query => {
-                    if let Some(q) = head.and_then(|h| h.query) {
-                        out.push(b'?');
-                        escape_into(out, q.get(buf));
-                    }
-                }
-                Piece::Method => match head {
-                    Some(h) => out.extend_from_slice(h.method.as_str().as_bytes()),
-                    None => out.push(b'-'),
-                },
-                Piece::Protocol => out.extend_from_slice(match head.map(|h| h.version) {
-                    Some(Version::Http10) => b"HTTP/1.0",
-                    _ => b"HTTP/1.1",
-                }),
-                Piece::DurationSecs => {
-                    let _ = write!(out, "{}", elapsed.as_secs());
-                }
-                Piece::DurationMicros => {
-                    let _ = write!(out, "{}", elapsed.as_micros());
-                }
-                Piece::LocalPort => {
-                    let _ = write!(out, "{}", local_port);
-                }
-            }
-        }
-        out.push(b'\n');
-        log.pieces = pieces;
-        log.line_done();
-    }
 }
 
 /// A 100 Continue that went out only in part must finish before the final response: queue the
@@ -886,21 +709,64 @@ fn queue_interim_rest(b: &mut Bufs, wpos: &mut usize) {
     *wpos = 0;
 }
 
-/// Copy client bytes into a log line with quotes, backslashes and non-printables escaped, so
-/// a client cannot forge log lines.
-fn escape_into(out: &mut Vec<u8>, v: &[u8]) {
-    for &c in v {
-        match c {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(c);
+/// Send the memory segments at the front of the queue (the head, and body bytes in the write
+/// buffer) with one sendmsg, and drop what went out. A file segment after them is announced
+/// with MSG_MORE, so the kernel can put the head in the same packet as the file data.
+fn send_mem(fd: std::os::fd::RawFd, b: &mut Bufs) -> io::Result<()> {
+    const MAX_IOV: usize = 8;
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let mut n_iov = 0;
+    let mut more = false;
+    for seg in b.segs.iter() {
+        let slice = match *seg {
+            Seg::Head(s, e) => b.hbuf.get(s..e),
+            Seg::Mem(s, e) => b.wbuf.get(s..e),
+            Seg::File { .. } => {
+                more = true;
+                break;
             }
-            0x20..=0x7e => out.push(c),
-            _ => {
-                let _ = write!(out, "\\x{:02x}", c);
-            }
+        };
+        if n_iov == MAX_IOV {
+            more = true;
+            break;
+        }
+        let slice = slice.unwrap_or_default();
+        iov[n_iov] = libc::iovec {
+            iov_base: slice.as_ptr() as *mut libc::c_void,
+            iov_len: slice.len(),
+        };
+        n_iov += 1;
+    }
+    // SAFETY: zeroed is a valid msghdr (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = n_iov as _;
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: the iovecs describe live slices of buffers not touched during the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut sent = n as usize;
+    // Consume what went out, segment by segment (bounded by the segments sent).
+    while let Some(seg) = b.segs.front_mut() {
+        let (start, end) = match seg {
+            Seg::Head(s, e) | Seg::Mem(s, e) => (s, *e),
+            Seg::File { .. } => break,
+        };
+        let len = end - *start;
+        if sent >= len {
+            sent -= len;
+            b.segs.pop_front();
+        } else {
+            *start += sent;
+            break;
         }
     }
+    Ok(())
 }
 
 enum Step {
@@ -909,43 +775,4 @@ enum Step {
     /// Still ready, but others should have a turn first.
     Yield,
     Close,
-}
-
-/// The request as conditions see it.
-struct View<'a> {
-    buf: &'a [u8],
-    head: &'a Head,
-    headers: &'a [Header],
-    path: &'a str,
-    ip: &'a str,
-    peer: IpAddr,
-    local: SocketAddr,
-}
-
-impl CondInput for View<'_> {
-    fn field(&self, field: &CondField) -> Option<&str> {
-        let hdr = |name: &str| request::header(self.buf, self.headers, name);
-        let bytes: Option<&[u8]> = match field {
-            CondField::Host => self.head.host.map(|s| s.get(self.buf)),
-            CondField::Url => Some(self.path.as_bytes()),
-            CondField::RemoteIp => Some(self.ip.as_bytes()),
-            CondField::QueryString => self.head.query.map(|s| s.get(self.buf)),
-            CondField::RequestMethod => Some(self.head.method.as_str().as_bytes()),
-            CondField::Scheme => Some(b"http"),
-            CondField::UserAgent => hdr("User-Agent"),
-            CondField::Referer => hdr("Referer"),
-            CondField::Cookie => hdr("Cookie"),
-            CondField::RequestHeader(name) => hdr(name),
-            CondField::ServerSocket => None,
-        };
-        bytes.and_then(|b| std::str::from_utf8(b).ok())
-    }
-
-    fn remote_ip(&self) -> IpAddr {
-        self.peer
-    }
-
-    fn server_socket(&self) -> SocketAddr {
-        self.local
-    }
 }

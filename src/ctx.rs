@@ -30,6 +30,11 @@ const CONF_CACHE_MAX: usize = 64;
 /// The buffers a busy connection uses. Pooled: idle connections give them back.
 pub struct Bufs {
     pub rbuf: Box<[u8]>,
+    /// The serialized response head.
+    pub hbuf: Vec<u8>,
+    /// The response's own header fields, while modules may still edit them.
+    pub hdrs: Vec<u8>,
+    /// Response bodies kept in memory (and an interim 100 Continue).
     pub wbuf: Vec<u8>,
     pub segs: VecDeque<Seg>,
     pub headers: Vec<Header>,
@@ -110,6 +115,8 @@ impl Ctx {
         self.pool.pop().unwrap_or_else(|| {
             Box::new(Bufs {
                 rbuf: vec![0u8; self.rbuf_size].into_boxed_slice(),
+                hbuf: Vec::with_capacity(1024),
+                hdrs: Vec::with_capacity(512),
                 wbuf: Vec::with_capacity(20 * 1024),
                 segs: VecDeque::with_capacity(4),
                 headers: Vec::with_capacity(32),
@@ -127,6 +134,10 @@ impl Ctx {
         }
         b.wbuf.clear();
         b.segs.clear();
+        b.hbuf.clear();
+        b.hbuf.shrink_to(8 * 1024);
+        b.hdrs.clear();
+        b.hdrs.shrink_to(8 * 1024);
         // A directory listing or a multipart reply may have grown these; don't keep that.
         b.wbuf.shrink_to(64 * 1024);
         b.scratch.clear();

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 
 use super::{Reply, Request};
-use crate::http::{date, response, util};
+use crate::http::{date, util};
 
 /// Listings stop here, so a huge directory cannot make one response unbounded.
 const MAX_ENTRIES: usize = 10_000;
@@ -18,12 +18,11 @@ struct Entry {
 }
 
 pub fn serve(req: &Request, reply: &mut Reply) {
-    let tag = req.conf.server_tag.as_str();
     let rd = match std::fs::read_dir(&*reply.fs_path) {
         Ok(rd) => rd,
         Err(e) => {
             log::debug!("listing {}: {}", reply.fs_path.display(), e);
-            return reply.error(403, tag);
+            return reply.error(403);
         }
     };
     let mut entries = Vec::new();
@@ -108,8 +107,8 @@ pub fn serve(req: &Request, reply: &mut Reply) {
     html.push_str("</body></html>\n");
 
     let from = reply.wbuf.len();
-    reply.start(200, tag);
-    response::header(reply.wbuf, "Content-Type", b"text/html; charset=utf-8");
+    reply.start(200);
+    reply.header("Content-Type", b"text/html; charset=utf-8");
     let len = reply.scratch.len() as u64;
     reply.end_head(Some(len));
     if !reply.head_only {

@@ -1,9 +1,10 @@
-//! Request handlers: given a parsed request and its settings, describe the response.
+//! Request handlers: given a request and its settings, describe the response.
 //!
-//! A handler writes the response head (and small bodies) into the connection's write buffer and
-//! queues file ranges to be sent with sendfile. Handlers that wait on other descriptors (CGI
-//! pipes, proxy sockets) will return a pending state and be resumed by the connection when
-//! their descriptor becomes ready; static files never wait.
+//! A handler sets the status and the response's own headers (a header list, see
+//! [`crate::http::response`]), and queues the body: small bodies in the write buffer, file
+//! ranges to be sent with sendfile. It never writes the head itself: that is serialized once,
+//! after the response-start modules have had their say. Handlers that wait on other
+//! descriptors (CGI pipes, proxy sockets) belong in `backend/`; these never wait.
 
 pub mod cache;
 pub mod dirlist;
@@ -16,24 +17,35 @@ use std::path::PathBuf;
 use crate::config::ReqConf;
 use crate::http::request::{Head, Header, Method, Version};
 use crate::http::response;
+pub use crate::http::response::Persist;
 
 /// One piece of response output, sent in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seg {
+    /// Bytes `start..end` of the head buffer: the serialized response head.
+    Head(usize, usize),
     /// Bytes `start..end` of the write buffer.
     Mem(usize, usize),
     /// `len` bytes of the response file starting at `offset`, sent with sendfile.
     File { offset: u64, len: u64 },
 }
 
-/// What the handler reads: the request as parsed, with its normalised path and settings.
+/// What the handler reads: the request as parsed, with its normalised path, where that path
+/// lives on disk, and its settings.
 pub struct Request<'a> {
     /// The read buffer the head's spans point into.
     pub buf: &'a [u8],
     pub head: &'a Head,
     pub headers: &'a [Header],
-    /// The decoded, normalised path ("/dir/file").
+    /// The decoded, normalised URL path ("/dir/file"), after any rewrite.
     pub path: &'a str,
+    /// The query string (without '?'), after any rewrite.
+    pub query: Option<&'a [u8]>,
+    /// The directory `rel` is under: the document root, or what an alias or a user
+    /// directory maps the URL to. None: nothing configured, the request gets a 500.
+    pub root: Option<&'a std::path::Path>,
+    /// The part of the path below `root`, starting with '/'.
+    pub rel: &'a str,
     pub conf: &'a ReqConf,
 }
 
@@ -43,18 +55,11 @@ impl Request<'_> {
     }
 }
 
-/// How the connection ends after this response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persist {
-    Close,
-    /// HTTP/1.0 keep-alive must be announced.
-    KeepAlive10,
-    /// HTTP/1.1 persists by default: nothing to announce.
-    KeepAlive11,
-}
-
-/// Where the handler writes the response, plus the scratch space it may reuse.
+/// Where the handler describes the response, plus the scratch space it may reuse.
 pub struct Reply<'a> {
+    /// The response's own header fields ("Name: value\r\n" lines).
+    pub hdrs: &'a mut Vec<u8>,
+    /// Body bytes kept in memory; `Seg::Mem` ranges point into it.
     pub wbuf: &'a mut Vec<u8>,
     pub segs: &'a mut VecDeque<Seg>,
     pub file: &'a mut Option<File>,
@@ -65,41 +70,36 @@ pub struct Reply<'a> {
     pub cache: &'a mut cache::FileCache,
     /// The current second, for cache revalidation.
     pub now: u64,
-    pub date: &'a [u8; 29],
-    pub persist: Persist,
     /// HEAD: headers as for GET, no body.
     pub head_only: bool,
-    /// Filled in for the access log.
     pub status: u16,
+    /// The body's length, announced as Content-Length; None for statuses without a body.
+    pub content_length: Option<u64>,
     /// Body bytes queued (for the access log).
     pub body_len: u64,
+    /// The modification time of the file served, for mod_expire's "modification" rules.
+    pub mtime: Option<u64>,
 }
 
 impl Reply<'_> {
-    /// Status line and the headers every response carries.
-    pub fn start(&mut self, status: u16, server_tag: &str) {
+    /// Begin a response with `status`, forgetting any header fields set so far.
+    pub fn start(&mut self, status: u16) {
         self.status = status;
-        response::status_line(self.wbuf, status);
-        response::header(self.wbuf, "Date", self.date);
-        if !server_tag.is_empty() {
-            response::header(self.wbuf, "Server", server_tag.as_bytes());
-        }
+        self.hdrs.clear();
+        self.content_length = None;
     }
 
-    /// Content-Length (unless the status has no body), Connection, and the blank line.
+    /// Add a header field.
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        response::header(self.hdrs, name, value);
+    }
+
+    /// The body's length (None when the status has no body).
     pub fn end_head(&mut self, content_length: Option<u64>) {
-        if let Some(len) = content_length {
-            response::header_u64(self.wbuf, "Content-Length", len);
-        }
-        match self.persist {
-            Persist::Close => response::header(self.wbuf, "Connection", b"close"),
-            Persist::KeepAlive10 => response::header(self.wbuf, "Connection", b"keep-alive"),
-            Persist::KeepAlive11 => {}
-        }
-        self.wbuf.extend_from_slice(b"\r\n");
+        self.content_length = content_length;
     }
 
-    /// Queue everything written to the buffer so far (from `from`) as the next segment.
+    /// Queue everything written to the body buffer since `from` as the next segment.
     pub fn push_mem(&mut self, from: usize) {
         let end = self.wbuf.len();
         if end > from {
@@ -107,46 +107,61 @@ impl Reply<'_> {
         }
     }
 
+    /// Throw away the body queued so far, and the file (a response being replaced).
+    pub fn discard_body(&mut self, keep_segs: usize) {
+        let keep_to = self
+            .segs
+            .iter()
+            .take(keep_segs)
+            .filter_map(|s| match s {
+                Seg::Mem(_, e) => Some(*e),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        self.segs.truncate(keep_segs);
+        self.wbuf.truncate(keep_to);
+        *self.file = None;
+        self.body_len = 0;
+        self.mtime = None;
+    }
+
     /// A complete error response with its small HTML body (none for HEAD).
-    pub fn error(&mut self, status: u16, server_tag: &str) {
-        self.error_with(status, server_tag, None);
+    pub fn error(&mut self, status: u16) {
+        self.error_with(status, None);
     }
 
     /// An error response with one extra header (Allow, Location, Content-Range).
-    pub fn error_with(&mut self, status: u16, server_tag: &str, extra: Option<(&str, &[u8])>) {
-        let from = self.wbuf.len();
-        self.start(status, server_tag);
+    pub fn error_with(&mut self, status: u16, extra: Option<(&str, &[u8])>) {
+        self.start(status);
         if let Some((name, value)) = extra {
-            response::header(self.wbuf, name, value);
+            self.header(name, value);
         }
         if response::bodiless(status) {
-            self.end_head(None);
-        } else {
-            response::header(self.wbuf, "Content-Type", b"text/html; charset=utf-8");
-            let len = response::error_body_len(status);
-            self.end_head(Some(len as u64));
-            if !self.head_only {
-                response::error_body(self.wbuf, status);
-                self.body_len = len as u64;
-            }
+            return;
         }
-        self.push_mem(from);
+        self.header("Content-Type", b"text/html; charset=utf-8");
+        let len = response::error_body_len(status);
+        self.end_head(Some(len as u64));
+        if !self.head_only {
+            let from = self.wbuf.len();
+            response::error_body(self.wbuf, status);
+            self.body_len = len as u64;
+            self.push_mem(from);
+        }
     }
 }
 
 /// Produce the response for one request.
 pub fn handle(req: &Request, reply: &mut Reply) {
-    let tag = req.conf.server_tag.as_str();
     match req.head.method {
         Method::Options => {
-            let from = reply.wbuf.len();
-            reply.start(200, tag);
-            response::header(reply.wbuf, "Allow", response::ALLOW.as_bytes());
+            reply.start(200);
+            reply.header("Allow", response::ALLOW.as_bytes());
             reply.end_head(Some(0));
-            reply.push_mem(from);
         }
         Method::Get | Method::Head | Method::Post => static_file::serve(req, reply),
-        _ => reply.error_with(405, tag, Some(("Allow", response::ALLOW.as_bytes()))),
+        _ => reply.error_with(405, Some(("Allow", response::ALLOW.as_bytes()))),
     }
 }
 

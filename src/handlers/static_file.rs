@@ -23,14 +23,16 @@ const SMALL_BODY: u64 = 16 * 1024;
 /// parts are delimited by the lengths we announce.
 const BOUNDARY: &str = "fkj49sn38dcn3";
 
+/// The Content-Type of a multipart/byteranges response, with [`BOUNDARY`].
+const MULTIPART_TYPE: &str = "multipart/byteranges; boundary=fkj49sn38dcn3";
+
 /// What ends a multipart/byteranges body: the close delimiter and a final CRLF.
 const MULTIPART_END: &str = "\r\n--fkj49sn38dcn3--\r\n";
 
 pub fn serve(req: &Request, reply: &mut Reply) {
-    let tag = req.conf.server_tag.as_str();
-    let Some(root) = req.conf.document_root.as_deref() else {
+    let Some(root) = req.root else {
         log::debug!("no server.document-root for this request");
-        return reply.error(500, tag);
+        return reply.error(500);
     };
 
     reply.fs_path.clear();
@@ -40,15 +42,15 @@ pub fn serve(req: &Request, reply: &mut Reply) {
     reply
         .fs_path
         .as_mut_os_string()
-        .push(std::ffi::OsStr::from_bytes(req.path.as_bytes()));
+        .push(std::ffi::OsStr::from_bytes(req.rel.as_bytes()));
 
     if !req.conf.follow_symlink {
-        if let Err(status) = check_no_symlinks(root, req.path) {
-            return reply.error(status, tag);
+        if let Err(status) = check_no_symlinks(root, req.rel) {
+            return reply.error(status);
         }
     }
     if excluded(req, req.path) {
-        return reply.error(403, tag);
+        return reply.error(403);
     }
     if let Some((info, body)) = cached(req, reply) {
         return serve_file(req, reply, Source::Mem(body), &info, req.path);
@@ -56,11 +58,11 @@ pub fn serve(req: &Request, reply: &mut Reply) {
 
     let file = match open_nonblocking(reply.fs_path) {
         Ok(f) => f,
-        Err(e) => return reply.error(io_status(&e), tag),
+        Err(e) => return reply.error(io_status(&e)),
     };
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return reply.error(io_status(&e), tag),
+        Err(e) => return reply.error(io_status(&e)),
     };
 
     if meta.is_dir() {
@@ -68,7 +70,7 @@ pub fn serve(req: &Request, reply: &mut Reply) {
         return serve_dir(req, reply);
     }
     if !meta.is_file() {
-        return reply.error(403, tag);
+        return reply.error(403);
     }
     let (src, info) = load(req, reply, file, &meta);
     serve_file(req, reply, src, &info, req.path);
@@ -118,7 +120,6 @@ fn excluded(req: &Request, name: &str) -> bool {
 }
 
 fn serve_dir(req: &Request, reply: &mut Reply) {
-    let tag = req.conf.server_tag.as_str();
     if !req.path.ends_with('/') {
         // Redirect to "dir/", built from the normalised path with each segment encoded again:
         // the raw path could start with "//host", which a browser would take for another site,
@@ -129,12 +130,12 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             util::url_encode_segment(seg, reply.scratch);
         }
         reply.scratch.push('/');
-        if let Some(q) = req.head.query {
+        if let Some(q) = req.query {
             reply.scratch.push('?');
-            util::encode_query(q.get(req.buf), reply.scratch);
+            util::encode_query(q, reply.scratch);
         }
         let location = std::mem::take(reply.scratch);
-        reply.error_with(301, tag, Some(("Location", location.as_bytes())));
+        reply.error_with(301, Some(("Location", location.as_bytes())));
         *reply.scratch = location;
         return;
     }
@@ -173,7 +174,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
     if req.conf.dir_listing {
         return super::dirlist::serve(req, reply);
     }
-    reply.error(403, tag);
+    reply.error(403);
 }
 
 /// Cut the path back to `len` bytes, reusing its allocation.
@@ -243,7 +244,6 @@ fn none_match(value: &[u8], etag: &[u8]) -> bool {
 
 /// Answer with a regular file's content: validators, conditional requests and ranges.
 fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, name: &str) {
-    let tag = req.conf.server_tag.as_str();
     let len = info.len;
     let mtime = info.mtime;
     let etag = info.etag();
@@ -260,14 +260,13 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
     };
     if not_modified {
         if !get_like {
-            return reply.error(412, tag);
+            return reply.error(412);
         }
-        let from = reply.wbuf.len();
-        reply.start(304, tag);
-        response::header(reply.wbuf, "ETag", etag);
-        response::header(reply.wbuf, "Last-Modified", lm);
-        reply.end_head(None);
-        return reply.push_mem(from);
+        reply.start(304);
+        reply.header("ETag", etag);
+        reply.header("Last-Modified", lm);
+        reply.mtime = Some(mtime);
+        return;
     }
 
     let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
@@ -288,6 +287,7 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
     }
 
     let from = reply.wbuf.len();
+    reply.mtime = Some(mtime);
     match outcome {
         range::RangeOutcome::Unsatisfiable => {
             let mut cr = [0u8; 48];
@@ -296,31 +296,32 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
                 let _ = write!(c, "bytes */{}", len);
                 c.position() as usize
             };
-            reply.error_with(416, tag, Some(("Content-Range", &cr[..n])));
+            reply.error_with(416, Some(("Content-Range", &cr[..n])));
         }
         range::RangeOutcome::Ranges if reply.ranges.len() == 1 => {
             let (a, b) = reply.ranges[0];
-            reply.start(206, tag);
+            reply.start(206);
             common_file_headers(reply, req, ctype, etag, lm);
-            let _ = write!(reply.wbuf, "Content-Range: bytes {}-{}/{}\r\n", a, b, len);
+            let mut cr = [0u8; 80];
+            let n = {
+                let mut c = io::Cursor::new(&mut cr[..]);
+                let _ = write!(c, "bytes {}-{}/{}", a, b, len);
+                c.position() as usize
+            };
+            reply.header("Content-Range", &cr[..n]);
             reply.end_head(Some(b - a + 1));
             queue_body(reply, from, src, a, b - a + 1);
         }
         range::RangeOutcome::Ranges => {
-            reply.start(206, tag);
+            reply.start(206);
             let mut total = MULTIPART_END.len() as u64;
             // Compute the length first: the part headers are written after the head.
             for (i, &(a, b)) in reply.ranges.iter().enumerate() {
                 total += part_header_len(i == 0, ctype, a, b, len) + (b - a + 1);
             }
             common_file_headers(reply, req, ctype, etag, lm);
-            let _ = write!(
-                reply.wbuf,
-                "Content-Type: multipart/byteranges; boundary={}\r\n",
-                BOUNDARY
-            );
+            reply.header("Content-Type", MULTIPART_TYPE.as_bytes());
             reply.end_head(Some(total));
-            reply.push_mem(from);
             if reply.head_only {
                 return;
             }
@@ -352,8 +353,8 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
             }
         }
         range::RangeOutcome::Ignore => {
-            reply.start(200, tag);
-            response::header(reply.wbuf, "Content-Type", ctype.as_bytes());
+            reply.start(200);
+            reply.header("Content-Type", ctype.as_bytes());
             common_file_headers(reply, req, "", etag, lm);
             reply.end_head(Some(len));
             queue_body(reply, from, src, 0, len);
@@ -365,13 +366,13 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
 /// responses have their own Content-Type).
 fn common_file_headers(reply: &mut Reply, req: &Request, ctype: &str, etag: &[u8], lm: &[u8]) {
     if req.conf.range_requests {
-        response::header(reply.wbuf, "Accept-Ranges", b"bytes");
+        reply.header("Accept-Ranges", b"bytes");
     }
     if !ctype.is_empty() && reply.status == 206 && reply.ranges.len() == 1 {
-        response::header(reply.wbuf, "Content-Type", ctype.as_bytes());
+        reply.header("Content-Type", ctype.as_bytes());
     }
-    response::header(reply.wbuf, "ETag", etag);
-    response::header(reply.wbuf, "Last-Modified", lm);
+    reply.header("ETag", etag);
+    reply.header("Last-Modified", lm);
 }
 
 /// The delimiter and headers before a part. The body starts with the first delimiter, with
@@ -414,8 +415,9 @@ fn decimal_len(mut v: u64) -> u64 {
     n
 }
 
-/// Queue `len` bytes of the body from `offset` after the head written since `from`: small
-/// bodies are copied or read into the buffer so head and body leave in one write.
+/// Queue `len` bytes of the body from `offset`, after what was written to the body buffer
+/// since `from`: small bodies are copied or read into the buffer, so that head and body leave
+/// in one write.
 fn queue_body(reply: &mut Reply, from: usize, src: Source, offset: u64, len: u64) {
     if reply.head_only || len == 0 {
         return reply.push_mem(from);
@@ -456,6 +458,12 @@ mod tests {
         assert!(none_match(b"*", b"\"a\""));
         assert!(!none_match(b"\"b\"", b"\"a\""));
         assert!(!none_match(b"", b"\"a\""));
+    }
+
+    #[test]
+    fn multipart_type_names_the_boundary() {
+        assert!(MULTIPART_TYPE.ends_with(&format!("boundary={BOUNDARY}")));
+        assert!(MULTIPART_END.contains(BOUNDARY));
     }
 
     #[test]

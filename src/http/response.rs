@@ -1,32 +1,72 @@
-//! Response serialization: status lines, common headers and the small HTML error pages.
+//! Response serialization: status lines, header lists, the head written once, and the small
+//! HTML error pages.
 //!
 //! Everything writes into a caller-owned `Vec<u8>` that is reused across requests, so building
 //! a response does not allocate in the steady state.
+//!
+//! A response's own headers are kept as a header list: "Name: value\r\n" lines in one buffer,
+//! which handlers append to and response-start modules edit (set, remove) before [`write_head`]
+//! puts the status line, Date, Server, the list, Content-Length and Connection on the wire.
+
+/// How the connection ends after this response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    Close,
+    /// HTTP/1.0 keep-alive must be announced.
+    KeepAlive10,
+    /// HTTP/1.1 persists by default: nothing to announce.
+    KeepAlive11,
+}
 
 /// The reason phrase for the statuses lightd sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
         206 => "Partial Content",
+        300 => "Multiple Choices",
         301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -82,6 +122,76 @@ pub fn header_u64(out: &mut Vec<u8>, name: &str, value: u64) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     push_u64(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The lines of a header list with their byte ranges: (line start, name, value, line end).
+fn lines(list: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8], usize)> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let rest = list.get(pos..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let line = &rest[..end];
+        let start = pos;
+        pos += end + 2;
+        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        let value = line.get(colon + 1..).unwrap_or_default();
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        Some((start, &line[..colon], value, pos))
+    })
+}
+
+/// The value of the first `name` field in a header list (names compare case-insensitively).
+pub fn find<'a>(list: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    lines(list)
+        .find(|(_, n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, _, v, _)| v)
+}
+
+/// Remove every `name` field from a header list.
+pub fn remove(list: &mut Vec<u8>, name: &str) {
+    // Bounded by the number of matching lines, each removal shrinking the list.
+    loop {
+        let found = lines(list)
+            .find(|(_, n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(s, _, _, e)| (s, e));
+        let Some((start, end)) = found else { break };
+        list.drain(start..end);
+    }
+}
+
+/// Replace every `name` field with one carrying `value`.
+pub fn set(list: &mut Vec<u8>, name: &str, value: &[u8]) {
+    remove(list, name);
+    header(list, name, value);
+}
+
+/// Write a response head: the status line, Date, Server (unless the list has one, or the tag
+/// is empty), the header list, Content-Length when known, Connection when it must be said,
+/// and the blank line.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    date: &[u8],
+    server_tag: &str,
+    list: &[u8],
+    content_length: Option<u64>,
+    persist: Persist,
+) {
+    status_line(out, status);
+    header(out, "Date", date);
+    if !server_tag.is_empty() && find(list, "Server").is_none() {
+        header(out, "Server", server_tag.as_bytes());
+    }
+    out.extend_from_slice(list);
+    if let Some(len) = content_length {
+        header_u64(out, "Content-Length", len);
+    }
+    match persist {
+        Persist::Close => header(out, "Connection", b"close"),
+        Persist::KeepAlive10 => header(out, "Connection", b"keep-alive"),
+        Persist::KeepAlive11 => {}
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -200,6 +310,36 @@ mod tests {
         v.clear();
         status_line(&mut v, 200);
         assert_eq!(v, b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[test]
+    fn header_list_edits() {
+        let mut h = Vec::new();
+        header(&mut h, "ETag", b"\"x\"");
+        header(&mut h, "X-A", b"1");
+        header(&mut h, "x-a", b"2");
+        assert_eq!(find(&h, "etag"), Some(&b"\"x\""[..]));
+        assert_eq!(find(&h, "X-A"), Some(&b"1"[..]));
+        set(&mut h, "X-a", b"3");
+        assert_eq!(h, b"ETag: \"x\"\r\nX-a: 3\r\n");
+        remove(&mut h, "etag");
+        assert_eq!(h, b"X-a: 3\r\n");
+        assert_eq!(find(&h, "Missing"), None);
+        let mut out = Vec::new();
+        write_head(&mut out, 404, b"D", "t", &h, Some(5), Persist::Close);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: t\r\nX-a: 3\r\n\
+              Content-Length: 5\r\nConnection: close\r\n\r\n"
+        );
+        // A Server field set by the config wins over the tag.
+        header(&mut h, "Server", b"mine");
+        out.clear();
+        write_head(&mut out, 200, b"D", "t", &h, None, Persist::KeepAlive11);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nDate: D\r\nX-a: 3\r\nServer: mine\r\n\r\n"
+        );
     }
 
     #[test]

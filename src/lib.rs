@@ -23,6 +23,7 @@ pub mod http;
 pub mod inplace;
 pub mod listener;
 pub mod log;
+pub mod modules;
 pub mod pipeline;
 pub mod process;
 pub mod server;

@@ -1,0 +1,3 @@
+//! Request-time logic of the lighttpd modules: pure functions the request pipeline calls.
+
+pub mod subst;

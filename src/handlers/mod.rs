@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod dirlist;
+pub mod dirlist_page;
 pub mod static_file;
 
 use std::collections::VecDeque;

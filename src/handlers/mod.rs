@@ -10,6 +10,7 @@ pub mod cache;
 pub mod dirlist;
 pub mod dirlist_page;
 pub mod static_file;
+pub mod status_page;
 
 use std::collections::VecDeque;
 use std::fs::File;

@@ -195,11 +195,11 @@ fn unknown_module_is_an_error() {
 fn unimplemented_harmless_module_is_a_warning() {
     let s = builder()
         .file("index.html", "still served")
-        .config("server.modules = (\"mod_expire\")")
+        .config("server.modules = (\"mod_rrdtool\")")
         .start();
     assert!(
-        s.wait_log("mod_expire", Duration::from_secs(5)),
-        "no warning naming mod_expire\n{}",
+        s.wait_log("mod_rrdtool", Duration::from_secs(5)),
+        "no warning naming mod_rrdtool\n{}",
         s.stderr()
     );
     let r = s.get("/index.html");

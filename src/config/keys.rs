@@ -395,9 +395,10 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
     ),
 ];
 
-/// Every lighttpd 1.4 module lightd does not implement, and why loading it is refused (None:
-/// it is only a feature, and loading it is a warning). Anything else in server.modules that
-/// is not implemented is an unknown module, an error.
+/// Every other lighttpd 1.4 module, and what serving without it would do (None: it only adds a
+/// feature). Those this build compiles in ([`super::table::compiled`]) are implemented; loading
+/// one that is not is refused when it protects something and a warning otherwise. Anything
+/// else in server.modules is an unknown module, an error.
 pub(crate) const MISSING_MODULES: &[(&str, Option<&str>)] = &[
     ("mod_access", Some(ACCESS)),
     ("mod_ajp13", Some(GATEWAY)),
@@ -467,6 +468,26 @@ pub(crate) const IMPLEMENTED_MODULES: &[&str] = &[
 
 /// lighttpd loads these even when server.modules does not list them, so lightd does too.
 pub(crate) const DEFAULT_MODULES: &[&str] = &["mod_indexfile", "mod_dirlisting", "mod_staticfile"];
+
+/// Whether this build lacks lighttpd module `name`, and if so what serving without it would do.
+pub(crate) fn missing(name: &str) -> Option<Option<&'static str>> {
+    if super::table::compiled(name) && super::table::keys().any(|k| k.module == name) {
+        return None;
+    }
+    MISSING_MODULES
+        .iter()
+        .find(|(m, _)| *m == name)
+        .map(|(_, harm)| *harm)
+}
+
+/// What serving without module `name` would do, whether or not this build has it (None: only
+/// a feature is lost).
+pub(crate) fn harm(name: &str) -> Option<&'static str> {
+    MISSING_MODULES
+        .iter()
+        .find(|(m, _)| *m == name)
+        .and_then(|(_, harm)| *harm)
+}
 
 /// Whether `name` is a module lighttpd 1.4 has shipped.
 pub(crate) fn is_lighttpd_module(name: &str) -> bool {
@@ -542,10 +563,12 @@ pub(crate) fn suggest<'a>(
 
 /// All known key names, for suggestions.
 pub(crate) fn all_keys() -> impl Iterator<Item = &'static str> {
-    super::table::KEYS
-        .iter()
-        .map(|k| k.name)
-        .chain(UNIMPLEMENTED.iter().flat_map(|g| g.keys.split(' ')))
+    super::table::keys().map(|k| k.name).chain(
+        UNIMPLEMENTED
+            .iter()
+            .flat_map(|g| g.keys.split(' '))
+            .filter(|k| super::table::lookup(k).is_none()),
+    )
 }
 
 /// Levenshtein distance over chars, case-insensitive (a key typed with capitals is still
@@ -636,6 +659,8 @@ mod tests {
             ("server.port", KeyKind::Global),
             ("server.document-root", KeyKind::Request),
             ("server.feature-flags", KeyKind::Global),
+            ("url.rewrite-once", KeyKind::Request),
+            ("url.access-deny", KeyKind::Request),
             ("server.name", KeyKind::Unimplemented { owner: "core" }),
             (
                 "deflate.mimetypes",
@@ -650,8 +675,8 @@ mod tests {
             assert_eq!(kind(key), want, "{key}");
         }
         for (key, owner, known) in [
-            ("url.rewrite", "mod_rewrite", true),
-            ("url.access-deny", "mod_access", true),
+            ("cgi.assign", "mod_cgi", true),
+            ("fastcgi.server", "mod_fastcgi", true),
             ("ssl.engine", "mod_openssl", true),
             ("server.chroot", "core", true),
             ("dir-listing.exclude", "mod_dirlisting", true),

@@ -11,6 +11,7 @@
 mod check;
 mod cond;
 mod display;
+pub mod expire;
 mod glob;
 mod keys;
 mod lexer;
@@ -18,6 +19,7 @@ mod mime;
 mod parser;
 mod table;
 pub mod types;
+pub mod urlrules;
 mod validate;
 mod value;
 
@@ -70,6 +72,8 @@ fn walk_matches(chains: &[CondChain], input: &dyn CondInput, set: &mut MatchSet)
 fn walk_merge(chains: &[CondChain], set: &MatchSet, conf: &mut ReqConf) {
     for b in chains.iter().flat_map(|c| &c.branches) {
         if taken(set, b.id) {
+            // Settings that keep their block's captures (%1 in url.redirect) read this.
+            conf.branch = Some(b.id);
             for s in &b.settings {
                 s.apply(conf);
             }
@@ -114,6 +118,37 @@ impl Config {
                 retarget_socket_conds(&mut self.conds, &spec, actual);
             }
         }
+    }
+
+    /// The captures of conditional branch `id`'s regex against this request (`%0`..`%9` in
+    /// url.redirect and url.rewrite rules set in that block). Empty unless the branch's
+    /// condition is a regex match (`=~`) that holds.
+    pub fn captures(&self, id: usize, input: &dyn CondInput) -> Vec<Option<String>> {
+        fn find(chains: &[CondChain], id: usize) -> Option<&CondBranch> {
+            for b in chains.iter().flat_map(|c| &c.branches) {
+                if b.id == id {
+                    return Some(b);
+                }
+                if let Some(found) = find(&b.children, id) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        let Some(c) = find(&self.conds, id).and_then(|b| b.cond.as_ref()) else {
+            return Vec::new();
+        };
+        let (CondOp::Match, Some(re)) = (c.op, c.regex.as_ref()) else {
+            return Vec::new();
+        };
+        let value = input.field(&c.field).unwrap_or("");
+        re.captures(value)
+            .map(|caps| {
+                caps.iter()
+                    .map(|m| m.map(|m| m.as_str().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The base settings with the settings of every branch in `set` applied in config order,

@@ -368,6 +368,14 @@ impl Loader {
                 format!("cannot assign to environment variable '{key}'"),
             ));
         }
+        // A bare name is a variable, as in lighttpd: `one += 1` appends to var.one.
+        let bare;
+        let key = if key.contains('.') {
+            key
+        } else {
+            bare = format!("var.{key}");
+            bare.as_str()
+        };
         if !key.starts_with("var.") {
             self.check_key(key, &loc)?;
         }

@@ -8,10 +8,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::rc::Rc;
 
+use super::expire::{self, Expire};
 use super::mime;
 use super::parser::Setting;
 use super::types::{Config, ConfigError, ReqConf};
+use super::urlrules::{self, RewriteKind, Rules};
 use super::validate::{
     err, want_bool, want_int, want_list, want_log_path, want_map, want_path, want_secs, want_str,
     Pending, DEFAULT_ACCESSLOG_FORMAT, MAX_SECS,
@@ -29,6 +32,40 @@ pub enum Val {
     Path(PathBuf),
     List(Vec<String>),
     Map(Vec<(String, String)>),
+    Int(i64),
+    /// A compiled url.redirect / url.rewrite* list.
+    Rules(Rc<Rules>),
+    /// expire.url / expire.mimetypes: (prefix, rule) in config order.
+    Expire(Vec<(String, Expire)>),
+}
+
+impl Val {
+    /// Only the row that made a value applies it, so a mismatch cannot happen; treat one as
+    /// "unset" rather than panic.
+    fn rules(&self) -> Option<Rc<Rules>> {
+        match self {
+            Val::Rules(r) => Some(Rc::clone(r)),
+            _ => None,
+        }
+    }
+    fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            Val::Map(m) => m.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn expire(&self) -> Vec<(String, Expire)> {
+        match self {
+            Val::Expire(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn opt(&self) -> Option<String> {
+        match self {
+            Val::OptStr(v) => v.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// How a key takes effect.
@@ -137,8 +174,25 @@ impl Val {
     }
 }
 
-/// The table. Order does not matter; names are unique (a test checks).
-pub(crate) const KEYS: &[Key] = &[
+/// The table, in sections: the core, then one per optional module (empty when the module's
+/// cargo feature is off, so its code is not linked in). Order does not matter; names are
+/// unique (a test checks).
+pub(crate) const KEYS: [&[Key]; 7] = [
+    CORE_KEYS,
+    ACCESS_KEYS,
+    ALIAS_KEYS,
+    REDIRECT_KEYS,
+    REWRITE_KEYS,
+    SETENV_KEYS,
+    EXPIRE_KEYS,
+];
+
+/// Every implemented key of this build.
+pub(crate) fn keys() -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().flat_map(|t| t.iter())
+}
+
+const CORE_KEYS: &[Key] = &[
     // Server-wide.
     global("server.bind", |_, p, s| {
         let v = want_str(s)?;
@@ -306,7 +360,260 @@ pub(crate) const KEYS: &[Key] = &[
         },
         |c, v| c.accesslog_format = v.string(),
     ),
+    request("server.error-handler", "core", url_path_val, |c, v| {
+        c.error_handler = v.opt()
+    }),
+    request("server.error-handler-404", "core", url_path_val, |c, v| {
+        c.error_handler_404 = v.opt()
+    }),
+    request(
+        "server.errorfile-prefix",
+        "core",
+        |s| {
+            Ok(Val::OptStr(
+                want_path(s)?.map(|p| p.to_string_lossy().into_owned()),
+            ))
+        },
+        |c, v| c.errorfile_prefix = v.opt(),
+    ),
 ];
+
+/// A URL path for an internal redirect (error handlers): absolute, or empty for "none".
+fn url_path_val(s: &Setting) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    if v.is_empty() {
+        return Ok(Val::OptStr(None));
+    }
+    if !v.starts_with('/') || v.bytes().any(|b| b.is_ascii_control()) {
+        return Err(err(
+            s,
+            format!(
+                "expected a URL path starting with '/', got \"{}\"",
+                v.escape_debug()
+            ),
+        ));
+    }
+    Ok(Val::OptStr(Some(v.to_string())))
+}
+
+/// A map of header names to values (mod_setenv): names must be tokens and values must not
+/// hold line breaks, or the config could inject header lines.
+fn header_map_val(s: &Setting) -> Result<Val, ConfigError> {
+    let map = want_map(s)?;
+    for (k, v) in &map {
+        if k.is_empty() || !k.bytes().all(crate::http::request::is_tchar) {
+            return Err(err(
+                s,
+                format!("\"{}\" is not a valid header name", k.escape_debug()),
+            ));
+        }
+        if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(err(
+                s,
+                format!("the value for \"{k}\" contains a line break"),
+            ));
+        }
+    }
+    Ok(Val::Map(map))
+}
+
+/// A map of environment variable names to values (mod_setenv).
+fn env_map_val(s: &Setting) -> Result<Val, ConfigError> {
+    let map = want_map(s)?;
+    for (k, v) in &map {
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(err(
+                s,
+                format!(
+                    "\"{}\" is not a valid environment variable",
+                    k.escape_debug()
+                ),
+            ));
+        }
+    }
+    Ok(Val::Map(map))
+}
+
+fn rules_val(s: &Setting) -> Result<Val, ConfigError> {
+    let map = want_map(s)?;
+    urlrules::compile(&map)
+        .map(|r| Val::Rules(Rc::new(r)))
+        .map_err(|e| err(s, e))
+}
+
+fn expire_val(s: &Setting, mimetypes: bool) -> Result<Val, ConfigError> {
+    let map = want_map(s)?;
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let rule = expire::parse(&v).map_err(|e| err(s, e))?;
+        let key = if mimetypes {
+            expire::mimetype_key(&k).to_string()
+        } else {
+            k
+        };
+        out.push((key, rule));
+    }
+    if mimetypes {
+        expire::fix_javascript(&mut out);
+    }
+    Ok(Val::Expire(out))
+}
+
+/// One of the six url.rewrite* keys: a later block's rewrite keys replace all of an earlier
+/// block's (one list per block, as lighttpd builds them).
+fn apply_rewrite(c: &mut ReqConf, kind: RewriteKind, v: &Val) {
+    if c.rewrite_branch != c.branch || c.rewrite.is_empty() {
+        c.rewrite.clear();
+        c.rewrite_branch = c.branch;
+    }
+    c.rewrite.retain(|(k, _)| *k != kind);
+    if let Some(r) = v.rules() {
+        c.rewrite.push((kind, r));
+    }
+    // lighttpd's order within a block, whatever order the keys were written in.
+    c.rewrite.sort_by_key(|(k, _)| k.rank());
+}
+
+#[cfg(feature = "access")]
+const ACCESS_KEYS: &[Key] = &[
+    request("url.access-deny", "mod_access", list_val, |c, v| {
+        c.access_deny = v.list()
+    }),
+    request("url.access-allow", "mod_access", list_val, |c, v| {
+        c.access_allow = v.list()
+    }),
+];
+#[cfg(not(feature = "access"))]
+const ACCESS_KEYS: &[Key] = &[];
+
+#[cfg(feature = "alias")]
+const ALIAS_KEYS: &[Key] = &[request(
+    "alias.url",
+    "mod_alias",
+    |s| {
+        let mut map = want_map(s)?;
+        for (k, v) in &map {
+            if k.is_empty() || v.is_empty() {
+                return Err(err(s, "URL prefixes and directories must not be empty"));
+            }
+        }
+        // The longest prefix wins; a stable sort keeps config order between equals.
+        map.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        Ok(Val::Map(map))
+    },
+    |c, v| c.alias = v.pairs(),
+)];
+#[cfg(not(feature = "alias"))]
+const ALIAS_KEYS: &[Key] = &[];
+
+#[cfg(feature = "redirect")]
+const REDIRECT_KEYS: &[Key] = &[
+    request("url.redirect", "mod_redirect", rules_val, |c, v| {
+        c.redirect = v.rules().map(|r| (r, c.branch))
+    }),
+    request(
+        "url.redirect-code",
+        "mod_redirect",
+        |s| want_int(s, 0, 999).map(Val::Int),
+        |c, v| {
+            if let Val::Int(n) = v {
+                c.redirect_code = Some(*n);
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "redirect"))]
+const REDIRECT_KEYS: &[Key] = &[];
+
+#[cfg(feature = "rewrite")]
+const REWRITE_KEYS: &[Key] = &[
+    request("url.rewrite-once", "mod_rewrite", rules_val, |c, v| {
+        apply_rewrite(c, RewriteKind::Once, v)
+    }),
+    request("url.rewrite-final", "mod_rewrite", rules_val, |c, v| {
+        apply_rewrite(c, RewriteKind::Final, v)
+    }),
+    request("url.rewrite", "mod_rewrite", rules_val, |c, v| {
+        apply_rewrite(c, RewriteKind::Rewrite, v)
+    }),
+    request("url.rewrite-repeat", "mod_rewrite", rules_val, |c, v| {
+        apply_rewrite(c, RewriteKind::Repeat, v)
+    }),
+    request(
+        "url.rewrite-if-not-file",
+        "mod_rewrite",
+        rules_val,
+        |c, v| apply_rewrite(c, RewriteKind::IfNotFile, v),
+    ),
+    request(
+        "url.rewrite-repeat-if-not-file",
+        "mod_rewrite",
+        rules_val,
+        |c, v| apply_rewrite(c, RewriteKind::RepeatIfNotFile, v),
+    ),
+];
+#[cfg(not(feature = "rewrite"))]
+const REWRITE_KEYS: &[Key] = &[];
+
+#[cfg(feature = "setenv")]
+const SETENV_KEYS: &[Key] = &[
+    request(
+        "setenv.add-request-header",
+        "mod_setenv",
+        header_map_val,
+        |c, v| c.setenv.add_request_header = v.pairs(),
+    ),
+    request(
+        "setenv.set-request-header",
+        "mod_setenv",
+        header_map_val,
+        |c, v| c.setenv.set_request_header = v.pairs(),
+    ),
+    request(
+        "setenv.add-response-header",
+        "mod_setenv",
+        header_map_val,
+        |c, v| c.setenv.add_response_header = v.pairs(),
+    ),
+    request(
+        "setenv.set-response-header",
+        "mod_setenv",
+        header_map_val,
+        |c, v| c.setenv.set_response_header = v.pairs(),
+    ),
+    request(
+        "setenv.add-environment",
+        "mod_setenv",
+        env_map_val,
+        |c, v| c.setenv.add_environment = v.pairs(),
+    ),
+    request(
+        "setenv.set-environment",
+        "mod_setenv",
+        env_map_val,
+        |c, v| c.setenv.set_environment = v.pairs(),
+    ),
+];
+#[cfg(not(feature = "setenv"))]
+const SETENV_KEYS: &[Key] = &[];
+
+#[cfg(feature = "expire")]
+const EXPIRE_KEYS: &[Key] = &[
+    request(
+        "expire.url",
+        "mod_expire",
+        |s| expire_val(s, false),
+        |c, v| c.expire_url = v.expire(),
+    ),
+    request(
+        "expire.mimetypes",
+        "mod_expire",
+        |s| expire_val(s, true),
+        |c, v| c.expire_mime = v.expire(),
+    ),
+];
+#[cfg(not(feature = "expire"))]
+const EXPIRE_KEYS: &[Key] = &[];
 
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
@@ -335,14 +642,20 @@ fn feature_flags(_: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Con
 
 /// Whether the module that reads a key is part of this build.
 pub(crate) fn compiled(module: &str) -> bool {
-    // Every module with keys in the table is built in (the optional ones arrive with their
-    // cargo features).
-    !module.is_empty()
+    match module {
+        "mod_access" => cfg!(feature = "access"),
+        "mod_alias" => cfg!(feature = "alias"),
+        "mod_redirect" => cfg!(feature = "redirect"),
+        "mod_rewrite" => cfg!(feature = "rewrite"),
+        "mod_setenv" => cfg!(feature = "setenv"),
+        "mod_expire" => cfg!(feature = "expire"),
+        _ => true,
+    }
 }
 
 /// The implemented key called `name`, if this build has its module.
 pub(crate) fn lookup(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name && compiled(k.module))
+    keys().find(|k| k.name == name)
 }
 
 /// Check a per-request setting; None when `s` is not a per-request key.

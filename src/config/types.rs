@@ -113,6 +113,56 @@ pub struct ReqConf {
     /// None means no access log for these requests.
     pub accesslog_filename: Option<String>,
     pub accesslog_format: String,
+    /// While merging: the conditional branch whose settings are being applied (None for the
+    /// global block). Keys whose values use the block's captures record it.
+    pub branch: Option<usize>,
+    /// mod_access: `url.access-deny` and `url.access-allow` suffixes.
+    pub access_deny: Vec<String>,
+    pub access_allow: Vec<String>,
+    /// mod_alias: (URL prefix, directory), longest prefix first.
+    pub alias: Vec<(String, String)>,
+    /// mod_redirect: the rules and the branch that set them.
+    pub redirect: Option<(std::rc::Rc<super::urlrules::Rules>, Option<usize>)>,
+    pub redirect_code: Option<i64>,
+    /// mod_rewrite: one config block's lists, by kind in lighttpd's order, and that block.
+    pub rewrite: Vec<(
+        super::urlrules::RewriteKind,
+        std::rc::Rc<super::urlrules::Rules>,
+    )>,
+    pub rewrite_branch: Option<usize>,
+    /// mod_setenv.
+    pub setenv: SetEnv,
+    /// mod_expire: `expire.url` (URL prefix) and `expire.mimetypes` (type prefix) rules.
+    pub expire_url: Vec<(String, super::expire::Expire)>,
+    pub expire_mime: Vec<(String, super::expire::Expire)>,
+    /// `server.error-handler`, `server.error-handler-404` (URL paths) and
+    /// `server.errorfile-prefix` (a path prefix for "<status>.html" files).
+    pub error_handler: Option<String>,
+    pub error_handler_404: Option<String>,
+    pub errorfile_prefix: Option<String>,
+}
+
+/// mod_setenv's settings: (name, value) pairs in config order. An empty value with a `set-`
+/// key removes the header.
+#[derive(Clone, Debug, Default)]
+pub struct SetEnv {
+    pub add_request_header: Vec<(String, String)>,
+    pub set_request_header: Vec<(String, String)>,
+    pub add_response_header: Vec<(String, String)>,
+    pub set_response_header: Vec<(String, String)>,
+    pub add_environment: Vec<(String, String)>,
+    pub set_environment: Vec<(String, String)>,
+}
+
+impl SetEnv {
+    pub fn is_empty(&self) -> bool {
+        self.add_request_header.is_empty()
+            && self.set_request_header.is_empty()
+            && self.add_response_header.is_empty()
+            && self.set_response_header.is_empty()
+            && self.add_environment.is_empty()
+            && self.set_environment.is_empty()
+    }
 }
 
 pub use super::table::{ReqSetting, Val};

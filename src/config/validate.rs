@@ -38,6 +38,20 @@ pub(crate) fn default_req() -> ReqConf {
         server_tag: format!("lightd/{}", env!("CARGO_PKG_VERSION")),
         accesslog_filename: None,
         accesslog_format: DEFAULT_ACCESSLOG_FORMAT.to_string(),
+        branch: None,
+        access_deny: Vec::new(),
+        access_allow: Vec::new(),
+        alias: Vec::new(),
+        redirect: None,
+        redirect_code: None,
+        rewrite: Vec::new(),
+        rewrite_branch: None,
+        setenv: Default::default(),
+        expire_url: Vec::new(),
+        expire_mime: Vec::new(),
+        error_handler: None,
+        error_handler_404: None,
+        errorfile_prefix: None,
     }
 }
 
@@ -215,14 +229,17 @@ fn modules(
             warnings.push(format!("{at}: module '{m}' is listed more than once"));
             continue;
         }
-        match keys::MISSING_MODULES.iter().find(|(name, _)| *name == m) {
-            Some((owner, Some(harm))) => cfg.refused.push(Refusal {
+        match keys::missing(&m) {
+            Some(Some(harm)) => cfg.refused.push(Refusal {
                 loc: at,
                 what: format!("server.modules: {m}"),
-                owner,
+                owner: keys::MISSING_MODULES
+                    .iter()
+                    .find(|(name, _)| *name == m)
+                    .map_or("core", |(name, _)| name),
                 harm,
             }),
-            Some((_, None)) => warnings.push(format!(
+            Some(None) => warnings.push(format!(
                 "{at}: module '{m}' is not implemented by lightd; its settings are ignored"
             )),
             None => {}
@@ -248,9 +265,43 @@ fn ignored(s: &Setting) -> Ignored {
     }
 }
 
+/// Whether a per-request key takes effect given the loaded modules. A key of a module that is
+/// not in server.modules is ignored by lighttpd. lightd ignores it too when the module only
+/// adds a feature, but enforces it when the module protects something: the config says what
+/// it wants protected, and lightd never serves what a config protects. Either way it warns.
+fn gate(key: &Key, modules: &[String], loc: &Loc, warned: &mut Vec<String>) -> bool {
+    let m = key.module;
+    // Always loaded; and the access log has its own warning (see `build`).
+    if m == "core" || m == "mod_accesslog" || modules.iter().any(|x| x == m) {
+        return true;
+    }
+    let enforce = keys::harm(m).is_some();
+    let msg = if enforce {
+        format!(
+            "{loc}: {} is set but {m} is not in server.modules; lighttpd would ignore it, \
+             lightd enforces it (add {m} to server.modules)",
+            key.name
+        )
+    } else {
+        format!(
+            "{loc}: {} is ignored: {m} is not in server.modules",
+            key.name
+        )
+    };
+    if !warned
+        .iter()
+        .any(|w| w.ends_with(&msg[loc.to_string().len()..]))
+    {
+        warned.push(msg);
+    }
+    enforce
+}
+
 fn chains(
     raw: Vec<RawChain>,
     locs: &mut HashMap<String, Loc>,
+    modules: &[String],
+    warned: &mut Vec<String>,
 ) -> Result<Vec<CondChain>, ConfigError> {
     raw.into_iter()
         .map(|c| {
@@ -274,6 +325,9 @@ fn chains(
                             _ => continue,
                         }
                         if let Some(set) = table::req_setting(s)? {
+                            if !gate(set.key, modules, &s.loc, warned) {
+                                continue;
+                            }
                             locs.insert(format!("{}@{}", s.key, b.id), s.loc.clone());
                             settings.push(set);
                         }
@@ -283,7 +337,7 @@ fn chains(
                         cond: b.cond,
                         settings,
                         ignored: skipped,
-                        children: chains(b.chains, locs)?,
+                        children: chains(b.chains, locs, modules, warned)?,
                     })
                 })
                 .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -332,7 +386,23 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         locs: HashMap::new(),
     };
     let mut pending = Pending::default();
+    // server.modules first: whether a module's keys apply depends on it.
+    let mut warnings = std::mem::take(&mut cfg.warnings);
+    if let Some(s) = parsed
+        .global
+        .entries
+        .iter()
+        .find(|s| s.key == "server.modules")
+    {
+        pending.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone()));
+    }
+    let explicit_modules = pending.modules.is_some();
+    modules(&mut cfg, pending.modules.take(), &mut warnings)?;
     for s in &parsed.global.entries {
+        if s.key == "server.modules" {
+            cfg.locs.insert(s.key.clone(), s.loc.clone());
+            continue;
+        }
         match keys::kind(&s.key) {
             KeyKind::Global => {
                 if let Some(Key {
@@ -345,8 +415,10 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
             }
             KeyKind::Request => {
                 if let Some(set) = table::req_setting(s)? {
-                    set.apply(&mut cfg.base);
-                    cfg.base_settings.push(set);
+                    if gate(set.key, &cfg.modules, &s.loc, &mut warnings) {
+                        set.apply(&mut cfg.base);
+                        cfg.base_settings.push(set);
+                    }
                 }
             }
             KeyKind::Unimplemented { .. } | KeyKind::Unknown => {
@@ -362,11 +434,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     if let (false, Some(t)) = (pending.graceful_explicit, pending.graceful_flag) {
         cfg.graceful_shutdown_timeout = t;
     }
-    let explicit_modules = pending.modules.is_some();
-    let mut warnings = std::mem::take(&mut cfg.warnings);
-    modules(&mut cfg, pending.modules.take(), &mut warnings)?;
+    cfg.conds = chains(parsed.chains, &mut cfg.locs, &cfg.modules, &mut warnings)?;
     cfg.warnings = warnings;
-    cfg.conds = chains(parsed.chains, &mut cfg.locs)?;
 
     let bind_set = pending.bind.is_some();
     let (ip, bind_loc) = pending

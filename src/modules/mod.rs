@@ -1,4 +1,17 @@
-//! Request-time logic of the lighttpd modules: pure functions the request pipeline calls.
+//! lighttpd's request modules: each file is one module's request-time behaviour, called by
+//! the pipeline in its phase. A module's keys are rows in `config/table.rs`, and its checked
+//! settings live in `ReqConf`.
 
-pub mod expire_rule;
-pub mod subst;
+#[cfg(feature = "access")]
+pub mod access;
+#[cfg(feature = "alias")]
+pub mod alias;
+pub mod errors;
+#[cfg(feature = "expire")]
+pub mod expire;
+#[cfg(feature = "redirect")]
+pub mod redirect;
+#[cfg(feature = "rewrite")]
+pub mod rewrite;
+#[cfg(feature = "setenv")]
+pub mod setenv;

@@ -23,12 +23,14 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use crate::config::{CondField, CondInput};
+use crate::config::urlrules::{self, UrlParts};
+use crate::config::{CondField, CondInput, ReqConf};
 use crate::ctx::{Bufs, Ctx};
 use crate::handlers::{self, Reply, Request, Seg};
 use crate::http::request::{self, Head, Header, Method, Version};
 use crate::http::{path, response};
 use crate::log::Piece;
+use crate::modules;
 
 /// What the pipeline knows about the connection a request came on.
 pub struct ConnInfo<'a> {
@@ -39,82 +41,398 @@ pub struct ConnInfo<'a> {
     pub local: SocketAddr,
 }
 
+/// Internal restarts (rewrites, error handlers) one request may take before it fails with
+/// 500; mod_rewrite's own loop limit is lower per phase, this bounds everything together.
+const MAX_RESTARTS: u32 = 128;
+
 /// Build the response for the exchange's request (its body, if any, fully read). The head is
-/// queued at `b.segs[from_seg]`, after anything already queued (an interim response's rest).
+/// queued after anything already queued (an interim response's rest).
 pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn: &ConnInfo) {
     let Some(head) = ex.head else {
         return respond_error(ctx, ex, b, 400);
     };
     let first_seg = b.segs.len();
-    let buf = &b.rbuf[..rlen];
+    let mut pipe = Pipe::default();
+    let mut conf = Rc::clone(&ctx.base);
+    b.hdrs.clear();
+    let (status, content_length, body_len, mtime) = loop {
+        pipe.restarts += 1;
+        let step = if pipe.restarts > MAX_RESTARTS {
+            Step::Error(500)
+        } else {
+            prepare(ctx, ex, b, rlen, conn, &head, &mut pipe, &mut conf)
+        };
+        let mut reply = Reply {
+            hdrs: &mut b.hdrs,
+            wbuf: &mut b.wbuf,
+            segs: &mut b.segs,
+            file: &mut ex.file,
+            fs_path: &mut b.fs_path,
+            ranges: &mut b.ranges,
+            scratch: &mut b.scratch,
+            cache: &mut ctx.cache,
+            now: ctx.now_secs,
+            head_only: ex.head_only,
+            status: 0,
+            content_length: None,
+            body_len: 0,
+            mtime: None,
+        };
+        reply.discard_body(first_seg);
+        match step {
+            Step::Restart => continue,
+            Step::Error(s) => {
+                if s == 400 || s == 414 {
+                    ex.persist = response::Persist::Close;
+                }
+                reply.error(s);
+            }
+            Step::Redirect(s) => {
+                reply.start(s);
+                if !pipe.location.is_empty() {
+                    reply.header("Location", pipe.location.as_bytes());
+                }
+                if !response::bodiless(s) {
+                    reply.end_head(Some(0));
+                }
+            }
+            Step::Handle => {
+                let buf = &b.rbuf[..rlen];
+                let req = Request {
+                    buf,
+                    head: &head,
+                    headers: &b.headers[..head.header_count],
+                    path: &b.path,
+                    query: query_of(&pipe.target, buf, &head),
+                    root: pipe.root.as_deref().or(conf.document_root.as_deref()),
+                    rel: pipe.rel.as_deref().unwrap_or(&b.path),
+                    conf: &conf,
+                };
+                handlers::handle(&req, &mut reply);
+            }
+        }
+        // Error documents: an internal restart with the handler's URL, or a static page.
+        if reply.status >= 400 && pipe.saved.is_none() {
+            if let Some((url, saved)) = modules::errors::handler(&conf, reply.status) {
+                pipe.saved = Some(saved);
+                pipe.target = Some(url.to_string());
+                reply.discard_body(first_seg);
+                continue;
+            }
+            if let Some(file) = modules::errors::errorfile(&conf, reply.status) {
+                errorfile(&mut reply, &file);
+            }
+        }
+        if let Some(saved) = pipe.saved {
+            reply.status = modules::errors::final_status(saved, reply.status);
+        }
+        break (
+            reply.status,
+            reply.content_length,
+            reply.body_len,
+            reply.mtime,
+        );
+    };
+    ex.status = status;
+    ex.body_len = body_len;
+    response_start(ctx, ex, b, &head, &conf, mtime);
+    write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
+    ex.conf = Some(conf);
+}
 
-    // Normalise the path first: conditions on $HTTP["url"] see the normalised path.
-    let raw_path = head.path.get(buf);
-    let path_result = if head.method == Method::Options && raw_path == b"*" {
+/// Per-request pipeline state that lives across internal restarts.
+#[derive(Default)]
+struct Pipe {
+    restarts: u32,
+    /// The target after a rewrite or an error handler's restart (path and query, encoded).
+    target: Option<String>,
+    /// The normalised target url rules match (scratch, reused across restarts).
+    matched: String,
+    /// Where the request lives on disk when a module (alias) decided it; else the document
+    /// root and the URL path.
+    root: Option<std::path::PathBuf>,
+    rel: Option<String>,
+    /// An error handler's restart is under way.
+    saved: Option<modules::errors::Saved>,
+    /// A redirect's Location.
+    location: String,
+    #[cfg(feature = "rewrite")]
+    rewrite: modules::rewrite::State,
+}
+
+/// The query string, from the rewritten target if there is one.
+fn query_of<'a>(target: &'a Option<String>, buf: &'a [u8], head: &Head) -> Option<&'a [u8]> {
+    match target {
+        Some(t) => t.split_once('?').map(|(_, q)| q.as_bytes()),
+        None => head.query.map(|q| q.get(buf)),
+    }
+}
+
+/// What the phases before the handler decided.
+enum Step {
+    /// Run the handler.
+    Handle,
+    /// Start again with `pipe.target`.
+    Restart,
+    /// Answer with this error status.
+    Error(u16),
+    /// Answer with this redirect status and `pipe.location`.
+    Redirect(u16),
+}
+
+/// Phases 1 to 6: from the target to a handler, or to an early answer.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    ctx: &mut Ctx,
+    ex: &mut Exchange,
+    b: &mut Bufs,
+    rlen: usize,
+    conn: &ConnInfo,
+    head: &Head,
+    pipe: &mut Pipe,
+    conf: &mut Rc<ReqConf>,
+) -> Step {
+    let buf = &b.rbuf[..rlen];
+    pipe.root = None;
+    pipe.rel = None;
+
+    // The path, normalised: conditions on $HTTP["url"] see it.
+    let raw_path = match &pipe.target {
+        Some(t) => t.split_once('?').map_or(t.as_str(), |(p, _)| p).as_bytes(),
+        None => head.path.get(buf),
+    };
+    let normalized = if head.method == Method::Options && raw_path == b"*" && pipe.target.is_none()
+    {
         b.path.clear();
         b.path.push('*');
         Ok(())
     } else {
         path::normalize(raw_path, &mut b.path)
     };
+    if let Err(e) = normalized {
+        ex.persist = response::Persist::Close;
+        return Step::Error(e.status);
+    }
 
-    let conf = if ctx.cfg.conds.is_empty() {
+    // Conditions and settings.
+    let query = query_of(&pipe.target, buf, head);
+    let view = View {
+        buf,
+        head,
+        headers: &b.headers[..head.header_count],
+        path: &b.path,
+        query,
+        ip: conn.peer_ip,
+        peer: conn.peer.ip(),
+        local: conn.local,
+    };
+    *conf = if ctx.cfg.conds.is_empty() {
         Rc::clone(&ctx.base)
     } else {
-        let view = View {
-            buf,
-            head: &head,
-            headers: &b.headers[..head.header_count],
-            path: &b.path,
-            ip: conn.peer_ip,
-            peer: conn.peer.ip(),
-            local: conn.local,
-        };
         let set = ctx.cfg.matches(&view);
         ctx.conf_for(&set)
     };
+    let conf = &**conf;
 
-    let mut reply = Reply {
-        hdrs: &mut b.hdrs,
-        wbuf: &mut b.wbuf,
-        segs: &mut b.segs,
-        file: &mut ex.file,
-        fs_path: &mut b.fs_path,
-        ranges: &mut b.ranges,
-        scratch: &mut b.scratch,
-        cache: &mut ctx.cache,
-        now: ctx.now_secs,
-        head_only: ex.head_only,
-        status: 0,
-        content_length: None,
-        body_len: 0,
-        mtime: None,
-    };
-    reply.hdrs.clear();
-    match path_result {
-        Err(e) => {
-            ex.persist = response::Persist::Close;
-            reply.error(e.status);
+    // uri_raw and uri_clean: the url rules, which match the normalised target.
+    if conf.redirect.is_some() || !conf.rewrite.is_empty() {
+        let raw_target = match &pipe.target {
+            Some(t) => t.as_bytes(),
+            None => head.target.get(buf),
+        };
+        if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
+            return Step::Error(s);
         }
-        Ok(()) => {
-            let req = Request {
-                buf,
-                head: &head,
-                headers: &b.headers[..head.header_count],
-                path: &b.path,
-                query: head.query.map(|q| q.get(buf)),
-                root: conf.document_root.as_deref(),
-                rel: &b.path,
-                conf: &conf,
-            };
-            handlers::handle(&req, &mut reply);
+        let host = head.host.map(|h| h.get(buf)).unwrap_or_default();
+        let host = std::str::from_utf8(host).unwrap_or("");
+        let lower;
+        let authority = if host.bytes().any(|c| c.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            &lower
+        } else {
+            host
+        };
+        let url = UrlParts {
+            scheme: "http",
+            authority,
+            port: conn.local.port(),
+        };
+        let _ = &url;
+        #[cfg(feature = "rewrite")]
+        if !conf.rewrite.is_empty() {
+            let caps = branch_captures(ctx, conf.rewrite_branch, &view);
+            let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
+            let mut out = String::new();
+            match modules::rewrite::pass(
+                conf,
+                false,
+                &mut pipe.rewrite,
+                &pipe.matched,
+                &caps,
+                &url,
+                &mut out,
+            ) {
+                modules::rewrite::Step::GoOn => {}
+                modules::rewrite::Step::Restart => {
+                    pipe.target = Some(out);
+                    return Step::Restart;
+                }
+                modules::rewrite::Step::Fail => return Step::Error(500),
+            }
+        }
+        #[cfg(feature = "redirect")]
+        if let Some((_, branch)) = &conf.redirect {
+            let caps = branch_captures(ctx, *branch, &view);
+            let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
+            let get_or_head = matches!(head.method, Method::Get | Method::Head);
+            let http_1_0 = head.version == Version::Http10;
+            match modules::redirect::check(
+                conf,
+                &pipe.matched,
+                &caps,
+                &url,
+                get_or_head,
+                http_1_0,
+                &mut pipe.location,
+            ) {
+                modules::redirect::Redirect::None => {}
+                modules::redirect::Redirect::To(s) => return Step::Redirect(s),
+                modules::redirect::Redirect::Fail => return Step::Error(500),
+            }
         }
     }
-    ex.status = reply.status;
-    ex.body_len = reply.body_len;
-    let content_length = reply.content_length;
-    write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
-    ex.conf = Some(conf);
+
+    // uri_clean: access.
+    #[cfg(feature = "access")]
+    if !modules::access::allowed(conf, &b.path) {
+        return Step::Error(403);
+    }
+
+    // physical: alias, then the if-not-file rewrites.
+    #[cfg(feature = "alias")]
+    if !conf.alias.is_empty() {
+        match modules::alias::map(conf, &b.path) {
+            None => {}
+            Some(Err(s)) => return Step::Error(s),
+            Some(Ok((dir, rest))) => {
+                pipe.root = Some(std::path::PathBuf::from(dir));
+                pipe.rel = Some(rest.to_string());
+            }
+        }
+    }
+    #[cfg(feature = "rewrite")]
+    if conf.rewrite.iter().any(|(k, _)| k.if_not_file()) {
+        let root = pipe.root.as_deref().or(conf.document_root.as_deref());
+        let rel = pipe.rel.as_deref().unwrap_or(&b.path);
+        let is_file = root.is_some_and(|r| {
+            let mut p = r.as_os_str().to_owned();
+            p.push(rel);
+            std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+        });
+        if !is_file {
+            let host = head.host.map(|h| h.get(buf)).unwrap_or_default();
+            let url = UrlParts {
+                scheme: "http",
+                authority: std::str::from_utf8(host).unwrap_or(""),
+                port: conn.local.port(),
+            };
+            let caps = branch_captures(ctx, conf.rewrite_branch, &view);
+            let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
+            if pipe.matched.is_empty() {
+                let raw_target = match &pipe.target {
+                    Some(t) => t.as_bytes(),
+                    None => head.target.get(buf),
+                };
+                if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
+                    return Step::Error(s);
+                }
+            }
+            let mut out = String::new();
+            match modules::rewrite::pass(
+                conf,
+                true,
+                &mut pipe.rewrite,
+                &pipe.matched,
+                &caps,
+                &url,
+                &mut out,
+            ) {
+                modules::rewrite::Step::GoOn => {}
+                modules::rewrite::Step::Restart => {
+                    pipe.target = Some(out);
+                    pipe.matched.clear();
+                    return Step::Restart;
+                }
+                modules::rewrite::Step::Fail => return Step::Error(500),
+            }
+        }
+    }
+    let _ = (&ex, &view);
+    Step::Handle
+}
+
+/// The captures of the conditional block that set a rule list, for `%n`.
+fn branch_captures(ctx: &Ctx, branch: Option<usize>, view: &View) -> Vec<Option<String>> {
+    match branch {
+        Some(id) => ctx.cfg.captures(id, view),
+        None => Vec::new(),
+    }
+}
+
+/// Phase 8, response start: the modules that edit the head.
+fn response_start(
+    ctx: &Ctx,
+    ex: &Exchange,
+    b: &mut Bufs,
+    head: &Head,
+    conf: &ReqConf,
+    mtime: Option<u64>,
+) {
+    let _ = (ctx, ex, head, mtime);
+    #[cfg(feature = "expire")]
+    if !conf.expire_url.is_empty() || !conf.expire_mime.is_empty() {
+        modules::expire::response_headers(
+            conf,
+            &b.path,
+            ex.status,
+            matches!(head.method, Method::Get | Method::Head),
+            head.version == Version::Http10,
+            ctx.now_secs,
+            mtime,
+            &mut b.hdrs,
+        );
+    }
+    #[cfg(feature = "setenv")]
+    if !conf.setenv.add_response_header.is_empty() || !conf.setenv.set_response_header.is_empty() {
+        modules::setenv::response_headers(conf, &mut b.hdrs);
+    }
+    let _ = (conf, &b);
+}
+
+/// `server.errorfile-prefix`: the error page from "<prefix><status>.html" when it exists.
+fn errorfile(reply: &mut Reply, file: &std::path::Path) {
+    /// Error pages are small; a bigger file is not an error page.
+    const MAX: u64 = 64 * 1024;
+    let Ok(meta) = std::fs::metadata(file) else {
+        return;
+    };
+    if !meta.is_file() || meta.len() > MAX {
+        return;
+    }
+    let Ok(body) = std::fs::read(file) else {
+        return;
+    };
+    let status = reply.status;
+    reply.discard_body(reply.segs.len().min(reply.segs.len()));
+    reply.start(status);
+    reply.header("Content-Type", b"text/html");
+    reply.end_head(Some(body.len() as u64));
+    if !reply.head_only {
+        let from = reply.wbuf.len();
+        reply.wbuf.extend_from_slice(&body);
+        reply.body_len = body.len() as u64;
+        reply.push_mem(from);
+    }
 }
 
 /// Answer with an error page and no module involvement: the request could not be parsed or
@@ -289,6 +607,7 @@ struct View<'a> {
     head: &'a Head,
     headers: &'a [Header],
     path: &'a str,
+    query: Option<&'a [u8]>,
     ip: &'a str,
     peer: IpAddr,
     local: SocketAddr,
@@ -301,7 +620,7 @@ impl CondInput for View<'_> {
             CondField::Host => self.head.host.map(|s| s.get(self.buf)),
             CondField::Url => Some(self.path.as_bytes()),
             CondField::RemoteIp => Some(self.ip.as_bytes()),
-            CondField::QueryString => self.head.query.map(|s| s.get(self.buf)),
+            CondField::QueryString => self.query,
             CondField::RequestMethod => Some(self.head.method.as_str().as_bytes()),
             CondField::Scheme => Some(b"http"),
             CondField::UserAgent => hdr("User-Agent"),

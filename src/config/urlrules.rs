@@ -996,7 +996,7 @@ impl RewriteKind {
     }
 
     /// Where lighttpd puts this kind's rules within its list.
-    fn rank(self) -> u8 {
+    pub fn rank(self) -> u8 {
         match self {
             RewriteKind::Once | RewriteKind::IfNotFile => 0,
             RewriteKind::Final => 1,

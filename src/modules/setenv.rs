@@ -1,0 +1,21 @@
+//! mod_setenv: headers added to or set on the response (the response-start phase). Request
+//! headers and environment variables are read where they are used (the access log, and the
+//! backends that get an environment).
+
+use crate::config::ReqConf;
+use crate::http::response;
+
+/// Apply `setenv.add-response-header` (appended) and `setenv.set-response-header` (replacing;
+/// an empty value removes the header) to a response's header list.
+pub fn response_headers(conf: &ReqConf, hdrs: &mut Vec<u8>) {
+    for (k, v) in &conf.setenv.add_response_header {
+        response::header(hdrs, k, v.as_bytes());
+    }
+    for (k, v) in &conf.setenv.set_response_header {
+        if v.is_empty() {
+            response::remove(hdrs, k);
+        } else {
+            response::set(hdrs, k, v.as_bytes());
+        }
+    }
+}

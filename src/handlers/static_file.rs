@@ -153,6 +153,9 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             .push(std::ffi::OsStr::new(name));
         if let Some((info, body)) = cached(req, reply) {
             truncate_path(reply, dir_len);
+            if index_denied(req, name) {
+                return reply.error(403);
+            }
             return serve_file(req, reply, Source::Mem(body), &info, name);
         }
         let opened = if req.conf.follow_symlink || !is_symlink(reply.fs_path) {
@@ -164,6 +167,9 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             None
         };
         if let Some((file, meta)) = opened {
+            if index_denied(req, name) {
+                return reply.error(403);
+            }
             let (src, info) = load(req, reply, file, &meta);
             truncate_path(reply, dir_len);
             return serve_file(req, reply, src, &info, name);
@@ -175,6 +181,18 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
         return super::dirlist::serve(req, reply);
     }
     reply.error(403);
+}
+
+/// mod_access looks again once a directory request has found its index file, as lighttpd's
+/// does: `url.access-deny = ( ".php" )` also denies "/dir/" served by "/dir/index.php".
+fn index_denied(req: &Request, name: &str) -> bool {
+    #[cfg(feature = "access")]
+    if !req.conf.access_deny.is_empty() || !req.conf.access_allow.is_empty() {
+        let full = format!("{}{}", req.path, name);
+        return !crate::modules::access::allowed(req.conf, &full);
+    }
+    let _ = (req, name);
+    false
 }
 
 /// Cut the path back to `len` bytes, reusing its allocation.

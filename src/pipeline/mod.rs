@@ -120,7 +120,7 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                 continue;
             }
             if let Some(file) = modules::errors::errorfile(&conf, reply.status) {
-                errorfile(&mut reply, &file);
+                errorfile(&mut reply, &file, first_seg);
             }
         }
         if let Some(saved) = pipe.saved {
@@ -410,7 +410,7 @@ fn response_start(
 }
 
 /// `server.errorfile-prefix`: the error page from "<prefix><status>.html" when it exists.
-fn errorfile(reply: &mut Reply, file: &std::path::Path) {
+fn errorfile(reply: &mut Reply, file: &std::path::Path, first_seg: usize) {
     /// Error pages are small; a bigger file is not an error page.
     const MAX: u64 = 64 * 1024;
     let Ok(meta) = std::fs::metadata(file) else {
@@ -423,7 +423,7 @@ fn errorfile(reply: &mut Reply, file: &std::path::Path) {
         return;
     };
     let status = reply.status;
-    reply.discard_body(reply.segs.len().min(reply.segs.len()));
+    reply.discard_body(first_seg);
     reply.start(status);
     reply.header("Content-Type", b"text/html");
     reply.end_head(Some(body.len() as u64));

@@ -135,7 +135,10 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             util::encode_query(q, reply.scratch);
         }
         let location = std::mem::take(reply.scratch);
-        reply.error_with(301, Some(("Location", location.as_bytes())));
+        // No body, as lighttpd: the Location is the whole answer.
+        reply.start(301);
+        reply.header("Location", location.as_bytes());
+        reply.end_head(Some(0));
         *reply.scratch = location;
         return;
     }

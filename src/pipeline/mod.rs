@@ -135,7 +135,7 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     };
     ex.status = status;
     ex.body_len = body_len;
-    response_start(ctx, ex, b, &head, &conf, mtime);
+    response_start(ctx, ex, b, &head, &conf, mtime, pipe.clean);
     write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
     ex.conf = Some(conf);
 }
@@ -156,6 +156,9 @@ struct Pipe {
     saved: Option<modules::errors::Saved>,
     /// A redirect's Location.
     location: String,
+    /// The request got past uri_clean (redirect, access, auth): mod_setenv, which lighttpd
+    /// runs in that phase after those modules, has seen it and adds its response headers.
+    clean: bool,
     #[cfg(feature = "rewrite")]
     rewrite: modules::rewrite::State,
 }
@@ -195,6 +198,7 @@ fn prepare(
     let buf = &b.rbuf[..rlen];
     pipe.root = None;
     pipe.rel = None;
+    pipe.clean = false;
 
     // The path, normalised: conditions on $HTTP["url"] see it.
     let raw_path = match &pipe.target {
@@ -308,12 +312,18 @@ fn prepare(
         return Step::Error(403);
     }
 
+    pipe.clean = true;
+
     // physical: alias, then the if-not-file rewrites.
     #[cfg(feature = "alias")]
     if !conf.alias.is_empty() {
         match modules::alias::map(conf, &b.path) {
             None => {}
-            Some(Err(s)) => return Step::Error(s),
+            Some(Err(s)) => {
+                // lighttpd answers this one without mod_setenv's headers too.
+                pipe.clean = false;
+                return Step::Error(s);
+            }
             Some(Ok((dir, rest))) => {
                 pipe.root = Some(std::path::PathBuf::from(dir));
                 pipe.rel = Some(rest.to_string());
@@ -387,8 +397,9 @@ fn response_start(
     head: &Head,
     conf: &ReqConf,
     mtime: Option<u64>,
+    clean: bool,
 ) {
-    let _ = (ctx, ex, head, mtime);
+    let _ = (ctx, ex, head, mtime, clean);
     #[cfg(feature = "expire")]
     if !conf.expire_url.is_empty() || !conf.expire_mime.is_empty() {
         modules::expire::response_headers(
@@ -403,7 +414,10 @@ fn response_start(
         );
     }
     #[cfg(feature = "setenv")]
-    if !conf.setenv.add_response_header.is_empty() || !conf.setenv.set_response_header.is_empty() {
+    if clean
+        && (!conf.setenv.add_response_header.is_empty()
+            || !conf.setenv.set_response_header.is_empty())
+    {
         modules::setenv::response_headers(conf, &mut b.hdrs);
     }
     let _ = (conf, &b);

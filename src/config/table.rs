@@ -10,11 +10,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::expire::{self, Expire};
+use super::expire::Expire;
 use super::mime;
 use super::parser::Setting;
 use super::types::{Config, ConfigError, ReqConf};
-use super::urlrules::{self, RewriteKind, Rules};
+use super::urlrules::Rules;
 use super::validate::{
     err, want_bool, want_int, want_list, want_log_path, want_map, want_path, want_secs, want_str,
     Pending, DEFAULT_ACCESSLOG_FORMAT, MAX_SECS,
@@ -42,18 +42,21 @@ pub enum Val {
 impl Val {
     /// Only the row that made a value applies it, so a mismatch cannot happen; treat one as
     /// "unset" rather than panic.
+    #[cfg(any(feature = "redirect", feature = "rewrite"))]
     fn rules(&self) -> Option<Rc<Rules>> {
         match self {
             Val::Rules(r) => Some(Rc::clone(r)),
             _ => None,
         }
     }
+    #[cfg(any(feature = "alias", feature = "setenv"))]
     fn pairs(&self) -> Vec<(String, String)> {
         match self {
             Val::Map(m) => m.clone(),
             _ => Vec::new(),
         }
     }
+    #[cfg(feature = "expire")]
     fn expire(&self) -> Vec<(String, Expire)> {
         match self {
             Val::Expire(v) => v.clone(),
@@ -398,6 +401,7 @@ fn url_path_val(s: &Setting) -> Result<Val, ConfigError> {
 
 /// A map of header names to values (mod_setenv): names must be tokens and values must not
 /// hold line breaks, or the config could inject header lines.
+#[cfg(feature = "setenv")]
 fn header_map_val(s: &Setting) -> Result<Val, ConfigError> {
     let map = want_map(s)?;
     for (k, v) in &map {
@@ -418,6 +422,7 @@ fn header_map_val(s: &Setting) -> Result<Val, ConfigError> {
 }
 
 /// A map of environment variable names to values (mod_setenv).
+#[cfg(feature = "setenv")]
 fn env_map_val(s: &Setting) -> Result<Val, ConfigError> {
     let map = want_map(s)?;
     for (k, v) in &map {
@@ -434,34 +439,37 @@ fn env_map_val(s: &Setting) -> Result<Val, ConfigError> {
     Ok(Val::Map(map))
 }
 
+#[cfg(any(feature = "redirect", feature = "rewrite"))]
 fn rules_val(s: &Setting) -> Result<Val, ConfigError> {
     let map = want_map(s)?;
-    urlrules::compile(&map)
+    super::urlrules::compile(&map)
         .map(|r| Val::Rules(Rc::new(r)))
         .map_err(|e| err(s, e))
 }
 
+#[cfg(feature = "expire")]
 fn expire_val(s: &Setting, mimetypes: bool) -> Result<Val, ConfigError> {
     let map = want_map(s)?;
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
-        let rule = expire::parse(&v).map_err(|e| err(s, e))?;
+        let rule = super::expire::parse(&v).map_err(|e| err(s, e))?;
         let key = if mimetypes {
-            expire::mimetype_key(&k).to_string()
+            super::expire::mimetype_key(&k).to_string()
         } else {
             k
         };
         out.push((key, rule));
     }
     if mimetypes {
-        expire::fix_javascript(&mut out);
+        super::expire::fix_javascript(&mut out);
     }
     Ok(Val::Expire(out))
 }
 
 /// One of the six url.rewrite* keys: a later block's rewrite keys replace all of an earlier
 /// block's (one list per block, as lighttpd builds them).
-fn apply_rewrite(c: &mut ReqConf, kind: RewriteKind, v: &Val) {
+#[cfg(feature = "rewrite")]
+fn apply_rewrite(c: &mut ReqConf, kind: super::urlrules::RewriteKind, v: &Val) {
     if c.rewrite_branch != c.branch || c.rewrite.is_empty() {
         c.rewrite.clear();
         c.rewrite_branch = c.branch;
@@ -525,6 +533,8 @@ const REDIRECT_KEYS: &[Key] = &[
 #[cfg(not(feature = "redirect"))]
 const REDIRECT_KEYS: &[Key] = &[];
 
+#[cfg(feature = "rewrite")]
+use super::urlrules::RewriteKind;
 #[cfg(feature = "rewrite")]
 const REWRITE_KEYS: &[Key] = &[
     request("url.rewrite-once", "mod_rewrite", rules_val, |c, v| {
@@ -641,6 +651,8 @@ fn feature_flags(_: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Con
 }
 
 /// Whether the module that reads a key is part of this build.
+// With every optional module left out of the build, the arms all say false.
+#[allow(clippy::match_like_matches_macro)]
 pub(crate) fn compiled(module: &str) -> bool {
     match module {
         "mod_access" => cfg!(feature = "access"),

@@ -23,6 +23,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
+#[cfg(any(feature = "redirect", feature = "rewrite"))]
 use crate::config::urlrules::{self, UrlParts};
 use crate::config::{CondField, CondInput, ReqConf};
 use crate::ctx::{Bufs, Ctx};
@@ -147,6 +148,7 @@ struct Pipe {
     /// The target after a rewrite or an error handler's restart (path and query, encoded).
     target: Option<String>,
     /// The normalised target url rules match (scratch, reused across restarts).
+    #[cfg_attr(not(any(feature = "redirect", feature = "rewrite")), allow(dead_code))]
     matched: String,
     /// Where the request lives on disk when a module (alias) decided it; else the document
     /// root and the URL path.
@@ -176,10 +178,12 @@ enum Step {
     /// Run the handler.
     Handle,
     /// Start again with `pipe.target`.
+    #[cfg_attr(not(feature = "rewrite"), allow(dead_code))]
     Restart,
     /// Answer with this error status.
     Error(u16),
     /// Answer with this redirect status and `pipe.location`.
+    #[cfg_attr(not(feature = "redirect"), allow(dead_code))]
     Redirect(u16),
 }
 
@@ -237,8 +241,11 @@ fn prepare(
         ctx.conf_for(&set)
     };
     let conf = &**conf;
+    // Without the optional modules nothing below reads the settings.
+    let _ = (conf, &view);
 
     // uri_raw and uri_clean: the url rules, which match the normalised target.
+    #[cfg(any(feature = "redirect", feature = "rewrite"))]
     if conf.redirect.is_some() || !conf.rewrite.is_empty() {
         let raw_target = match &pipe.target {
             Some(t) => t.as_bytes(),
@@ -382,6 +389,7 @@ fn prepare(
 }
 
 /// The captures of the conditional block that set a rule list, for `%n`.
+#[cfg(any(feature = "redirect", feature = "rewrite"))]
 fn branch_captures(ctx: &Ctx, branch: Option<usize>, view: &View) -> Vec<Option<String>> {
     match branch {
         Some(id) => ctx.cfg.captures(id, view),

@@ -325,3 +325,24 @@ fn error_handlers_and_errorfiles() {
     assert_eq!(r.status, 404, "{}", r.describe());
     assert!(r.text().contains("404 Not Found"), "{}", r.describe());
 }
+
+#[test]
+fn static_file_etags_can_be_turned_off() {
+    let s = site("$HTTP[\"url\"] =^ \"/plain/\" {\n  static-file.etags = \"disable\"\n}")
+        .file("plain/p.txt", "plain")
+        .start();
+    let r = s.get("/a.txt");
+    let etag = r.header("ETag").expect("ETag by default").to_string();
+    let cond = |path: &str| {
+        s.request(
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    assert_eq!(cond("/a.txt").status, 304);
+    let r = s.get("/plain/p.txt");
+    assert_eq!(r.header("ETag"), None, "{}", r.describe());
+    assert!(r.header("Last-Modified").is_some());
+    // No entity tag, so none can match: the full answer.
+    assert_eq!(cond("/plain/p.txt").status, 200);
+}

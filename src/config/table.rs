@@ -312,6 +312,9 @@ const CORE_KEYS: &[Key] = &[
     request("server.range-requests", "core", bool_val, |c, v| {
         c.range_requests = v.bool()
     }),
+    request("static-file.etags", "mod_staticfile", bool_val, |c, v| {
+        c.etags = v.bool()
+    }),
     request(
         "static-file.exclude-extensions",
         "mod_staticfile",

@@ -104,6 +104,8 @@ pub struct ReqConf {
     pub index_files: Vec<String>,
     pub follow_symlink: bool,
     pub range_requests: bool,
+    /// `static-file.etags`: send ETag and honour entity-tag preconditions.
+    pub etags: bool,
     /// Suffixes such as ".php": files ending in one are never served as static files (403).
     pub exclude_extensions: Vec<String>,
     pub dir_listing: bool,

@@ -32,6 +32,7 @@ pub(crate) fn default_req() -> ReqConf {
         index_files: vec!["index.html".to_string(), "index.htm".to_string()],
         follow_symlink: true,
         range_requests: true,
+        etags: true,
         exclude_extensions: Vec::new(),
         dir_listing: false,
         mime: mime::builtin(),

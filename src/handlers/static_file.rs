@@ -267,7 +267,8 @@ fn none_match(value: &[u8], etag: &[u8]) -> bool {
 fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, name: &str) {
     let len = info.len;
     let mtime = info.mtime;
-    let etag = info.etag();
+    // static-file.etags = "disable": no ETag, so no entity tag can match either.
+    let etag: &[u8] = if req.conf.etags { info.etag() } else { b"" };
     let lm = &info.last_modified;
     let get_like = matches!(req.head.method, Method::Get | Method::Head);
 
@@ -284,7 +285,9 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
             return reply.error(412);
         }
         reply.start(304);
-        reply.header("ETag", etag);
+        if !etag.is_empty() {
+            reply.header("ETag", etag);
+        }
         reply.header("Last-Modified", lm);
         reply.mtime = Some(mtime);
         return;
@@ -392,7 +395,9 @@ fn common_file_headers(reply: &mut Reply, req: &Request, ctype: &str, etag: &[u8
     if !ctype.is_empty() && reply.status == 206 && reply.ranges.len() == 1 {
         reply.header("Content-Type", ctype.as_bytes());
     }
-    reply.header("ETag", etag);
+    if !etag.is_empty() {
+        reply.header("ETag", etag);
+    }
     reply.header("Last-Modified", lm);
 }
 

@@ -893,8 +893,8 @@ fn reload_onto_an_unloadable_config_fails_and_the_old_generation_keeps_serving()
             "/gone",
         ),
         (
-            "url.access-deny = ( \".inc\" )\n".to_string(),
-            "url.access-deny needs mod_access",
+            "cgi.assign = ( \".pl\" => \"/usr/bin/perl\" )\n".to_string(),
+            "cgi.assign needs mod_cgi",
         ),
     ] {
         fs::write(site.conf(), format!("{good}{extra}")).unwrap();

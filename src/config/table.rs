@@ -123,28 +123,26 @@ impl ReqSetting {
     }
 }
 
-const fn global(
-    name: &'static str,
-    f: fn(&mut Config, &mut Pending, &Setting) -> Result<(), ConfigError>,
-) -> Key {
-    Key {
-        name,
-        module: "core",
-        apply: Apply::Global(f),
-    }
+// Macros rather than const fns: a const fn taking `fn(&mut ...)` pointers needs Rust 1.83,
+// and lightd builds with 1.71.
+macro_rules! global {
+    ($name:expr, $f:expr $(,)?) => {
+        Key {
+            name: $name,
+            module: "core",
+            apply: Apply::Global($f),
+        }
+    };
 }
 
-const fn request(
-    name: &'static str,
-    module: &'static str,
-    parse: fn(&Setting) -> Result<Val, ConfigError>,
-    apply: fn(&mut ReqConf, &Val),
-) -> Key {
-    Key {
-        name,
-        module,
-        apply: Apply::Request(parse, apply),
-    }
+macro_rules! request {
+    ($name:expr, $module:expr, $parse:expr, $apply:expr $(,)?) => {
+        Key {
+            name: $name,
+            module: $module,
+            apply: Apply::Request($parse, $apply),
+        }
+    };
 }
 
 fn bool_val(s: &Setting) -> Result<Val, ConfigError> {
@@ -197,7 +195,7 @@ pub(crate) fn keys() -> impl Iterator<Item = &'static Key> {
 
 const CORE_KEYS: &[Key] = &[
     // Server-wide.
-    global("server.bind", |_, p, s| {
+    global!("server.bind", |_, p, s| {
         let v = want_str(s)?;
         if !v.is_empty() {
             let ip = super::cond::parse_host(v).map_err(|m| err(s, m))?;
@@ -205,89 +203,89 @@ const CORE_KEYS: &[Key] = &[
         }
         Ok(())
     }),
-    global("server.port", |_, p, s| {
+    global!("server.port", |_, p, s| {
         // 0 asks the kernel for a free port (used by tests).
         let port = want_int(s, 0, 65535)?;
         p.port = Some((u16::try_from(port).unwrap_or(80), s.loc.clone()));
         Ok(())
     }),
-    global("server.modules", |_, p, s| {
+    global!("server.modules", |_, p, s| {
         p.modules = Some((want_list(s)?, s.loc.clone(), s.item_locs.clone()));
         Ok(())
     }),
-    global("server.pid-file", |c, _, s| {
+    global!("server.pid-file", |c, _, s| {
         c.pid_file = want_path(s)?;
         Ok(())
     }),
-    global("server.control-socket", |c, _, s| {
+    global!("server.control-socket", |c, _, s| {
         c.control_socket = want_path(s)?;
         Ok(())
     }),
-    global("server.max-worker", |c, _, s| {
+    global!("server.max-worker", |c, _, s| {
         c.max_worker = want_int(s, 0, 64)? as u32;
         Ok(())
     }),
-    global("server.errorlog", |c, _, s| {
+    global!("server.errorlog", |c, _, s| {
         c.errorlog = want_log_path(s, "error logs")?.map(PathBuf::from);
         Ok(())
     }),
-    global("server.username", |c, _, s| {
+    global!("server.username", |c, _, s| {
         c.username = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty());
         Ok(())
     }),
-    global("server.groupname", |c, _, s| {
+    global!("server.groupname", |c, _, s| {
         c.groupname = Some(want_str(s)?.to_string()).filter(|v| !v.is_empty());
         Ok(())
     }),
-    global("server.max-connections", |c, _, s| {
+    global!("server.max-connections", |c, _, s| {
         c.max_connections = usize::try_from(want_int(s, 1, 1 << 20)?).unwrap_or(1024);
         Ok(())
     }),
-    global("server.max-fds", |c, _, s| {
+    global!("server.max-fds", |c, _, s| {
         c.max_fds = Some(want_int(s, 1, MAX_SECS)?.unsigned_abs());
         Ok(())
     }),
-    global("server.max-keep-alive-requests", |c, _, s| {
+    global!("server.max-keep-alive-requests", |c, _, s| {
         c.max_keep_alive_requests =
             u32::try_from(want_int(s, 0, i64::from(u32::MAX))?).unwrap_or(1000);
         Ok(())
     }),
-    global("server.max-keep-alive-idle", |c, _, s| {
+    global!("server.max-keep-alive-idle", |c, _, s| {
         c.max_keep_alive_idle = want_secs(s, 0)?;
         Ok(())
     }),
-    global("server.max-read-idle", |c, _, s| {
+    global!("server.max-read-idle", |c, _, s| {
         c.max_read_idle = want_secs(s, 1)?;
         Ok(())
     }),
-    global("server.max-write-idle", |c, _, s| {
+    global!("server.max-write-idle", |c, _, s| {
         c.max_write_idle = want_secs(s, 1)?;
         Ok(())
     }),
-    global("server.max-request-size", |c, _, s| {
+    global!("server.max-request-size", |c, _, s| {
         c.max_request_size = want_int(s, 0, i64::MAX / 1024)?.unsigned_abs() * 1024;
         Ok(())
     }),
-    global("server.max-request-field-size", |c, _, s| {
+    global!("server.max-request-field-size", |c, _, s| {
         c.max_request_field_size = usize::try_from(want_int(s, 256, 65535)?).unwrap_or(8192);
         Ok(())
     }),
-    global("server.graceful-shutdown-timeout", |c, p, s| {
+    global!("server.graceful-shutdown-timeout", |c, p, s| {
         c.graceful_shutdown_timeout = want_secs(s, 0)?;
         p.graceful_explicit = true;
         Ok(())
     }),
-    global("server.max-request-head-time", |c, _, s| {
+    global!("server.max-request-head-time", |c, _, s| {
         c.max_request_head_time = want_secs(s, 1)?;
         Ok(())
     }),
-    global("server.systemd-socket-activation", |c, _, s| {
+    global!("server.systemd-socket-activation", |c, _, s| {
         c.socket_activation = want_bool(s)?;
         Ok(())
     }),
-    global("server.feature-flags", feature_flags),
+    global!("server.feature-flags", feature_flags),
     // Per request.
-    request(
+    request!(
         "server.document-root",
         "core",
         |s| match want_path(s)? {
@@ -300,37 +298,37 @@ const CORE_KEYS: &[Key] = &[
             }
         },
     ),
-    request("index-file.names", "mod_indexfile", list_val, |c, v| {
+    request!("index-file.names", "mod_indexfile", list_val, |c, v| {
         c.index_files = v.list()
     }),
-    request("server.indexfiles", "mod_indexfile", list_val, |c, v| {
+    request!("server.indexfiles", "mod_indexfile", list_val, |c, v| {
         c.index_files = v.list()
     }),
-    request("server.follow-symlink", "core", bool_val, |c, v| {
+    request!("server.follow-symlink", "core", bool_val, |c, v| {
         c.follow_symlink = v.bool()
     }),
-    request("server.range-requests", "core", bool_val, |c, v| {
+    request!("server.range-requests", "core", bool_val, |c, v| {
         c.range_requests = v.bool()
     }),
-    request("static-file.etags", "mod_staticfile", bool_val, |c, v| {
+    request!("static-file.etags", "mod_staticfile", bool_val, |c, v| {
         c.etags = v.bool()
     }),
-    request(
+    request!(
         "static-file.exclude-extensions",
         "mod_staticfile",
         list_val,
         |c, v| c.exclude_extensions = v.list(),
     ),
-    request(
+    request!(
         "dir-listing.activate",
         "mod_dirlisting",
         bool_val,
         |c, v| c.dir_listing = v.bool(),
     ),
-    request("server.dir-listing", "mod_dirlisting", bool_val, |c, v| {
+    request!("server.dir-listing", "mod_dirlisting", bool_val, |c, v| {
         c.dir_listing = v.bool()
     }),
-    request(
+    request!(
         "mimetype.assign",
         "core",
         |s| Ok(Val::Map(mime::sorted(want_map(s)?))),
@@ -340,10 +338,10 @@ const CORE_KEYS: &[Key] = &[
             }
         },
     ),
-    request("server.tag", "core", str_val, |c, v| {
+    request!("server.tag", "core", str_val, |c, v| {
         c.server_tag = v.string()
     }),
-    request(
+    request!(
         "accesslog.filename",
         "mod_accesslog",
         |s| want_log_path(s, "access logs").map(Val::OptStr),
@@ -353,7 +351,7 @@ const CORE_KEYS: &[Key] = &[
             }
         },
     ),
-    request(
+    request!(
         "accesslog.format",
         "mod_accesslog",
         |s| {
@@ -366,13 +364,13 @@ const CORE_KEYS: &[Key] = &[
         },
         |c, v| c.accesslog_format = v.string(),
     ),
-    request("server.error-handler", "core", url_path_val, |c, v| {
+    request!("server.error-handler", "core", url_path_val, |c, v| {
         c.error_handler = v.opt()
     }),
-    request("server.error-handler-404", "core", url_path_val, |c, v| {
+    request!("server.error-handler-404", "core", url_path_val, |c, v| {
         c.error_handler_404 = v.opt()
     }),
-    request(
+    request!(
         "server.errorfile-prefix",
         "core",
         |s| {
@@ -487,10 +485,10 @@ fn apply_rewrite(c: &mut ReqConf, kind: super::urlrules::RewriteKind, v: &Val) {
 
 #[cfg(feature = "access")]
 const ACCESS_KEYS: &[Key] = &[
-    request("url.access-deny", "mod_access", list_val, |c, v| {
+    request!("url.access-deny", "mod_access", list_val, |c, v| {
         c.access_deny = v.list()
     }),
-    request("url.access-allow", "mod_access", list_val, |c, v| {
+    request!("url.access-allow", "mod_access", list_val, |c, v| {
         c.access_allow = v.list()
     }),
 ];
@@ -498,7 +496,7 @@ const ACCESS_KEYS: &[Key] = &[
 const ACCESS_KEYS: &[Key] = &[];
 
 #[cfg(feature = "alias")]
-const ALIAS_KEYS: &[Key] = &[request(
+const ALIAS_KEYS: &[Key] = &[request!(
     "alias.url",
     "mod_alias",
     |s| {
@@ -519,10 +517,10 @@ const ALIAS_KEYS: &[Key] = &[];
 
 #[cfg(feature = "redirect")]
 const REDIRECT_KEYS: &[Key] = &[
-    request("url.redirect", "mod_redirect", rules_val, |c, v| {
+    request!("url.redirect", "mod_redirect", rules_val, |c, v| {
         c.redirect = v.rules().map(|r| (r, c.branch))
     }),
-    request(
+    request!(
         "url.redirect-code",
         "mod_redirect",
         |s| want_int(s, 0, 999).map(Val::Int),
@@ -540,25 +538,25 @@ const REDIRECT_KEYS: &[Key] = &[];
 use super::urlrules::RewriteKind;
 #[cfg(feature = "rewrite")]
 const REWRITE_KEYS: &[Key] = &[
-    request("url.rewrite-once", "mod_rewrite", rules_val, |c, v| {
+    request!("url.rewrite-once", "mod_rewrite", rules_val, |c, v| {
         apply_rewrite(c, RewriteKind::Once, v)
     }),
-    request("url.rewrite-final", "mod_rewrite", rules_val, |c, v| {
+    request!("url.rewrite-final", "mod_rewrite", rules_val, |c, v| {
         apply_rewrite(c, RewriteKind::Final, v)
     }),
-    request("url.rewrite", "mod_rewrite", rules_val, |c, v| {
+    request!("url.rewrite", "mod_rewrite", rules_val, |c, v| {
         apply_rewrite(c, RewriteKind::Rewrite, v)
     }),
-    request("url.rewrite-repeat", "mod_rewrite", rules_val, |c, v| {
+    request!("url.rewrite-repeat", "mod_rewrite", rules_val, |c, v| {
         apply_rewrite(c, RewriteKind::Repeat, v)
     }),
-    request(
+    request!(
         "url.rewrite-if-not-file",
         "mod_rewrite",
         rules_val,
         |c, v| apply_rewrite(c, RewriteKind::IfNotFile, v),
     ),
-    request(
+    request!(
         "url.rewrite-repeat-if-not-file",
         "mod_rewrite",
         rules_val,
@@ -570,37 +568,37 @@ const REWRITE_KEYS: &[Key] = &[];
 
 #[cfg(feature = "setenv")]
 const SETENV_KEYS: &[Key] = &[
-    request(
+    request!(
         "setenv.add-request-header",
         "mod_setenv",
         header_map_val,
         |c, v| c.setenv.add_request_header = v.pairs(),
     ),
-    request(
+    request!(
         "setenv.set-request-header",
         "mod_setenv",
         header_map_val,
         |c, v| c.setenv.set_request_header = v.pairs(),
     ),
-    request(
+    request!(
         "setenv.add-response-header",
         "mod_setenv",
         header_map_val,
         |c, v| c.setenv.add_response_header = v.pairs(),
     ),
-    request(
+    request!(
         "setenv.set-response-header",
         "mod_setenv",
         header_map_val,
         |c, v| c.setenv.set_response_header = v.pairs(),
     ),
-    request(
+    request!(
         "setenv.add-environment",
         "mod_setenv",
         env_map_val,
         |c, v| c.setenv.add_environment = v.pairs(),
     ),
-    request(
+    request!(
         "setenv.set-environment",
         "mod_setenv",
         env_map_val,
@@ -612,13 +610,13 @@ const SETENV_KEYS: &[Key] = &[];
 
 #[cfg(feature = "expire")]
 const EXPIRE_KEYS: &[Key] = &[
-    request(
+    request!(
         "expire.url",
         "mod_expire",
         |s| expire_val(s, false),
         |c, v| c.expire_url = v.expire(),
     ),
-    request(
+    request!(
         "expire.mimetypes",
         "mod_expire",
         |s| expire_val(s, true),

@@ -15,3 +15,4 @@ pub mod redirect;
 pub mod rewrite;
 #[cfg(feature = "setenv")]
 pub mod setenv;
+pub mod vhost;

@@ -15,4 +15,5 @@ pub mod redirect;
 pub mod rewrite;
 #[cfg(feature = "setenv")]
 pub mod setenv;
+pub mod userdir;
 pub mod vhost;

@@ -15,5 +15,6 @@ pub mod redirect;
 pub mod rewrite;
 #[cfg(feature = "setenv")]
 pub mod setenv;
+pub mod extforward;
 pub mod userdir;
 pub mod vhost;

@@ -2,6 +2,7 @@
 
 pub mod chunked;
 pub mod date;
+pub mod host;
 pub mod path;
 pub mod range;
 pub mod request;

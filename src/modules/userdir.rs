@@ -12,38 +12,7 @@ pub const MAX_USER_LEN: usize = 255;
 /// backend that wants more than this gets no answer rather than unbounded memory.
 const MAX_PW_BUF: usize = 64 * 1024;
 
-/// `userdir.*` for one condition block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Userdir {
-    /// userdir.path, joined to the home (or basepath) directory. None (unset) disables the
-    /// module, as in lighttpd; "" serves the home directory itself.
-    pub path: Option<String>,
-    /// userdir.exclude-user: names that may not use the feature.
-    pub exclude_user: Vec<String>,
-    /// userdir.include-user: None when unset (everyone may); when set, only these names,
-    /// so an explicitly empty list lets nobody in (lighttpd's behaviour).
-    pub include_user: Option<Vec<String>>,
-    /// userdir.basepath: when set, homes are basepath/[letter/]user and the passwd database
-    /// is not consulted. An empty string counts as unset.
-    pub basepath: Option<String>,
-    /// userdir.letterhomes: with basepath, insert the user name's first letter as a level.
-    pub letterhomes: bool,
-    /// userdir.active (default enabled).
-    pub active: bool,
-}
-
-impl Default for Userdir {
-    fn default() -> Self {
-        Userdir {
-            path: None,
-            exclude_user: Vec::new(),
-            include_user: None,
-            basepath: None,
-            letterhomes: false,
-            active: true,
-        }
-    }
-}
+pub use crate::config::userdir::Userdir;
 
 /// What mod_userdir does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

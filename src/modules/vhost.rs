@@ -11,111 +11,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// The longest Host value looked at. lighttpd refuses absolute-URI authorities of 1024 bytes
-/// or more; a longer name could not be a directory name anyway.
-pub const MAX_HOST_LEN: usize = 1023;
-
-/// A Host header value (or absolute-URI authority) that passed lighttpd's strict host check,
-/// lower-cased, with one trailing dot of the name and an empty trailing ":" removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
-    authority: String,
-    /// Bytes of `authority` that are the name (the rest is ":port", if any).
-    name_len: usize,
-}
-
-impl Host {
-    /// Check and normalise a Host value. None if it is empty, too long, or not a valid host.
-    pub fn parse(raw: &str) -> Option<Host> {
-        if raw.is_empty() || raw.len() > MAX_HOST_LEN {
-            return None;
-        }
-        let lower = raw.to_ascii_lowercase();
-        let (name, port) = if lower.starts_with('[') {
-            let close = lower.find(']')?;
-            let (name, rest) = lower.split_at(close + 1);
-            if !valid_ipv6_literal(name) {
-                return None;
-            }
-            (name, rest)
-        } else {
-            let (name, rest) = lower.split_at(lower.find(':').unwrap_or(lower.len()));
-            // "example.org." is the same host as "example.org" (one dot only: ".." is not).
-            let name = name.strip_suffix('.').unwrap_or(name);
-            if !valid_hostname(name) {
-                return None;
-            }
-            (name, rest)
-        };
-        let port = match port.strip_prefix(':') {
-            None if port.is_empty() => "",
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p,
-            _ => return None,
-        };
-        let mut authority = String::with_capacity(name.len() + port.len() + 1);
-        authority.push_str(name);
-        if !port.is_empty() {
-            authority.push(':');
-            authority.push_str(port);
-        }
-        Some(Host {
-            authority,
-            name_len: name.len(),
-        })
-    }
-
-    /// The host name without the port: "example.org", "192.0.2.1" or "[2001:db8::1]".
-    pub fn name(&self) -> &str {
-        self.authority.get(..self.name_len).unwrap_or_default()
-    }
-
-    /// The name with its ":port" as the client sent it (lighttpd keeps a non-default port).
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    /// Whether the name is a bracketed IPv6 literal.
-    pub fn is_ip_literal(&self) -> bool {
-        self.authority.starts_with('[')
-    }
-}
-
-/// Letters, digits and hyphens in non-empty labels that do not start with a hyphen; if the
-/// last label is all digits, the whole name must be four all-digit labels (an IPv4 address).
-fn valid_hostname(name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
-    let mut labels = 0usize;
-    let mut all_numeric = true;
-    let mut last_numeric = false;
-    // Bounded: `name` is at most MAX_HOST_LEN bytes.
-    for label in name.split('.') {
-        let ok_chars = label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !ok_chars || label.is_empty() || label.starts_with('-') {
-            return false;
-        }
-        last_numeric = label.bytes().all(|b| b.is_ascii_digit());
-        all_numeric &= last_numeric;
-        labels += 1;
-    }
-    !last_numeric || (labels == 4 && all_numeric)
-}
-
-/// "[...]" holding hex digits, '.' and at most seven ':' (lighttpd does not validate further,
-/// and refuses scoped literals such as "%eth0").
-fn valid_ipv6_literal(lit: &str) -> bool {
-    let inner = match lit.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        Some(s) if !s.is_empty() => s,
-        _ => return false,
-    };
-    inner
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
-        && inner.bytes().filter(|&b| b == b':').count() <= 7
-}
+pub use crate::config::vhost::SimpleVhost;
+use crate::config::vhost::{append_slash, Pattern, Piece};
+use crate::http::host::Host;
+#[cfg(test)]
+use {crate::config::vhost::MAX_PATTERN_SEQUENCES, crate::http::host::MAX_HOST_LEN};
 
 /// The name part of a configured host ("example.org:8080" -> "example.org").
 fn strip_port(host: &str) -> &str {
@@ -140,13 +40,6 @@ fn join_path(out: &mut String, part: &str) {
     }
 }
 
-/// Append a '/' to a non-empty string that does not end in one.
-fn append_slash(s: &mut String) {
-    if !s.is_empty() && !s.ends_with('/') {
-        s.push('/');
-    }
-}
-
 /// The document root a virtual-host module chose, and the server name that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VhostRoot {
@@ -158,44 +51,7 @@ pub struct VhostRoot {
     pub server_name: Option<String>,
 }
 
-/// `simple-vhost.*` for one condition block, normalised as lighttpd's set_defaults does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimpleVhost {
-    /// simple-vhost.server-root with a trailing '/'.
-    server_root: String,
-    default_host: Option<String>,
-    /// simple-vhost.document-root with a trailing '/'.
-    document_root: Option<String>,
-    debug: bool,
-}
-
 impl SimpleVhost {
-    /// From the four settings (unset strings as ""). None when server-root is empty: lighttpd
-    /// then skips the module. An empty default-host or document-root counts as unset.
-    pub fn new(
-        server_root: &str,
-        default_host: &str,
-        document_root: &str,
-        debug: bool,
-    ) -> Option<SimpleVhost> {
-        if server_root.is_empty() {
-            return None;
-        }
-        let mut root = server_root.to_string();
-        append_slash(&mut root);
-        let document_root = (!document_root.is_empty()).then(|| {
-            let mut d = document_root.to_string();
-            append_slash(&mut d);
-            d
-        });
-        Some(SimpleVhost {
-            server_root: root,
-            default_host: (!default_host.is_empty()).then(|| default_host.to_string()),
-            document_root,
-            debug,
-        })
-    }
-
     /// server-root + host + document-root, or server-root + document-root without a host.
     fn build(&self, host_name: Option<&str>) -> String {
         let mut out = self.server_root.clone();
@@ -247,88 +103,6 @@ impl SimpleVhost {
         if self.debug {
             log::info!("simple-vhost: {} is not a directory", path);
         }
-    }
-}
-
-/// Most %-sequences in one evhost.path-pattern (lighttpd's fixed table holds 63).
-const MAX_PATTERN_SEQUENCES: usize = 63;
-
-/// One piece of a compiled evhost.path-pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    /// "%%"
-    Percent,
-    /// "%_": the whole host name, without the port.
-    Whole,
-    /// "%N" or "%{N}": part N of the host (0 = domain + TLD, 1 = TLD, 2 = domain, 3...).
-    Part(usize),
-    /// "%{N.M}": the M-th character (from 1) of part N; nothing if it is shorter.
-    Char(usize, usize),
-}
-
-/// A compiled evhost.path-pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
-    pieces: Vec<Piece>,
-}
-
-impl Pattern {
-    /// Compile a pattern. Ok(None) for an empty one (lighttpd then skips the module).
-    /// Sequences: "%%", "%_", "%0".."%9", "%{N}", "%{N.M}" with single digits N and M.
-    pub fn parse(pattern: &str) -> Result<Option<Pattern>, String> {
-        if pattern.is_empty() {
-            return Ok(None);
-        }
-        let bad = |why: &str| {
-            Err(format!(
-                "invalid evhost.path-pattern \"{}\": {}",
-                pattern.escape_debug(),
-                why
-            ))
-        };
-        let b = pattern.as_bytes();
-        let digit = |i: usize| {
-            b.get(i)
-                .filter(|c| c.is_ascii_digit())
-                .map(|c| (c - b'0') as usize)
-        };
-        let mut pieces = Vec::new();
-        let mut text_start = 0;
-        let mut sequences = 0;
-        let mut i = 0;
-        while i < b.len() {
-            if b.get(i) != Some(&b'%') {
-                i += 1;
-                continue;
-            }
-            sequences += 1;
-            if sequences > MAX_PATTERN_SEQUENCES {
-                return bad("too many %-sequences");
-            }
-            let (piece, len) = match (b.get(i + 1), digit(i + 1)) {
-                (Some(b'%'), _) => (Piece::Percent, 2),
-                (Some(b'_'), _) => (Piece::Whole, 2),
-                (_, Some(n)) => (Piece::Part(n), 2),
-                (Some(b'{'), _) => match (digit(i + 2), b.get(i + 3), digit(i + 4), b.get(i + 5)) {
-                    (Some(n), Some(b'}'), _, _) => (Piece::Part(n), 4),
-                    (Some(n), Some(b'.'), Some(0), Some(b'}')) => (Piece::Part(n), 6),
-                    (Some(n), Some(b'.'), Some(m), Some(b'}')) => (Piece::Char(n, m), 6),
-                    _ => return bad("expected %{N} or %{N.M} with single digits"),
-                },
-                _ => return bad("'%' must be followed by '%', '_', a digit or '{'"),
-            };
-            if let Some(t) = pattern.get(text_start..i).filter(|t| !t.is_empty()) {
-                pieces.push(Piece::Text(t.to_string()));
-            }
-            pieces.push(piece);
-            i += len;
-            text_start = i;
-        }
-        if let Some(t) = pattern.get(text_start..).filter(|t| !t.is_empty()) {
-            pieces.push(Piece::Text(t.to_string()));
-        }
-        Ok(Some(Pattern { pieces }))
     }
 }
 

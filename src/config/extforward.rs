@@ -154,6 +154,11 @@ impl Forwarders {
         Ok(f)
     }
 
+    /// Whether anything is configured (lighttpd runs the module only then).
+    pub fn is_set(&self) -> bool {
+        self.all.is_some() || !self.exact.is_empty() || !self.nets.is_empty()
+    }
+
     /// Whether the connecting peer is a trusted proxy.
     pub fn trusts_peer(&self, peer: IpAddr) -> bool {
         match self.all {

@@ -129,3 +129,29 @@ impl Pattern {
         Ok(Some(Pattern { pieces }))
     }
 }
+
+/// mod_simple_vhost's and mod_evhost's settings for a request: the four simple-vhost keys as
+/// written (each may come from a different block) and what they make, rebuilt whenever one
+/// of them is applied so that nothing is built per request.
+#[derive(Debug, Clone, Default)]
+pub struct VhostConf {
+    pub server_root: String,
+    pub default_host: String,
+    pub document_root: String,
+    pub debug: bool,
+    /// None while simple-vhost.server-root is unset or empty (the module is then skipped).
+    pub simple: Option<SimpleVhost>,
+    /// evhost.path-pattern; None when unset or empty.
+    pub evhost: Option<std::rc::Rc<Pattern>>,
+}
+
+impl VhostConf {
+    pub(crate) fn rebuild(&mut self) {
+        self.simple = SimpleVhost::new(
+            &self.server_root,
+            &self.default_host,
+            &self.document_root,
+            self.debug,
+        );
+    }
+}

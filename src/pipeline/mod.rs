@@ -235,23 +235,13 @@ fn prepare(
 
     // Conditions and settings.
     let query = query_of(&pipe.target, buf, head);
-    #[allow(unused_mut)]
-    let (mut ip, mut peer, mut scheme, mut host) = (
-        conn.peer_ip,
-        conn.peer.ip(),
-        "http",
-        head.host.map(|h| h.get(buf)),
-    );
     #[cfg(feature = "extforward")]
-    {
-        if let Some((addr, text)) = &pipe.fwd_ip {
-            (ip, peer) = (text.as_str(), *addr);
-        }
-        scheme = pipe.fwd_scheme.unwrap_or(scheme);
-        if let Some(h) = &pipe.fwd_host {
-            host = Some(h.as_bytes());
-        }
-    }
+    let (ip, peer) = match &pipe.fwd_ip {
+        Some((addr, text)) => (text.as_str(), *addr),
+        None => (conn.peer_ip, conn.peer.ip()),
+    };
+    #[cfg(not(feature = "extforward"))]
+    let (ip, peer) = (conn.peer_ip, conn.peer.ip());
     let view = View {
         buf,
         head,
@@ -261,8 +251,10 @@ fn prepare(
         ip,
         peer,
         local: conn.local,
-        scheme,
-        host,
+        #[cfg(feature = "extforward")]
+        fwd_scheme: pipe.fwd_scheme,
+        #[cfg(feature = "extforward")]
+        fwd_host: pipe.fwd_host.as_deref().map(str::as_bytes),
     };
     *conf = if ctx.cfg.conds.is_empty() {
         Rc::clone(&ctx.base)
@@ -313,7 +305,8 @@ fn prepare(
         if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
             return Step::Error(s);
         }
-        let host = std::str::from_utf8(host.unwrap_or_default()).unwrap_or("");
+        let host = view.host().unwrap_or_default();
+        let host = std::str::from_utf8(host).unwrap_or("");
         let lower;
         let authority = if host.bytes().any(|c| c.is_ascii_uppercase()) {
             lower = host.to_ascii_lowercase();
@@ -322,7 +315,7 @@ fn prepare(
             host
         };
         let url = UrlParts {
-            scheme,
+            scheme: view.scheme(),
             authority,
             port: conn.local.port(),
         };
@@ -385,7 +378,7 @@ fn prepare(
     // simple-vhost only where simple-vhost.server-root is unset or "".
     #[cfg(feature = "vhost")]
     {
-        let host = host.and_then(|h| std::str::from_utf8(h).ok());
+        let host = view.host().and_then(|h| std::str::from_utf8(h).ok());
         let mut is_dir = |p: &std::path::Path| p.is_dir();
         if let Some(sv) = &conf.vhost.simple {
             if let Some(r) = sv.docroot(host, &mut is_dir) {
@@ -458,9 +451,10 @@ fn prepare(
             std::fs::metadata(&p).is_ok_and(|m| m.is_file())
         });
         if !is_file {
+            let host = view.host().unwrap_or_default();
             let url = UrlParts {
-                scheme,
-                authority: std::str::from_utf8(host.unwrap_or_default()).unwrap_or(""),
+                scheme: view.scheme(),
+                authority: std::str::from_utf8(host).unwrap_or(""),
                 port: conn.local.port(),
             };
             let caps = branch_captures(ctx, conf.rewrite_branch, &view);
@@ -748,22 +742,41 @@ struct View<'a> {
     ip: &'a str,
     peer: IpAddr,
     local: SocketAddr,
-    /// "http", or what a trusted proxy forwarded.
-    scheme: &'a str,
-    /// The Host, or what a trusted proxy forwarded.
-    host: Option<&'a [u8]>,
+    /// The scheme and Host a trusted proxy forwarded.
+    #[cfg(feature = "extforward")]
+    fwd_scheme: Option<&'static str>,
+    #[cfg(feature = "extforward")]
+    fwd_host: Option<&'a [u8]>,
+}
+
+impl<'a> View<'a> {
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "extforward")]
+        if let Some(s) = self.fwd_scheme {
+            return s;
+        }
+        "http"
+    }
+
+    fn host(&self) -> Option<&'a [u8]> {
+        #[cfg(feature = "extforward")]
+        if let Some(h) = self.fwd_host {
+            return Some(h);
+        }
+        self.head.host.map(|s| s.get(self.buf))
+    }
 }
 
 impl CondInput for View<'_> {
     fn field(&self, field: &CondField) -> Option<&str> {
         let hdr = |name: &str| request::header(self.buf, self.headers, name);
         let bytes: Option<&[u8]> = match field {
-            CondField::Host => self.host,
+            CondField::Host => self.host(),
             CondField::Url => Some(self.path.as_bytes()),
             CondField::RemoteIp => Some(self.ip.as_bytes()),
             CondField::QueryString => self.query,
             CondField::RequestMethod => Some(self.head.method.as_str().as_bytes()),
-            CondField::Scheme => Some(self.scheme.as_bytes()),
+            CondField::Scheme => Some(self.scheme().as_bytes()),
             CondField::UserAgent => hdr("User-Agent"),
             CondField::Referer => hdr("Referer"),
             CondField::Cookie => hdr("Cookie"),

@@ -36,6 +36,10 @@ fn features() -> String {
         ("rewrite", cfg!(feature = "rewrite")),
         ("setenv", cfg!(feature = "setenv")),
         ("expire", cfg!(feature = "expire")),
+        ("extforward", cfg!(feature = "extforward")),
+        ("simple_vhost", cfg!(feature = "vhost")),
+        ("evhost", cfg!(feature = "vhost")),
+        ("userdir", cfg!(feature = "userdir")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules

@@ -12,6 +12,8 @@ mod check;
 mod cond;
 mod display;
 pub mod expire;
+#[cfg(feature = "extforward")]
+pub mod extforward;
 mod glob;
 mod keys;
 mod lexer;
@@ -20,8 +22,12 @@ mod parser;
 mod table;
 pub mod types;
 pub mod urlrules;
+#[cfg(feature = "userdir")]
+pub mod userdir;
 mod validate;
 mod value;
+#[cfg(feature = "vhost")]
+pub mod vhost;
 
 #[cfg(test)]
 mod tests;

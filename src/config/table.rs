@@ -37,6 +37,16 @@ pub enum Val {
     Rules(Rc<Rules>),
     /// expire.url / expire.mimetypes: (prefix, rule) in config order.
     Expire(Vec<(String, Expire)>),
+    /// extforward.forwarder, extforward.headers, extforward.params.
+    #[cfg(feature = "extforward")]
+    Forwarders(super::extforward::Forwarders),
+    #[cfg(feature = "extforward")]
+    ExtHeaders(super::extforward::Headers),
+    #[cfg(feature = "extforward")]
+    ExtParams(super::extforward::Params),
+    /// evhost.path-pattern (None when empty).
+    #[cfg(feature = "vhost")]
+    Pattern(Option<Rc<super::vhost::Pattern>>),
 }
 
 impl Val {
@@ -178,7 +188,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 7] = [
+pub(crate) const KEYS: [&[Key]; 10] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -186,6 +196,9 @@ pub(crate) const KEYS: [&[Key]; 7] = [
     REWRITE_KEYS,
     SETENV_KEYS,
     EXPIRE_KEYS,
+    EXTFORWARD_KEYS,
+    VHOST_KEYS,
+    USERDIR_KEYS,
 ];
 
 /// Every implemented key of this build.
@@ -626,6 +639,143 @@ const EXPIRE_KEYS: &[Key] = &[
 #[cfg(not(feature = "expire"))]
 const EXPIRE_KEYS: &[Key] = &[];
 
+#[cfg(feature = "extforward")]
+const EXTFORWARD_KEYS: &[Key] = &[
+    request!(
+        "extforward.forwarder",
+        "mod_extforward",
+        |s| {
+            super::extforward::Forwarders::parse(&want_map(s)?)
+                .map(Val::Forwarders)
+                .map_err(|e| err(s, e))
+        },
+        |c, v| {
+            if let Val::Forwarders(f) = v {
+                c.extforward.forwarders = f.clone();
+            }
+        },
+    ),
+    request!(
+        "extforward.headers",
+        "mod_extforward",
+        |s| {
+            super::extforward::Headers::parse(&want_list(s)?)
+                .map(Val::ExtHeaders)
+                .map_err(|e| err(s, e))
+        },
+        |c, v| {
+            if let Val::ExtHeaders(h) = v {
+                c.extforward.headers = h.clone();
+            }
+        },
+    ),
+    request!(
+        "extforward.params",
+        "mod_extforward",
+        |s| {
+            super::extforward::Params::parse(&want_map(s)?)
+                .map(Val::ExtParams)
+                .map_err(|e| err(s, e))
+        },
+        |c, v| {
+            if let Val::ExtParams(p) = v {
+                c.extforward.params = *p;
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "extforward"))]
+const EXTFORWARD_KEYS: &[Key] = &[];
+
+/// simple-vhost.debug is a level in lighttpd (a short); any non-zero level logs the misses.
+#[cfg(feature = "vhost")]
+fn debug_val(s: &Setting) -> Result<Val, ConfigError> {
+    match s.value {
+        Value::Int(_) => want_int(s, 0, 65535).map(|n| Val::Bool(n != 0)),
+        _ => bool_val(s),
+    }
+}
+
+#[cfg(feature = "vhost")]
+const VHOST_KEYS: &[Key] = &[
+    request!(
+        "simple-vhost.server-root",
+        "mod_simple_vhost",
+        str_val,
+        |c, v| {
+            c.vhost.server_root = v.string();
+            c.vhost.rebuild();
+        },
+    ),
+    request!(
+        "simple-vhost.default-host",
+        "mod_simple_vhost",
+        str_val,
+        |c, v| {
+            c.vhost.default_host = v.string();
+            c.vhost.rebuild();
+        },
+    ),
+    request!(
+        "simple-vhost.document-root",
+        "mod_simple_vhost",
+        str_val,
+        |c, v| {
+            c.vhost.document_root = v.string();
+            c.vhost.rebuild();
+        },
+    ),
+    request!(
+        "simple-vhost.debug",
+        "mod_simple_vhost",
+        debug_val,
+        |c, v| {
+            c.vhost.debug = v.bool();
+            c.vhost.rebuild();
+        },
+    ),
+    request!(
+        "evhost.path-pattern",
+        "mod_evhost",
+        |s| {
+            super::vhost::Pattern::parse(want_str(s)?)
+                .map(|p| Val::Pattern(p.map(Rc::new)))
+                .map_err(|e| err(s, e))
+        },
+        |c, v| {
+            if let Val::Pattern(p) = v {
+                c.vhost.evhost = p.clone();
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "vhost"))]
+const VHOST_KEYS: &[Key] = &[];
+
+#[cfg(feature = "userdir")]
+const USERDIR_KEYS: &[Key] = &[
+    request!("userdir.path", "mod_userdir", str_val, |c, v| {
+        c.userdir.path = Some(v.string())
+    }),
+    request!("userdir.exclude-user", "mod_userdir", list_val, |c, v| {
+        c.userdir.exclude_user = v.list()
+    }),
+    request!("userdir.include-user", "mod_userdir", list_val, |c, v| {
+        c.userdir.include_user = Some(v.list())
+    }),
+    request!("userdir.basepath", "mod_userdir", str_val, |c, v| {
+        c.userdir.basepath = Some(v.string()).filter(|b| !b.is_empty())
+    }),
+    request!("userdir.letterhomes", "mod_userdir", bool_val, |c, v| {
+        c.userdir.letterhomes = v.bool()
+    }),
+    request!("userdir.active", "mod_userdir", bool_val, |c, v| {
+        c.userdir.active = v.bool()
+    }),
+];
+#[cfg(not(feature = "userdir"))]
+const USERDIR_KEYS: &[Key] = &[];
+
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
@@ -662,6 +812,9 @@ pub(crate) fn compiled(module: &str) -> bool {
         "mod_rewrite" => cfg!(feature = "rewrite"),
         "mod_setenv" => cfg!(feature = "setenv"),
         "mod_expire" => cfg!(feature = "expire"),
+        "mod_extforward" => cfg!(feature = "extforward"),
+        "mod_simple_vhost" | "mod_evhost" => cfg!(feature = "vhost"),
+        "mod_userdir" => cfg!(feature = "userdir"),
         _ => true,
     }
 }

@@ -142,6 +142,15 @@ pub struct ReqConf {
     pub error_handler: Option<String>,
     pub error_handler_404: Option<String>,
     pub errorfile_prefix: Option<String>,
+    /// mod_extforward: trusted proxies, headers read, Forwarded params taken.
+    #[cfg(feature = "extforward")]
+    pub extforward: super::extforward::ExtForward,
+    /// mod_simple_vhost and mod_evhost.
+    #[cfg(feature = "vhost")]
+    pub vhost: super::vhost::VhostConf,
+    /// mod_userdir.
+    #[cfg(feature = "userdir")]
+    pub userdir: super::userdir::Userdir,
 }
 
 /// mod_setenv's settings: (name, value) pairs in config order. An empty value with a `set-`

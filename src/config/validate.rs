@@ -53,6 +53,12 @@ pub(crate) fn default_req() -> ReqConf {
         error_handler: None,
         error_handler_404: None,
         errorfile_prefix: None,
+        #[cfg(feature = "extforward")]
+        extforward: Default::default(),
+        #[cfg(feature = "vhost")]
+        vhost: Default::default(),
+        #[cfg(feature = "userdir")]
+        userdir: Default::default(),
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub mod chunked;
 pub mod date;
+#[cfg(any(feature = "vhost", feature = "extforward"))]
+pub mod host;
 pub mod path;
 pub mod range;
 pub mod request;

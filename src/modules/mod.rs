@@ -9,9 +9,15 @@ pub mod alias;
 pub mod errors;
 #[cfg(feature = "expire")]
 pub mod expire;
+#[cfg(feature = "extforward")]
+pub mod extforward;
 #[cfg(feature = "redirect")]
 pub mod redirect;
 #[cfg(feature = "rewrite")]
 pub mod rewrite;
 #[cfg(feature = "setenv")]
 pub mod setenv;
+#[cfg(feature = "userdir")]
+pub mod userdir;
+#[cfg(feature = "vhost")]
+pub mod vhost;

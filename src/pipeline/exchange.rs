@@ -44,6 +44,9 @@ pub struct Exchange {
     pub file: Option<File>,
     /// The response may not leave before this (auth's delay after bad credentials).
     pub hold_until: Option<Instant>,
+    /// The client address a trusted proxy named (mod_extforward), for the access log.
+    #[cfg(feature = "extforward")]
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Exchange {
@@ -61,6 +64,8 @@ impl Exchange {
             body_len: 0,
             file: None,
             hold_until: None,
+            #[cfg(feature = "extforward")]
+            client: None,
         }
     }
 }

@@ -163,6 +163,17 @@ struct Pipe {
     clean: bool,
     #[cfg(feature = "rewrite")]
     rewrite: modules::rewrite::State,
+    /// mod_extforward ran (once per request, not again after a restart).
+    #[cfg(feature = "extforward")]
+    fwd_done: bool,
+    /// The client address a trusted proxy named, as text for `$HTTP["remote-ip"]`, and
+    /// the scheme and Host it forwarded.
+    #[cfg(feature = "extforward")]
+    fwd_ip: Option<(IpAddr, String)>,
+    #[cfg(feature = "extforward")]
+    fwd_scheme: Option<&'static str>,
+    #[cfg(feature = "extforward")]
+    fwd_host: Option<String>,
 }
 
 /// The query string, from the rewritten target if there is one.
@@ -224,15 +235,26 @@ fn prepare(
 
     // Conditions and settings.
     let query = query_of(&pipe.target, buf, head);
+    #[cfg(feature = "extforward")]
+    let (ip, peer) = match &pipe.fwd_ip {
+        Some((addr, text)) => (text.as_str(), *addr),
+        None => (conn.peer_ip, conn.peer.ip()),
+    };
+    #[cfg(not(feature = "extforward"))]
+    let (ip, peer) = (conn.peer_ip, conn.peer.ip());
     let view = View {
         buf,
         head,
         headers: &b.headers[..head.header_count],
         path: &b.path,
         query,
-        ip: conn.peer_ip,
-        peer: conn.peer.ip(),
+        ip,
+        peer,
         local: conn.local,
+        #[cfg(feature = "extforward")]
+        fwd_scheme: pipe.fwd_scheme,
+        #[cfg(feature = "extforward")]
+        fwd_host: pipe.fwd_host.as_deref().map(str::as_bytes),
     };
     *conf = if ctx.cfg.conds.is_empty() {
         Rc::clone(&ctx.base)
@@ -244,6 +266,35 @@ fn prepare(
     // Without the optional modules nothing below reads the settings.
     let _ = (conf, &view);
 
+    // uri_raw: mod_extforward first, once. A new address (or scheme, or Host) changes what
+    // conditions see, so the request starts again with it and every condition is evaluated
+    // anew; the restart does not run the module again.
+    #[cfg(feature = "extforward")]
+    if !pipe.fwd_done {
+        pipe.fwd_done = true;
+        if conf.extforward.forwarders.is_set() {
+            let hdrs = ForwardHeaders {
+                buf,
+                headers: &b.headers[..head.header_count],
+            };
+            match modules::extforward::resolve(&conf.extforward, conn.peer.ip(), &hdrs) {
+                Ok(None) => {}
+                Ok(Some(f)) => {
+                    ex.client = Some(f.addr);
+                    pipe.fwd_ip = Some((f.addr, f.addr.to_string()));
+                    pipe.fwd_scheme = f.scheme.map(|s| s.as_str());
+                    pipe.fwd_host = f.host;
+                    return Step::Restart;
+                }
+                Err(e) => {
+                    log::debug!("extforward: {e}");
+                    ex.persist = response::Persist::Close;
+                    return Step::Error(400);
+                }
+            }
+        }
+    }
+
     // uri_raw and uri_clean: the url rules, which match the normalised target.
     #[cfg(any(feature = "redirect", feature = "rewrite"))]
     if conf.redirect.is_some() || !conf.rewrite.is_empty() {
@@ -254,7 +305,7 @@ fn prepare(
         if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
             return Step::Error(s);
         }
-        let host = head.host.map(|h| h.get(buf)).unwrap_or_default();
+        let host = view.host().unwrap_or_default();
         let host = std::str::from_utf8(host).unwrap_or("");
         let lower;
         let authority = if host.bytes().any(|c| c.is_ascii_uppercase()) {
@@ -264,7 +315,7 @@ fn prepare(
             host
         };
         let url = UrlParts {
-            scheme: "http",
+            scheme: view.scheme(),
             authority,
             port: conn.local.port(),
         };
@@ -321,7 +372,60 @@ fn prepare(
 
     pipe.clean = true;
 
-    // physical: alias, then the if-not-file rewrites.
+    // docroot: mod_simple_vhost, then mod_evhost (lighttpd runs both where both are set, so
+    // the later one's directory wins). They override server.document-root whenever they
+    // find a directory, also one set in a matching $HTTP["host"] block: lighttpd skips
+    // simple-vhost only where simple-vhost.server-root is unset or "".
+    #[cfg(feature = "vhost")]
+    {
+        let host = view.host().and_then(|h| std::str::from_utf8(h).ok());
+        let mut is_dir = |p: &std::path::Path| p.is_dir();
+        if let Some(sv) = &conf.vhost.simple {
+            if let Some(r) = sv.docroot(host, &mut is_dir) {
+                pipe.root = Some(r.doc_root);
+            }
+        }
+        if let (Some(pattern), Some(h)) = (&conf.vhost.evhost, host) {
+            match modules::vhost::docroot(pattern, h) {
+                Some(d) if d.is_dir() => pipe.root = Some(d),
+                _ => {}
+            }
+        }
+    }
+
+    // physical: userdir, alias, then the if-not-file rewrites.
+    #[cfg(feature = "userdir")]
+    if conf.userdir.path.is_some() && b.path.starts_with("/~") {
+        use modules::userdir::Mapping;
+        let mut is_dir = |p: &std::path::Path| p.is_dir();
+        match conf
+            .userdir
+            .map(&b.path, false, &mut modules::userdir::home_dir, &mut is_dir)
+        {
+            Mapping::Pass => {}
+            Mapping::RedirectToDirectory => {
+                // Built from the normalised path, each segment encoded again (as the
+                // static handler's redirect to a directory), then the query.
+                pipe.location.clear();
+                for seg in b.path.split('/').filter(|s| !s.is_empty()) {
+                    pipe.location.push('/');
+                    crate::http::util::url_encode_segment(seg, &mut pipe.location);
+                }
+                pipe.location.push('/');
+                if let Some(q) = query {
+                    pipe.location.push('?');
+                    crate::http::util::encode_query(q, &mut pipe.location);
+                }
+                return Step::Redirect(301);
+            }
+            Mapping::Mapped { basedir, .. } => {
+                // "/~user/rest": the file is basedir + "/rest".
+                let rest = b.path.get(2..).and_then(|s| s.find('/').map(|i| &s[i..]));
+                pipe.root = Some(basedir);
+                pipe.rel = Some(rest.unwrap_or("/").to_string());
+            }
+        }
+    }
     #[cfg(feature = "alias")]
     if !conf.alias.is_empty() {
         match modules::alias::map(conf, &b.path) {
@@ -347,9 +451,9 @@ fn prepare(
             std::fs::metadata(&p).is_ok_and(|m| m.is_file())
         });
         if !is_file {
-            let host = head.host.map(|h| h.get(buf)).unwrap_or_default();
+            let host = view.host().unwrap_or_default();
             let url = UrlParts {
-                scheme: "http",
+                scheme: view.scheme(),
                 authority: std::str::from_utf8(host).unwrap_or(""),
                 port: conn.local.port(),
             };
@@ -539,6 +643,11 @@ pub fn done(ctx: &mut Ctx, ex: &Exchange, b: Option<&Bufs>, rlen: usize, conn: &
         match p {
             Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
             Piece::RemoteHost => {
+                #[cfg(feature = "extforward")]
+                if let Some(ip) = ex.client {
+                    let _ = write!(out, "{}", ip);
+                    continue;
+                }
                 let _ = write!(out, "{}", conn.peer.ip());
             }
             Piece::Dash => out.push(b'-'),
@@ -633,18 +742,41 @@ struct View<'a> {
     ip: &'a str,
     peer: IpAddr,
     local: SocketAddr,
+    /// The scheme and Host a trusted proxy forwarded.
+    #[cfg(feature = "extforward")]
+    fwd_scheme: Option<&'static str>,
+    #[cfg(feature = "extforward")]
+    fwd_host: Option<&'a [u8]>,
+}
+
+impl<'a> View<'a> {
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "extforward")]
+        if let Some(s) = self.fwd_scheme {
+            return s;
+        }
+        "http"
+    }
+
+    fn host(&self) -> Option<&'a [u8]> {
+        #[cfg(feature = "extforward")]
+        if let Some(h) = self.fwd_host {
+            return Some(h);
+        }
+        self.head.host.map(|s| s.get(self.buf))
+    }
 }
 
 impl CondInput for View<'_> {
     fn field(&self, field: &CondField) -> Option<&str> {
         let hdr = |name: &str| request::header(self.buf, self.headers, name);
         let bytes: Option<&[u8]> = match field {
-            CondField::Host => self.head.host.map(|s| s.get(self.buf)),
+            CondField::Host => self.host(),
             CondField::Url => Some(self.path.as_bytes()),
             CondField::RemoteIp => Some(self.ip.as_bytes()),
             CondField::QueryString => self.query,
             CondField::RequestMethod => Some(self.head.method.as_str().as_bytes()),
-            CondField::Scheme => Some(b"http"),
+            CondField::Scheme => Some(self.scheme().as_bytes()),
             CondField::UserAgent => hdr("User-Agent"),
             CondField::Referer => hdr("Referer"),
             CondField::Cookie => hdr("Cookie"),
@@ -660,5 +792,35 @@ impl CondInput for View<'_> {
 
     fn server_socket(&self) -> SocketAddr {
         self.local
+    }
+}
+
+/// The request's header fields as mod_extforward reads them: repeated fields joined with
+/// ", " (allocating only then).
+#[cfg(feature = "extforward")]
+struct ForwardHeaders<'a> {
+    buf: &'a [u8],
+    headers: &'a [Header],
+}
+
+#[cfg(feature = "extforward")]
+impl modules::extforward::RequestHeaders for ForwardHeaders<'_> {
+    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let mut found = self
+            .headers
+            .iter()
+            .filter(|h| h.name.get(self.buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.get(self.buf));
+        let first = found.next()?;
+        let Some(second) = found.next() else {
+            return Some(std::borrow::Cow::Borrowed(first));
+        };
+        let mut v = first.to_vec();
+        // Bounded by the header count of the parsed head.
+        for more in std::iter::once(second).chain(found) {
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(more);
+        }
+        Some(std::borrow::Cow::Owned(v))
     }
 }

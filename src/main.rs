@@ -36,6 +36,8 @@ fn features() -> String {
         ("rewrite", cfg!(feature = "rewrite")),
         ("setenv", cfg!(feature = "setenv")),
         ("expire", cfg!(feature = "expire")),
+        ("dirlisting", cfg!(feature = "dirlisting")),
+        ("status", cfg!(feature = "status")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules

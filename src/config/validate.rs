@@ -53,6 +53,10 @@ pub(crate) fn default_req() -> ReqConf {
         error_handler: None,
         error_handler_404: None,
         errorfile_prefix: None,
+        #[cfg(feature = "dirlisting")]
+        listing: Default::default(),
+        #[cfg(feature = "status")]
+        status: Default::default(),
     }
 }
 

@@ -174,7 +174,10 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
             .start();
         let r = s.get("/d/");
         assert_eq!(r.status, 200, "{r:?}");
-        assert!(r.text().contains("page.html") && !r.text().contains("db.inc"), "{r:?}");
+        assert!(
+            r.text().contains("page.html") && !r.text().contains("db.inc"),
+            "{r:?}"
+        );
     }
     for (module, key, value) in [
         ("mod_auth", "auth.require", "( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"),

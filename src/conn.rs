@@ -17,6 +17,8 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::ctx::{Bufs, Ctx};
+#[cfg(feature = "status")]
+use crate::handlers::status_page::ConnState;
 use crate::handlers::{self, Persist, Seg};
 use crate::http::chunked::Declared;
 use crate::http::request::{self, Head, Method, Version};
@@ -90,6 +92,9 @@ pub struct Conn {
     wpos: usize,
     /// The peer's address as text, made once for conditions on $HTTP["remote-ip"].
     peer_ip: Option<Box<str>>,
+    /// The state mod_status counts this connection in.
+    #[cfg(feature = "status")]
+    shown: ConnState,
 }
 
 impl Conn {
@@ -114,6 +119,33 @@ impl Conn {
             linger_start: None,
             wpos: 0,
             peer_ip: None,
+            #[cfg(feature = "status")]
+            shown: ConnState::ReadHead,
+        }
+    }
+
+    /// The state mod_status counts this connection in (a new one is in ReadHead).
+    #[cfg(feature = "status")]
+    pub fn shown_state(&self) -> ConnState {
+        self.shown
+    }
+
+    /// Move this connection's count to the state its phase is in now. Called where the
+    /// phase settles (after each drive), so it costs a comparison per wake-up.
+    #[cfg(feature = "status")]
+    fn show_state(&mut self, ctx: &mut Ctx, now: Option<ConnState>) {
+        let now = now.unwrap_or(match self.phase {
+            Phase::Head if self.requests > 0 && self.rlen == 0 && self.ex.is_none() => {
+                ConnState::KeepAlive
+            }
+            Phase::Head => ConnState::ReadHead,
+            Phase::Body => ConnState::ReadBody,
+            Phase::Write => ConnState::Write,
+            Phase::Linger => ConnState::Linger,
+        });
+        if now != self.shown {
+            ctx.stats.conn_change(Some(self.shown), Some(now));
+            self.shown = now;
         }
     }
 
@@ -237,6 +269,13 @@ impl Conn {
 
     /// Make all the progress possible now.
     pub fn drive(&mut self, ctx: &mut Ctx) -> Drive {
+        let d = self.drive_steps(ctx);
+        #[cfg(feature = "status")]
+        self.show_state(ctx, None);
+        d
+    }
+
+    fn drive_steps(&mut self, ctx: &mut Ctx) -> Drive {
         let mut served = 0u32;
         loop {
             let step = match self.phase {
@@ -551,6 +590,9 @@ impl Conn {
 
     /// Build the response for the parsed head (body, if any, fully read).
     fn respond(&mut self, ctx: &mut Ctx) {
+        // A status page counts the connection asking for it as writing, as lighttpd's does.
+        #[cfg(feature = "status")]
+        self.show_state(ctx, Some(ConnState::Write));
         let Some(ex) = self.ex.as_mut() else { return };
         if !ctx.cfg.conds.is_empty() && self.peer_ip.is_none() {
             self.peer_ip = Some(self.peer.ip().to_string().into_boxed_str());

@@ -71,6 +71,9 @@ pub struct Ctx {
     pub(crate) accesslogs: Vec<AccessLog>,
     /// The bound address per listener index.
     listener_addrs: Vec<SocketAddr>,
+    /// mod_status's counters.
+    #[cfg(feature = "status")]
+    pub stats: crate::handlers::status_page::Stats,
 }
 
 impl Ctx {
@@ -90,6 +93,11 @@ impl Ctx {
             max_headers: MAX_HEADERS,
         };
         let base = Rc::new(cfg.base.clone());
+        #[cfg(feature = "status")]
+        let stats = crate::handlers::status_page::Stats::new(
+            crate::log::now_secs(),
+            cfg.max_connections as u64,
+        );
         let mut ctx = Ctx {
             cfg,
             base,
@@ -106,6 +114,8 @@ impl Ctx {
             now_secs: 0,
             accesslogs,
             listener_addrs,
+            #[cfg(feature = "status")]
+            stats,
         };
         ctx.refresh_clock();
         Ok(ctx)
@@ -181,6 +191,9 @@ impl Ctx {
         if secs != self.date_secs {
             self.date_secs = secs;
             crate::http::date::format(secs, &mut self.date);
+            // mod_status's one-second buckets close when the second changes.
+            #[cfg(feature = "status")]
+            self.stats.tick(secs);
         }
     }
 }

@@ -40,6 +40,8 @@ fn features() -> String {
         ("simple_vhost", cfg!(feature = "vhost")),
         ("evhost", cfg!(feature = "vhost")),
         ("userdir", cfg!(feature = "userdir")),
+        ("dirlisting", cfg!(feature = "dirlisting")),
+        ("status", cfg!(feature = "status")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules

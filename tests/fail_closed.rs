@@ -167,6 +167,18 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{r:?}");
     }
+    if implemented("mod_dirlisting") {
+        let s = site("dir-listing.activate = \"enable\"\ndir-listing.exclude = ( \"\\.inc$\" )")
+            .file("d/db.inc", "secret")
+            .file("d/page.html", "public")
+            .start();
+        let r = s.get("/d/");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            r.text().contains("page.html") && !r.text().contains("db.inc"),
+            "{r:?}"
+        );
+    }
     for (module, key, value) in [
         ("mod_auth", "auth.require", "( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"),
         ("mod_access", "url.access-deny", "( \"~\", \".inc\" )"),
@@ -175,8 +187,8 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
         ("mod_openssl", "ssl.engine", "\"enable\""),
         ("mod_extforward", "extforward.forwarder", "( \"127.0.0.1\" => \"trust\" )"),
         ("mod_setenv", "setenv.add-response-header", "( \"X-Frame-Options\" => \"DENY\" )"),
-        // dir-listing.exclude until the full listing is in.
-        ("mod_dirlisting_exclude", "dir-listing.exclude", "( \"\\.inc$\" )"),
+        // A build without the full listing (feature dirlisting) refuses it.
+        ("mod_dirlisting", "dir-listing.exclude", "( \"\\.inc$\" )"),
     ] {
         if implemented(module) {
             continue;

@@ -254,7 +254,7 @@ fn directory_listing_escapes_names() {
     assert!(body.contains("plain.txt"), "{body}");
     assert!(body.contains("subdir"), "{body}");
     assert!(
-        body.contains("&lt;b&gt;&amp;x.txt"),
+        body.contains("&#x3C;b&#x3E;&#x26;x.txt"),
         "the name should be HTML-escaped\n{body}"
     );
     assert!(

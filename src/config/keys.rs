@@ -679,7 +679,7 @@ mod tests {
             ("fastcgi.server", "mod_fastcgi", true),
             ("ssl.engine", "mod_openssl", true),
             ("server.chroot", "core", true),
-            ("dir-listing.exclude", "mod_dirlisting", true),
+            ("webdav.activate", "mod_webdav", true),
             // Unknown names in a protective namespace are refused too.
             ("auth.requre", "mod_auth", false),
             ("ssl.new-key-from-the-future", "mod_openssl", false),

@@ -10,6 +10,7 @@
 
 mod check;
 mod cond;
+pub mod dirlisting;
 mod display;
 pub mod expire;
 #[cfg(feature = "extforward")]

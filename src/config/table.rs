@@ -47,6 +47,9 @@ pub enum Val {
     /// evhost.path-pattern (None when empty).
     #[cfg(feature = "vhost")]
     Pattern(Option<Rc<super::vhost::Pattern>>),
+    /// dir-listing.exclude, compiled.
+    #[cfg(feature = "dirlisting")]
+    Regexes(Vec<regex_lite::Regex>),
 }
 
 impl Val {
@@ -188,7 +191,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 10] = [
+pub(crate) const KEYS: [&[Key]; 12] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -199,6 +202,8 @@ pub(crate) const KEYS: [&[Key]; 10] = [
     EXTFORWARD_KEYS,
     VHOST_KEYS,
     USERDIR_KEYS,
+    DIRLISTING_KEYS,
+    STATUS_KEYS,
 ];
 
 /// Every implemented key of this build.
@@ -775,6 +780,164 @@ const USERDIR_KEYS: &[Key] = &[
 ];
 #[cfg(not(feature = "userdir"))]
 const USERDIR_KEYS: &[Key] = &[];
+/// A string where "" means unset.
+#[cfg(any(feature = "dirlisting", feature = "status"))]
+fn opt_str_val(s: &Setting) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    Ok(Val::OptStr((!v.is_empty()).then(|| v.to_string())))
+}
+
+/// One dir-listing option: the options are shared, so a block that sets one copies them.
+#[cfg(feature = "dirlisting")]
+fn listing(c: &mut ReqConf) -> &mut super::dirlisting::ListingOpts {
+    Rc::make_mut(&mut c.listing)
+}
+
+/// dir-listing.show-readme / show-header: "enable" is the default file name.
+#[cfg(feature = "dirlisting")]
+fn include_val(s: &Setting, default_name: &str) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    if v.contains('\0') {
+        return Err(err(s, "must not contain NUL"));
+    }
+    Ok(Val::OptStr(
+        super::dirlisting::ListingOpts::include_setting(v, default_name),
+    ))
+}
+
+#[cfg(feature = "dirlisting")]
+const DIRLISTING_KEYS: &[Key] = &[
+    request!(
+        "dir-listing.hide-dotfiles",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).hide_dotfiles = v.bool(),
+    ),
+    request!(
+        "dir-listing.exclude",
+        "mod_dirlisting",
+        |s| {
+            let list = want_list(s)?;
+            super::dirlisting::ListingOpts::compile_excludes(&list)
+                .map(Val::Regexes)
+                // The message names the key already; err() adds it with the line.
+                .map_err(|e| err(s, e.trim_start_matches("dir-listing.exclude: ")))
+        },
+        |c, v| {
+            if let Val::Regexes(r) = v {
+                listing(c).exclude = r.clone();
+            }
+        },
+    ),
+    request!(
+        "dir-listing.encoding",
+        "mod_dirlisting",
+        opt_str_val,
+        |c, v| listing(c).encoding = v.opt(),
+    ),
+    request!(
+        "dir-listing.external-css",
+        "mod_dirlisting",
+        opt_str_val,
+        |c, v| listing(c).external_css = v.opt(),
+    ),
+    request!(
+        "dir-listing.external-js",
+        "mod_dirlisting",
+        opt_str_val,
+        |c, v| listing(c).external_js = v.opt(),
+    ),
+    request!(
+        "dir-listing.show-readme",
+        "mod_dirlisting",
+        |s| include_val(s, "README.txt"),
+        |c, v| listing(c).show_readme = v.opt(),
+    ),
+    request!(
+        "dir-listing.hide-readme-file",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).hide_readme_file = v.bool(),
+    ),
+    request!(
+        "dir-listing.encode-readme",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).encode_readme = v.bool(),
+    ),
+    request!(
+        "dir-listing.show-header",
+        "mod_dirlisting",
+        |s| include_val(s, "HEADER.txt"),
+        |c, v| listing(c).show_header = v.opt(),
+    ),
+    request!(
+        "dir-listing.hide-header-file",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).hide_header_file = v.bool(),
+    ),
+    request!(
+        "dir-listing.encode-header",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).encode_header = v.bool(),
+    ),
+    request!(
+        "dir-listing.set-footer",
+        "mod_dirlisting",
+        opt_str_val,
+        |c, v| listing(c).set_footer = v.opt(),
+    ),
+    request!(
+        "dir-listing.auto-layout",
+        "mod_dirlisting",
+        bool_val,
+        |c, v| listing(c).auto_layout = v.bool(),
+    ),
+    request!("dir-listing.sort", "mod_dirlisting", bool_val, |c, v| {
+        listing(c).sort = v.bool()
+    }),
+];
+#[cfg(not(feature = "dirlisting"))]
+const DIRLISTING_KEYS: &[Key] = &[];
+
+/// A status page URL: a path ("" for none).
+#[cfg(feature = "status")]
+fn status_url_val(s: &Setting) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    if !v.is_empty() && !v.starts_with('/') {
+        return Err(err(
+            s,
+            format!(
+                "expected a URL path starting with '/', got \"{}\"",
+                v.escape_debug()
+            ),
+        ));
+    }
+    opt_str_val(s)
+}
+
+#[cfg(feature = "status")]
+const STATUS_KEYS: &[Key] = &[
+    request!("status.status-url", "mod_status", status_url_val, |c, v| {
+        c.status.status_url = v.opt()
+    }),
+    request!(
+        "status.statistics-url",
+        "mod_status",
+        status_url_val,
+        |c, v| c.status.statistics_url = v.opt(),
+    ),
+    request!("status.config-url", "mod_status", status_url_val, |c, v| {
+        c.status.config_url = v.opt()
+    }),
+    request!("status.enable-sort", "mod_status", bool_val, |c, v| {
+        c.status.enable_sort = v.bool()
+    }),
+];
+#[cfg(not(feature = "status"))]
+const STATUS_KEYS: &[Key] = &[];
 
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
@@ -815,6 +978,7 @@ pub(crate) fn compiled(module: &str) -> bool {
         "mod_extforward" => cfg!(feature = "extforward"),
         "mod_simple_vhost" | "mod_evhost" => cfg!(feature = "vhost"),
         "mod_userdir" => cfg!(feature = "userdir"),
+        "mod_status" => cfg!(feature = "status"),
         _ => true,
     }
 }

@@ -1168,14 +1168,14 @@ fn warning_table() {
             &["T/main.conf:1: url.access-deny is set but mod_access is not in server.modules; lighttpd would ignore it, lightd enforces it (add mod_access to server.modules)"],
         ),
         (
-            "status.status-url = \"/a\"\nstatus.status-url := \"/b\"",
-            &["T/main.conf:1: lighttpd key 'status.status-url' (mod_status) is not implemented by lightd and is ignored"],
+            "usertrack.cookie-name = \"/a\"\nusertrack.cookie-name := \"/b\"",
+            &["T/main.conf:1: lighttpd key 'usertrack.cookie-name' (mod_usertrack) is not implemented by lightd and is ignored"],
         ),
         (
-            "server.modules = ( \"mod_deflate\", \"mod_indexfile\", \"mod_status\" )",
+            "server.modules = ( \"mod_deflate\", \"mod_indexfile\", \"mod_usertrack\" )",
             &[
                 "T/main.conf:1: module 'mod_deflate' is not implemented by lightd; its settings are ignored",
-                "T/main.conf:1: module 'mod_status' is not implemented by lightd; its settings are ignored",
+                "T/main.conf:1: module 'mod_usertrack' is not implemented by lightd; its settings are ignored",
             ],
         ),
         // Each module is cited at its own line, through += as well.
@@ -1237,8 +1237,8 @@ fn refusal_table() {
             &["T/main.conf:1: server.chroot is not implemented by lightd; without it, lightd would run outside the chroot jail"],
         ),
         (
-            "dir-listing.exclude = ( \"^secret\" )",
-            &["T/main.conf:1: dir-listing.exclude needs mod_dirlisting, which lightd does not implement; without it, directory listings would show the names it hides"],
+            "webdav.activate = \"enable\"",
+            &["T/main.conf:1: webdav.activate needs mod_webdav, which lightd does not implement; without it, its WebDAV rules (read-only mode, locking) would not apply"],
         ),
         // A misspelling in a protective namespace is refused, not ignored.
         (
@@ -1510,4 +1510,65 @@ fn check_loadable_table() {
         let got = check_loadable(&cfg).map_err(|e| norm(&dir, &e.to_string()));
         assert_eq!(got, want, "{src:?}");
     }
+}
+
+/// mod_dirlisting's options: compiled in, they load into the listing settings (a bad exclude
+/// regex names its line); left out, dir-listing.exclude is refused since the listing would
+/// show what it hides.
+#[test]
+fn dir_listing_keys() {
+    #[cfg(feature = "dirlisting")]
+    {
+        let c = ok("dir-listing.exclude = ( \"^secret\", \"~$\" )\n\
+                    dir-listing.hide-dotfiles = \"disable\"\n\
+                    dir-listing.show-readme = \"enable\"\n\
+                    dir-listing.show-header = \"HEAD.txt\"\n\
+                    dir-listing.encoding = \"utf-8\"\n\
+                    dir-listing.sort = \"disable\"\n\
+                    $HTTP[\"url\"] =^ \"/x/\" { dir-listing.external-css = \"/s.css\" }");
+        let l = &c.base.listing;
+        assert_eq!(l.exclude.len(), 2);
+        assert!(!l.hide_dotfiles && !l.sort);
+        assert_eq!(l.show_readme.as_deref(), Some("README.txt"));
+        assert_eq!(l.show_header.as_deref(), Some("HEAD.txt"));
+        assert_eq!(l.encoding.as_deref(), Some("utf-8"));
+        assert_eq!(l.external_css, None);
+        assert!(c.refused.is_empty(), "{:?}", c.refused);
+        assert!(fails("\n\ndir-listing.exclude = ( \"(open\" )")
+            .starts_with("T/main.conf:3: dir-listing.exclude: bad regex"));
+    }
+    #[cfg(not(feature = "dirlisting"))]
+    assert_eq!(
+        refused("dir-listing.exclude = ( \"^secret\" )"),
+        ["T/main.conf:1: dir-listing.exclude needs mod_dirlisting, which lightd does not implement; without it, directory listings would show the names it hides"]
+    );
+}
+
+/// mod_status's URLs apply only with mod_status loaded, as in lighttpd (a harmless module:
+/// without it they are ignored with a warning).
+#[test]
+fn status_keys() {
+    let src = "status.status-url = \"/server-status\"";
+    #[cfg(feature = "status")]
+    {
+        assert_eq!(
+            warnings(src),
+            ["T/main.conf:1: status.status-url is ignored: mod_status is not in server.modules"]
+        );
+        let c = ok(&format!(
+            "server.modules = ( \"mod_status\" )\n{src}\nstatus.enable-sort = \"disable\""
+        ));
+        assert_eq!(c.base.status.status_url.as_deref(), Some("/server-status"));
+        assert!(!c.base.status.enable_sort);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(
+            fails("server.modules = ( \"mod_status\" )\nstatus.config-url = \"cfg\"")
+                .starts_with("T/main.conf:2: status.config-url: expected a URL path")
+        );
+    }
+    #[cfg(not(feature = "status"))]
+    assert_eq!(
+        warnings(src),
+        ["T/main.conf:1: lighttpd key 'status.status-url' (mod_status) is not implemented by lightd and is ignored"]
+    );
 }

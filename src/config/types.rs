@@ -151,6 +151,34 @@ pub struct ReqConf {
     /// mod_userdir.
     #[cfg(feature = "userdir")]
     pub userdir: super::userdir::Userdir,
+    /// mod_dirlisting: the `dir-listing.*` options besides activate (shared: most requests
+    /// use the global block's, and a listing only reads them).
+    #[cfg(feature = "dirlisting")]
+    pub listing: std::rc::Rc<super::dirlisting::ListingOpts>,
+    /// mod_status.
+    #[cfg(feature = "status")]
+    pub status: StatusConf,
+}
+
+/// mod_status's settings: the URLs its pages answer at (None: that page is off).
+#[derive(Clone, Debug)]
+pub struct StatusConf {
+    pub status_url: Option<String>,
+    pub statistics_url: Option<String>,
+    pub config_url: Option<String>,
+    /// status.enable-sort: sortable columns on the HTML page.
+    pub enable_sort: bool,
+}
+
+impl Default for StatusConf {
+    fn default() -> StatusConf {
+        StatusConf {
+            status_url: None,
+            statistics_url: None,
+            config_url: None,
+            enable_sort: true,
+        }
+    }
 }
 
 /// mod_setenv's settings: (name, value) pairs in config order. An empty value with a `set-`

@@ -59,6 +59,10 @@ pub(crate) fn default_req() -> ReqConf {
         vhost: Default::default(),
         #[cfg(feature = "userdir")]
         userdir: Default::default(),
+        #[cfg(feature = "dirlisting")]
+        listing: Default::default(),
+        #[cfg(feature = "status")]
+        status: Default::default(),
     }
 }
 

@@ -7,9 +7,11 @@
 //! descriptors (CGI pipes, proxy sockets) belong in `backend/`; these never wait.
 
 pub mod cache;
-pub mod dirlist;
 pub mod dirlist_page;
+pub mod listing;
 pub mod static_file;
+#[cfg(feature = "status")]
+pub mod status;
 pub mod status_page;
 
 use std::collections::VecDeque;

@@ -181,7 +181,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
     }
 
     if req.conf.dir_listing {
-        return super::dirlist::serve(req, reply);
+        return super::listing::serve(req, reply);
     }
     reply.error(403);
 }

@@ -109,6 +109,18 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                     rel: pipe.rel.as_deref().unwrap_or(&b.path),
                     conf: &conf,
                 };
+                #[cfg(feature = "status")]
+                if let Some(page) = handlers::status::page(&conf, &b.path) {
+                    let srv = handlers::status::Server {
+                        stats: &ctx.stats,
+                        modules: &ctx.cfg.modules,
+                        peer: conn.peer.ip(),
+                    };
+                    handlers::status::serve(&req, &mut reply, page, &srv);
+                } else {
+                    handlers::handle(&req, &mut reply);
+                }
+                #[cfg(not(feature = "status"))]
                 handlers::handle(&req, &mut reply);
             }
         }
@@ -617,8 +629,15 @@ fn write_head(
     }
 }
 
-/// Request done: the access log line.
+/// Request done: mod_status's counters, and the access log line.
 pub fn done(ctx: &mut Ctx, ex: &Exchange, b: Option<&Bufs>, rlen: usize, conn: &ConnInfo) {
+    #[cfg(feature = "status")]
+    {
+        ctx.stats.request_done();
+        // The head still sits in its buffer until the next response replaces it.
+        let head = b.map_or(0, |b| b.hbuf.len() as u64);
+        ctx.stats.bytes_written(head.saturating_add(ex.body_len));
+    }
     let Some(conf) = ex.conf.as_ref() else {
         return;
     };

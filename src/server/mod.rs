@@ -454,7 +454,12 @@ impl Server {
         // epoll_ctl matters when every request comes on a new connection. (A child between
         // fork and exec may hold the descriptor a moment longer; an event that reaches the
         // reused slot then is only a spurious wake-up, which every state handles.)
-        drop(self.conns.try_remove(k));
+        let gone = self.conns.try_remove(k);
+        #[cfg(feature = "status")]
+        if let Some(c) = &gone {
+            self.ctx.stats.conn_change(Some(c.shown_state()), None);
+        }
+        drop(gone);
         self.update_pressure();
         // A slot is free: connections left waiting in a listener's queue can come in now.
         if self.ctx.drain_started.is_none() {
@@ -493,6 +498,11 @@ impl Server {
                         // TCP_NODELAY comes from the listening socket (Linux copies it to
                         // accepted sockets), saving a setsockopt per connection.
                         let key = self.conns.insert(Conn::new(sock, peer, i, self.ctx.now));
+                        #[cfg(feature = "status")]
+                        self.ctx.stats.conn_change(
+                            None,
+                            Some(crate::handlers::status_page::ConnState::ReadHead),
+                        );
                         self.accept_error_logged = false;
                         // The request is often there already: serve it before registering.
                         self.drive(key);

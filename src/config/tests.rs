@@ -993,11 +993,16 @@ fn defaults() {
         b.server_tag,
         format!("lightd/{}", env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(b.accesslog_filename, None);
-    assert_eq!(
-        b.accesslog_format,
-        "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\""
-    );
+    #[cfg(feature = "accesslog")]
+    {
+        assert_eq!(b.accesslog.filename, None);
+        // lighttpd's default, which has %V where Apache's combined format has %l.
+        assert_eq!(
+            b.accesslog.format.text(),
+            "%h %V %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\""
+        );
+        assert_eq!(b.accesslog.escaping, super::accesslog::Escaping::Default);
+    }
     assert!(cfg.conds.is_empty() && cfg.warnings.is_empty());
 }
 
@@ -1032,6 +1037,7 @@ mimetype.assign = ( ".gz" => "application/gzip", ".tar.gz" => "application/x-tgz
 server.tag = ""
 accesslog.filename = "access.log"
 accesslog.format = "%h %r"
+accesslog.escaping = "json"
 "#);
     assert_eq!(cfg.listen[0].addr.to_string(), "[::1]:0");
     assert_eq!(
@@ -1070,8 +1076,12 @@ accesslog.format = "%h %r"
     assert_eq!(mime_lookup(&b.mime, "x.gz"), Some("application/gzip"));
     assert_eq!(mime_lookup(&b.mime, "x.css"), Some("application/x-unknown"));
     assert_eq!(b.server_tag, "");
-    assert_eq!(b.accesslog_filename.as_deref(), Some("access.log"));
-    assert_eq!(b.accesslog_format, "%h %r");
+    #[cfg(feature = "accesslog")]
+    {
+        assert_eq!(b.accesslog.filename.as_deref(), Some("access.log"));
+        assert_eq!(b.accesslog.format.text(), "%h %r");
+        assert_eq!(b.accesslog.escaping, super::accesslog::Escaping::Json);
+    }
     assert_eq!(cfg.locs.get("server.port").map(|l| l.line), Some(3));
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
@@ -1090,7 +1100,6 @@ fn conversions() {
         ("server.range-requests = 0", |c| c.base.range_requests.to_string(), "false"),
         ("server.range-requests = \"off\"", |c| c.base.range_requests.to_string(), "false"),
         ("server.errorlog = \"\"", |c| format!("{:?}", c.errorlog), "None"),
-        ("accesslog.format = \"\"", |c| c.base.accesslog_format.clone(), validate::DEFAULT_ACCESSLOG_FORMAT),
         (
             "server.feature-flags += ( \"server.graceful-shutdown-timeout\" => 5 )",
             |c| c.graceful_shutdown_timeout.as_secs().to_string(),
@@ -1129,6 +1138,15 @@ fn type_error_table() {
         ),
         ("server.errorlog = \"|/usr/bin/logger\"", "T/main.conf:1: server.errorlog: piped error logs (\"|command\") are not supported by lightd; log to a file"),
         ("accesslog.filename = \"|cronolog\"", "T/main.conf:1: accesslog.filename: piped access logs (\"|command\") are not supported by lightd; log to a file"),
+        // lighttpd refuses an empty or unknown format at start-up too.
+        #[cfg(feature = "accesslog")]
+        ("accesslog.format = \"\"", "T/main.conf:1: accesslog.format: must not be empty"),
+        #[cfg(feature = "accesslog")]
+        ("\naccesslog.format = \"%h %Z\"", "T/main.conf:2: accesslog.format: \"%h %Z\": unknown format-specifier %Z (% or %{...} must be followed by a valid format-specifier)"),
+        #[cfg(feature = "accesslog")]
+        ("accesslog.format = \"%t %t\"", "T/main.conf:1: accesslog.format: \"%t %t\": you may not use strftime timestamp format %{}t twice"),
+        #[cfg(feature = "accesslog")]
+        ("accesslog.escaping = 1", "T/main.conf:1: accesslog.escaping: expected a string, got the integer 1"),
         ("server.document-root = \"\"", "T/main.conf:1: server.document-root: must not be empty"),
         ("server.document-root = 5", "T/main.conf:1: server.document-root: expected a string, got the integer 5"),
         ("server.follow-symlink = 2", "T/main.conf:1: server.follow-symlink: expected \"enable\" or \"disable\", got the integer 2"),
@@ -1367,8 +1385,9 @@ fn debian_default_config() {
     assert_eq!(cfg.base.document_root, Some(PathBuf::from("/var/www/html")));
     assert_eq!(cfg.base.index_files, vec!["index.php", "index.html"]);
     assert_eq!(mime_lookup(&cfg.base.mime, "a.css"), Some("text/css"));
+    #[cfg(feature = "accesslog")]
     assert_eq!(
-        cfg.base.accesslog_filename.as_deref(),
+        cfg.base.accesslog.filename.as_deref(),
         Some("/var/log/lighttpd/access.log")
     );
     let warnings: Vec<String> = cfg.warnings.iter().map(|w| norm(&dir, w)).collect();

@@ -112,9 +112,6 @@ pub struct ReqConf {
     /// (suffix, content type), sorted longest suffix first so the first match wins.
     pub mime: Vec<(String, String)>,
     pub server_tag: String,
-    /// None means no access log for these requests.
-    pub accesslog_filename: Option<String>,
-    pub accesslog_format: String,
     /// While merging: the conditional branch whose settings are being applied (None for the
     /// global block). Keys whose values use the block's captures record it.
     pub branch: Option<usize>,
@@ -142,6 +139,9 @@ pub struct ReqConf {
     pub error_handler: Option<String>,
     pub error_handler_404: Option<String>,
     pub errorfile_prefix: Option<String>,
+    /// mod_accesslog: the log file, its format and escaping.
+    #[cfg(feature = "accesslog")]
+    pub accesslog: super::accesslog::AccessLogConf,
 }
 
 /// mod_setenv's settings: (name, value) pairs in config order. An empty value with a `set-`

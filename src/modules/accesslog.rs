@@ -1,47 +1,14 @@
-//! mod_accesslog's format language: `accesslog.format` compiled once, then rendered per request.
+//! mod_accesslog's log lines: an `accesslog.format` (compiled at config load, in
+//! `config::accesslog`) rendered per request.
 //!
-//! The directives, their `%{...}` options, what counts as absent and how client bytes are
-//! escaped follow lighttpd 1.4.85's `src/mod_accesslog.c` and `buffer_append_bs_escaped*` in
+//! What the directives print, what counts as absent and how client bytes are escaped follow lighttpd 1.4.85's `src/mod_accesslog.c` and `buffer_append_bs_escaped*` in
 //! `src/buffer.c`. Rendering appends to the caller's buffer and allocates nothing else; time
 //! stamps go through a strftime of our own over `localtime_r`, so no global cache is needed.
 
+use crate::config::accesslog::{Clock, Escaping, Field, Format, Stamp, Unit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
-/// lighttpd's default `accesslog.format`: Apache's combined format with `%V` (the requested
-/// host) where Apache has the ident field.
-pub const DEFAULT_FORMAT: &str = "%h %V %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
-
-/// `%t` without a format: the Common Log Format time in local time.
-const CLF_TIME: &str = "[%d/%b/%Y:%T %z]";
-
-/// lighttpd keeps a fixed array of 128 parsed fields, the last one the terminator.
-const MAX_FIELDS: usize = 127;
-
 /// lighttpd's strftime buffer: a longer time stamp is dropped whole.
 const MAX_TIME_LEN: usize = 4095;
-
-/// `accesslog.escaping`: how bytes that a client or a backend controls are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Escaping {
-    /// `\"`, `\\`, `\a`..`\r`, and `\xHH` for every other byte outside printable ASCII.
-    #[default]
-    Default,
-    /// `\"`, `\\`, `\a`..`\r`, and `\u00HH` for the other C0 and C1 controls and DEL;
-    /// other non-ASCII bytes pass unchanged, so UTF-8 stays readable.
-    Json,
-}
-
-impl Escaping {
-    /// The config value as lighttpd reads it: exactly "json" selects JSON, anything else the
-    /// default.
-    pub fn from_config(value: &str) -> Escaping {
-        if value == "json" {
-            Escaping::Json
-        } else {
-            Escaping::Default
-        }
-    }
-}
 
 /// A socket address as lighttpd prints it in `%a`, `%A` and `%p`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,373 +91,20 @@ pub trait Fields {
     fn conn_status(&self) -> ConnStatus;
 }
 
-/// Which instant a time stamp shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Clock {
-    Begin,
-    End,
-}
-
-/// How a time stamp is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stamp {
-    Strftime,
-    Sec,
-    Msec,
-    Usec,
-    Nsec,
-    MsecFrac,
-    UsecFrac,
-    NsecFrac,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
-    Sec,
-    Msec,
-    Usec,
-    Nsec,
-}
-
-/// One compiled piece of the format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Field {
-    Literal(String),
-    /// Accepted but prints nothing: `%P`, a nameless `%i`/`%o`/`%e`/`%n`/`%C`, `%{..}%`,
-    /// `%{..}l`, as in lighttpd.
-    Nothing,
-    RemoteAddr {
-        mask: bool,
-    },
-    LocalAddr,
-    Port {
-        remote: bool,
-    },
-    BytesBody,
-    BytesOut,
-    BytesIn,
-    RequestHeader(String),
-    ResponseHeader(String),
-    Env(String),
-    User,
-    Cookie(String),
-    Time {
-        clock: Clock,
-        stamp: Stamp,
-        fmt: String,
-    },
-    Duration(Unit),
-    Filename,
-    Protocol,
-    Method,
-    KeepAliveCount,
-    RequestLine,
-    Status,
-    Url,
-    Query,
-    ServerName,
-    Host,
-    ConnStatus,
-}
-
-/// A compiled `accesslog.format`, with the escaping its values are written in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Format {
-    fields: Vec<Field>,
-    escaping: Escaping,
-}
-
-impl Format {
-    /// The same format with `accesslog.escaping` applied.
-    pub fn with_escaping(mut self, escaping: Escaping) -> Format {
-        self.escaping = escaping;
-        self
-    }
-
-    pub fn escaping(&self) -> Escaping {
-        self.escaping
-    }
-}
-
-/// Compile an `accesslog.format` value (as the config lexer produced it).
-///
-/// Backslash escapes (`\t`, `\n`, ...; any other escaped character stands for itself) are
-/// resolved first, as lighttpd does. Whatever lighttpd refuses at start-up is an error here:
-/// an empty format, an unknown `%x` (named in the message), a bad `%{...}` option, more than
-/// 127 pieces, or two strftime-style (or `sec`) time stamps in one format.
-pub fn compile(fmt: &str) -> Result<Format, String> {
-    let fmt = unescape(fmt);
-    if fmt.is_empty() {
-        return Err("accesslog.format is empty".to_string());
-    }
-    let b = fmt.as_bytes();
-    let mut fields: Vec<Field> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let start = i;
-        while b.get(i).is_some_and(|&c| c != b'%') {
-            i += 1;
-        }
-        if start != i {
-            push_literal(&mut fields, fmt.get(start..i).unwrap_or_default(), &fmt)?;
-        }
-        if i >= b.len() {
-            break;
-        }
-        i += 1; // the '%'
-        if i >= b.len() {
-            return Err(format!(
-                "accesslog.format \"{}\": % must be followed by a format-specifier",
-                fmt
-            ));
-        }
-        if fields.len() >= MAX_FIELDS {
-            return Err(too_many(&fmt));
-        }
-        let mut name = None;
-        if b.get(i) == Some(&b'{') {
-            let open = i + 1;
-            let close = b
-                .get(open..)
-                .and_then(|rest| rest.iter().position(|&c| c == b'}'))
-                .map(|p| open + p);
-            match close {
-                Some(close) if close > open => {
-                    name = fmt.get(open..close);
-                    i = close + 1;
-                }
-                _ => {
-                    return Err(format!(
-                        "accesslog.format \"{}\": %{{...}} must contain a string and be \
-                         terminated by }}",
-                        fmt
-                    ))
-                }
-            }
-        } else {
-            // lighttpd ignores Apache's "original/final request" markers: %>s is %s.
-            if matches!(b.get(i), Some(b'<') | Some(b'>')) {
-                i += 1;
-            }
-            let lit = match b.get(i) {
-                Some(b'%') => Some("%"),
-                // No identd lookups: %l is always "-".
-                Some(b'l') => Some("-"),
-                _ => None,
-            };
-            if let Some(lit) = lit {
-                match fields.last_mut() {
-                    Some(Field::Literal(s)) => s.push_str(lit),
-                    _ => fields.push(Field::Literal(lit.to_string())),
-                }
-                i += 1;
-                continue;
-            }
-        }
-        let c = match fmt.get(i..).and_then(|rest| rest.chars().next()) {
-            Some(c) => c,
-            None => {
-                return Err(format!(
-                    "accesslog.format \"{}\": % or %{{...}} must be followed by a \
-                     format-specifier",
-                    fmt
-                ))
-            }
-        };
-        fields.push(directive(c, name, &fmt)?);
-        i += c.len_utf8();
-    }
-    // lighttpd caches one formatted time stamp per format, so it refuses a second; `sec`
-    // counts as one too.
-    let stamps = fields
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                Field::Time {
-                    stamp: Stamp::Strftime | Stamp::Sec,
-                    ..
-                }
-            )
-        })
-        .count();
-    if stamps > 1 {
-        return Err(format!(
-            "accesslog.format \"{}\": you may not use strftime timestamp format %{{}}t twice",
-            fmt
-        ));
-    }
-    Ok(Format {
-        fields,
-        escaping: Escaping::Default,
-    })
-}
-
-/// lighttpd's pass over `accesslog.format` before parsing: C-style escapes for control
-/// characters, any other escaped character stands for itself, a trailing backslash is dropped.
-fn unescape(fmt: &str) -> String {
-    if !fmt.contains('\\') {
-        return fmt.to_string();
-    }
-    let mut out = String::with_capacity(fmt.len());
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let Some(e) = chars.next() else { break };
-        out.push(match e {
-            'a' => '\x07',
-            'b' => '\x08',
-            'f' => '\x0c',
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            'v' => '\x0b',
-            other => other,
-        });
-    }
-    out
-}
-
-fn too_many(fmt: &str) -> String {
-    format!(
-        "accesslog.format \"{}\": too many fields (>= {})",
-        fmt, MAX_FIELDS
-    )
-}
-
-fn push_literal(fields: &mut Vec<Field>, s: &str, fmt: &str) -> Result<(), String> {
-    if let Some(Field::Literal(prev)) = fields.last_mut() {
-        prev.push_str(s);
-        return Ok(());
-    }
-    if fields.len() >= MAX_FIELDS {
-        return Err(too_many(fmt));
-    }
-    fields.push(Field::Literal(s.to_string()));
-    Ok(())
-}
-
-/// The field for `%c` or `%{name}c`.
-fn directive(c: char, name: Option<&str>, fmt: &str) -> Result<Field, String> {
-    let named = |make: fn(String) -> Field| match name {
-        Some(n) => make(n.to_string()),
-        None => Field::Nothing,
-    };
-    Ok(match c {
-        'a' | 'h' => match name {
-            None => Field::RemoteAddr { mask: false },
-            Some("mask") => Field::RemoteAddr { mask: true },
-            Some(_) => return Err(format!("accesslog.format \"{}\": invalid %{{mask}}a", fmt)),
-        },
-        'A' => Field::LocalAddr,
-        'b' | 'B' => Field::BytesBody,
-        'C' => named(Field::Cookie),
-        'D' => Field::Duration(Unit::Usec),
-        'e' | 'n' => named(Field::Env),
-        'f' => Field::Filename,
-        'H' => Field::Protocol,
-        'i' => named(Field::RequestHeader),
-        'I' => Field::BytesIn,
-        'k' => Field::KeepAliveCount,
-        // Only reachable as %{..}% and %{..}l, which lighttpd accepts and prints as nothing.
-        '%' | 'l' | 'P' => Field::Nothing,
-        'm' => Field::Method,
-        'o' => named(Field::ResponseHeader),
-        'O' => Field::BytesOut,
-        'p' => match name {
-            None | Some("canonical") | Some("local") => Field::Port { remote: false },
-            Some("remote") => Field::Port { remote: true },
-            Some(_) => {
-                return Err(format!(
-                    "accesslog.format \"{}\": invalid %{{canonical,local,remote}}p",
-                    fmt
-                ))
-            }
-        },
-        'q' => Field::Query,
-        'r' => Field::RequestLine,
-        's' => Field::Status,
-        't' => time_field(name, fmt)?,
-        'T' => Field::Duration(match name {
-            None | Some("s") | Some("sec") => Unit::Sec,
-            Some("ms") | Some("msec") => Unit::Msec,
-            Some("us") | Some("usec") => Unit::Usec,
-            Some("ns") | Some("nsec") => Unit::Nsec,
-            Some(u) => {
-                return Err(format!(
-                    "accesslog.format \"{}\": invalid time unit in %{{{}}}T",
-                    fmt, u
-                ))
-            }
-        }),
-        'u' => Field::User,
-        'U' => Field::Url,
-        'v' => Field::ServerName,
-        'V' => Field::Host,
-        'X' => Field::ConnStatus,
-        other => {
-            return Err(format!(
-                "accesslog.format \"{}\": unknown format-specifier %{} (% or %{{...}} must be \
-                 followed by a valid format-specifier)",
-                fmt, other
-            ))
-        }
-    })
-}
-
-fn time_field(name: Option<&str>, fmt: &str) -> Result<Field, String> {
-    let Some(name) = name else {
-        return Ok(Field::Time {
-            clock: Clock::End,
-            stamp: Stamp::Strftime,
-            fmt: CLF_TIME.to_string(),
-        });
-    };
-    let (clock, rest) = if let Some(r) = name.strip_prefix("begin:") {
-        (Clock::Begin, r)
-    } else if let Some(r) = name.strip_prefix("end:") {
-        (Clock::End, r)
-    } else {
-        (Clock::End, name)
-    };
-    let stamp = match rest {
-        "sec" => Stamp::Sec,
-        "msec" => Stamp::Msec,
-        "usec" => Stamp::Usec,
-        "nsec" => Stamp::Nsec,
-        "msec_frac" => Stamp::MsecFrac,
-        "usec_frac" => Stamp::UsecFrac,
-        "nsec_frac" => Stamp::NsecFrac,
-        r if r.contains('%') => Stamp::Strftime,
-        _ => {
-            return Err(format!(
-                "accesslog.format \"{}\": constant string for time format (misspelled token? \
-                 or missing '%'): %{{{}}}t",
-                fmt, name
-            ))
-        }
-    };
-    // Only strftime needs the text; the numeric stamps are fully described by `stamp`.
-    let fmt = if stamp == Stamp::Strftime {
-        rest.to_string()
-    } else {
-        String::new()
-    };
-    Ok(Field::Time { clock, stamp, fmt })
-}
-
 /// Append one log line for the request, '\n' included, local time for time stamps.
-pub fn render(f: &Format, src: &dyn Fields, out: &mut Vec<u8>) {
-    render_with(f, src, out, local_tm);
+pub fn render(f: &Format, esc: Escaping, src: &dyn Fields, out: &mut Vec<u8>) {
+    render_with(f, esc, src, out, local_tm);
 }
 
 /// [`render`] with the time zone conversion passed in, so tests need not depend on TZ.
-fn render_with(f: &Format, src: &dyn Fields, out: &mut Vec<u8>, tm_of: fn(i64) -> Option<Tm>) {
-    let esc = f.escaping;
-    for field in &f.fields {
+fn render_with(
+    f: &Format,
+    esc: Escaping,
+    src: &dyn Fields,
+    out: &mut Vec<u8>,
+    tm_of: fn(i64) -> Option<Tm>,
+) {
+    for field in f.fields() {
         match field {
             Field::Literal(s) => out.extend_from_slice(s.as_bytes()),
             Field::Nothing => {}
@@ -1112,6 +726,7 @@ fn iso_week(tm: &Tm) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::accesslog::{compile, DEFAULT_FORMAT};
 
     /// A request with a value for every directive.
     struct Req {
@@ -1292,11 +907,9 @@ mod tests {
     }
 
     fn line_esc(fmt: &str, r: &Req, esc: Escaping) -> String {
-        let f = compile(fmt)
-            .unwrap_or_else(|e| panic!("{fmt:?}: {e}"))
-            .with_escaping(esc);
+        let f = compile(fmt).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
         let mut out = b"prefix ".to_vec();
-        render_with(&f, r, &mut out, utc_tm);
+        render_with(&f, esc, r, &mut out, utc_tm);
         let s = String::from_utf8(out).unwrap();
         let s = s.strip_prefix("prefix ").expect("render appends");
         s.strip_suffix('\n')
@@ -1429,8 +1042,8 @@ mod tests {
     fn render_appends_without_touching_what_is_there() {
         let f = compile("%s").unwrap();
         let mut out = b"old\n".to_vec();
-        render_with(&f, &req(), &mut out, utc_tm);
-        render_with(&f, &req(), &mut out, utc_tm);
+        render_with(&f, Escaping::Default, &req(), &mut out, utc_tm);
+        render_with(&f, Escaping::Default, &req(), &mut out, utc_tm);
         assert_eq!(out, b"old\n200\n200\n");
     }
 
@@ -1561,12 +1174,11 @@ mod tests {
         let want = "a\\\"b\\\\c\\a\\b\\t\\n\\v\\f\\r\\u0000\\u001B\\u007F\\u0080\\u009F";
         let mut want = want.as_bytes().to_vec();
         want.extend_from_slice(b"\xa0\xff \xc3\xa9~");
-        let f = compile("%{X}i")
-            .unwrap()
-            .with_escaping(Escaping::from_config("json"));
-        assert_eq!(f.escaping(), Escaping::Json);
+        let f = compile("%{X}i").unwrap();
+        let esc = Escaping::from_config("json");
+        assert_eq!(esc, Escaping::Json);
         let mut out = Vec::new();
-        render_with(&f, &r, &mut out, utc_tm);
+        render_with(&f, esc, &r, &mut out, utc_tm);
         want.push(b'\n');
         assert_eq!(out, want);
         // Only the exact word selects JSON.
@@ -1863,7 +1475,7 @@ mod tests {
 
     #[test]
     fn at_most_127_pieces() {
-        let ok = |f: &str| compile(f).map(|c| c.fields.len());
+        let ok = |f: &str| compile(f).map(|c| c.fields().len());
         assert_eq!(ok(&"%s".repeat(127)), Ok(127));
         assert!(ok(&"%s".repeat(128)).unwrap_err().contains("too many"));
         assert_eq!(ok(&format!("{}x", "%s".repeat(126))), Ok(127));
@@ -1880,7 +1492,7 @@ mod tests {
     fn literals_are_merged_and_nameless_fields_print_nothing() {
         let f = compile("a%%b%lc%i%Cd").unwrap();
         assert_eq!(
-            f.fields,
+            f.fields(),
             vec![
                 Field::Literal("a%b-c".into()),
                 Field::Nothing,
@@ -1894,9 +1506,9 @@ mod tests {
     #[test]
     fn default_format_is_lighttpds() {
         let f = compile(DEFAULT_FORMAT).unwrap();
-        assert_eq!(f.escaping(), Escaping::Default);
-        assert_eq!(f.fields.first(), Some(&Field::RemoteAddr { mask: false }));
-        assert!(f.fields.contains(&Field::Host));
-        assert!(f.fields.contains(&Field::User));
+        assert_eq!(f.text(), DEFAULT_FORMAT);
+        assert_eq!(f.fields().first(), Some(&Field::RemoteAddr { mask: false }));
+        assert!(f.fields().contains(&Field::Host));
+        assert!(f.fields().contains(&Field::User));
     }
 }

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "access")]
 pub mod access;
+#[cfg(feature = "accesslog")]
 pub mod accesslog;
 #[cfg(feature = "alias")]
 pub mod alias;

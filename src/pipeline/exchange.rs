@@ -44,6 +44,10 @@ pub struct Exchange {
     pub file: Option<File>,
     /// The response may not leave before this (auth's delay after bad credentials).
     pub hold_until: Option<Instant>,
+    /// The authenticated user (REMOTE_USER), for the access log's `%u`.
+    pub user: Option<String>,
+    /// The target (path and query) after rewrites, when a module changed it.
+    pub target: Option<String>,
 }
 
 impl Exchange {
@@ -61,6 +65,8 @@ impl Exchange {
             body_len: 0,
             file: None,
             hold_until: None,
+            user: None,
+            target: None,
         }
     }
 }

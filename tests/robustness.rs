@@ -381,7 +381,7 @@ fn access_log_escapes_raw_non_ascii_target_bytes() {
         .unwrap_or_else(|| panic!("no access log line in {}", log.display()));
     assert_eq!(
         line,
-        "GET /caf\\xc3\\xa9.txt?\\xe4\\\\ HTTP/1.1|/caf\\xc3\\xa9.txt|?\\xe4\\\\"
+        "GET /caf\\xC3\\xA9.txt?\\xE4\\\\ HTTP/1.1|/caf\\xC3\\xA9.txt|\\xE4\\\\"
     );
 }
 

@@ -606,6 +606,7 @@ impl Conn {
             peer: self.peer,
             peer_ip: self.peer_ip.as_deref().unwrap_or(""),
             local: ctx.listener_local(self.listener),
+            requests: self.requests,
         };
         pipeline::respond(ctx, ex, &mut bufs, self.rlen, &info);
         self.bufs = Some(bufs);
@@ -676,6 +677,7 @@ impl Conn {
             peer: self.peer,
             peer_ip: self.peer_ip.as_deref().unwrap_or(""),
             local: ctx.listener_local(self.listener),
+            requests: self.requests,
         };
         pipeline::done(ctx, &ex, self.bufs.as_deref(), self.rlen, &info);
         self.wpos = 0;

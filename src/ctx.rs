@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::config::{CondChain, Config, MatchSet, ReqConf, Val};
+use crate::config::{Config, MatchSet, ReqConf};
 use crate::handlers::Seg;
 use crate::http::request::{Header, Limits};
 use crate::log::AccessLog;
@@ -81,8 +81,8 @@ impl Ctx {
     /// bound at `listener_addrs` (by listener index).
     pub fn new(cfg: Config, listener_addrs: Vec<SocketAddr>) -> io::Result<Ctx> {
         let mut accesslogs = Vec::new();
-        for (path, fmt) in accesslog_specs(&cfg) {
-            accesslogs.push(AccessLog::open(std::path::Path::new(&path), &fmt)?);
+        for path in accesslog_paths(&cfg) {
+            accesslogs.push(AccessLog::open(std::path::Path::new(&path))?);
         }
         let max_head = cfg.max_request_field_size.max(512);
         let limits = Limits {
@@ -172,10 +172,10 @@ impl Ctx {
         merged
     }
 
-    pub fn accesslog(&mut self, path: &str, format: &str) -> Option<&mut AccessLog> {
+    pub fn accesslog(&mut self, path: &str) -> Option<&mut AccessLog> {
         self.accesslogs
             .iter_mut()
-            .find(|l| l.path.as_os_str() == path && l.format == format)
+            .find(|l| l.path.as_os_str() == path)
     }
 
     /// The address listener `i` is actually bound to.
@@ -198,42 +198,27 @@ impl Ctx {
     }
 }
 
-/// Every (accesslog.filename, accesslog.format) pair the config can select.
-fn accesslog_specs(cfg: &Config) -> Vec<(String, String)> {
-    fn walk(
-        chains: &[CondChain],
-        file: &Option<String>,
-        fmt: &str,
-        out: &mut Vec<(String, String)>,
-    ) {
-        for chain in chains {
-            for br in &chain.branches {
-                let mut f = file.clone();
-                let mut m = fmt.to_string();
-                for s in &br.settings {
-                    match (s.name(), &s.val) {
-                        ("accesslog.filename", Val::OptStr(v)) => f = v.clone(),
-                        ("accesslog.format", Val::Str(v)) => m = v.clone(),
-                        _ => {}
-                    }
+/// Every accesslog.filename the config can select (none without mod_accesslog).
+fn accesslog_paths(cfg: &Config) -> Vec<String> {
+    #[cfg(feature = "accesslog")]
+    fn walk(chains: &[crate::config::CondChain], out: &mut Vec<String>) {
+        use crate::config::Val;
+        for br in chains.iter().flat_map(|c| &c.branches) {
+            for s in &br.settings {
+                if let ("accesslog.filename", Val::OptStr(Some(f))) = (s.name(), &s.val) {
+                    out.push(f.clone());
                 }
-                if let Some(f) = &f {
-                    out.push((f.clone(), m.clone()));
-                }
-                walk(&br.children, &f, &m, out);
             }
+            walk(&br.children, out);
         }
     }
     let mut out = Vec::new();
-    if let Some(f) = &cfg.base.accesslog_filename {
-        out.push((f.clone(), cfg.base.accesslog_format.clone()));
+    #[cfg(feature = "accesslog")]
+    {
+        out.extend(cfg.base.accesslog.filename.clone());
+        walk(&cfg.conds, &mut out);
     }
-    walk(
-        &cfg.conds,
-        &cfg.base.accesslog_filename,
-        &cfg.base.accesslog_format,
-        &mut out,
-    );
+    let _ = cfg;
     out.sort();
     out.dedup();
     out

@@ -1,5 +1,6 @@
 //! The error log (the `log` facade, to stderr or server.errorlog, filtered by RUST_LOG) and the
-//! access log (lighttpd's accesslog.format, buffered and flushed once per loop turn).
+//! access log files (lines formatted by mod_accesslog, buffered and flushed once per loop
+//! turn).
 //!
 //! Both keep their files whole: a line goes out in one write, and a write the disk cut short
 //! (ENOSPC) is taken back to the last complete line, so a full disk never leaves a torn
@@ -333,93 +334,10 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// One piece of a compiled accesslog.format.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
-    Lit(String),
-    RemoteHost,     // %h %a
-    Dash,           // %l %u (no identd, no auth yet)
-    Time,           // %t
-    RequestLine,    // %r
-    Status,         // %s %>s
-    BytesClf,       // %b ("-" for zero)
-    BytesOut,       // %O
-    Header(String), // %{Name}i
-    Host,           // %V %v
-    Path,           // %U
-    Query,          // %q
-    Method,         // %m
-    Protocol,       // %H
-    DurationSecs,   // %T
-    DurationMicros, // %D
-    LocalPort,      // %p
-}
-
-/// Compile a lighttpd/Apache-style format string. Unknown directives log "-", as lighttpd's
-/// unsupported ones do, rather than refusing to start.
-pub fn compile_format(fmt: &str) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut lit = String::new();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            lit.push(c);
-            continue;
-        }
-        let mut name = None;
-        if chars.peek() == Some(&'{') {
-            chars.next();
-            let mut n = String::new();
-            for c in chars.by_ref() {
-                if c == '}' {
-                    break;
-                }
-                n.push(c);
-            }
-            name = Some(n);
-        }
-        if chars.peek() == Some(&'>') {
-            chars.next();
-        }
-        let piece = match chars.next() {
-            Some('%') => {
-                lit.push('%');
-                continue;
-            }
-            Some('h') | Some('a') => Piece::RemoteHost,
-            Some('l') | Some('u') => Piece::Dash,
-            Some('t') => Piece::Time,
-            Some('r') => Piece::RequestLine,
-            Some('s') => Piece::Status,
-            Some('b') => Piece::BytesClf,
-            Some('O') => Piece::BytesOut,
-            Some('i') => Piece::Header(name.unwrap_or_default()),
-            Some('V') | Some('v') => Piece::Host,
-            Some('U') => Piece::Path,
-            Some('q') => Piece::Query,
-            Some('m') => Piece::Method,
-            Some('H') => Piece::Protocol,
-            Some('T') => Piece::DurationSecs,
-            Some('D') => Piece::DurationMicros,
-            Some('p') => Piece::LocalPort,
-            Some(_) | None => Piece::Dash,
-        };
-        if !lit.is_empty() {
-            out.push(Piece::Lit(std::mem::take(&mut lit)));
-        }
-        out.push(piece);
-    }
-    if !lit.is_empty() {
-        out.push(Piece::Lit(lit));
-    }
-    out
-}
-
-/// An open access log: its path (for reopening), its compiled format and a write buffer.
+/// An open access log: its path (for reopening) and a write buffer. Lines come formatted
+/// (mod_accesslog's formats are per request; several may write to one file).
 pub struct AccessLog {
     pub path: PathBuf,
-    pub format: String,
-    pub pieces: Vec<Piece>,
     file: File,
     buf: Vec<u8>,
 }
@@ -428,11 +346,9 @@ pub struct AccessLog {
 const ACCESSLOG_FLUSH_AT: usize = 16 * 1024;
 
 impl AccessLog {
-    pub fn open(path: &Path, format: &str) -> io::Result<AccessLog> {
+    pub fn open(path: &Path) -> io::Result<AccessLog> {
         Ok(AccessLog {
             path: path.to_path_buf(),
-            format: format.to_string(),
-            pieces: compile_format(format),
             file: open_append(path).map_err(|e| annotate(e, path))?,
             buf: Vec::with_capacity(ACCESSLOG_FLUSH_AT),
         })
@@ -476,22 +392,6 @@ impl AccessLog {
     }
 }
 
-/// Append the Common Log Format time, "[06/Nov/1994:08:49:37 +0000]", built from the HTTP
-/// date's fixed positions ("Sun, 06 Nov 1994 08:49:37 GMT").
-pub fn clf_time(secs: u64, out: &mut Vec<u8>) {
-    let mut d = [0u8; 29];
-    date::format(secs, &mut d);
-    out.push(b'[');
-    out.extend_from_slice(&d[5..7]);
-    out.push(b'/');
-    out.extend_from_slice(&d[8..11]);
-    out.push(b'/');
-    out.extend_from_slice(&d[12..16]);
-    out.push(b':');
-    out.extend_from_slice(&d[17..25]);
-    out.extend_from_slice(b" +0000]");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,22 +413,5 @@ mod tests {
         ] {
             assert_eq!(level_from(spec), want, "{spec:?}");
         }
-    }
-
-    #[test]
-    fn combined_format_compiles() {
-        let p = compile_format(r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#);
-        assert_eq!(p[0], Piece::RemoteHost);
-        assert!(p.contains(&Piece::Status));
-        assert!(p.contains(&Piece::Header("User-Agent".into())));
-        assert_eq!(p.last(), Some(&Piece::Lit("\"".into())));
-    }
-
-    #[test]
-    fn percent_escape_and_unknown() {
-        assert_eq!(
-            compile_format("100%% %Z"),
-            vec![Piece::Lit("100% ".into()), Piece::Dash]
-        );
     }
 }

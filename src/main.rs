@@ -42,6 +42,7 @@ fn features() -> String {
         ("userdir", cfg!(feature = "userdir")),
         ("dirlisting", cfg!(feature = "dirlisting")),
         ("status", cfg!(feature = "status")),
+        ("accesslog", cfg!(feature = "accesslog")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules

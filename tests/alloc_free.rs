@@ -95,8 +95,20 @@ fn steady_state_static_requests_do_not_allocate() {
         &conf,
         format!(
             "server.bind = \"127.0.0.1\"\nserver.port = 0\nserver.document-root = \"{}\"\n\
-             server.max-keep-alive-requests = 60000\n",
-            docroot.display()
+             server.max-keep-alive-requests = 60000\n{}",
+            docroot.display(),
+            // Logging each request allocates nothing either (lighttpd's default format, plus
+            // header, time and response fields).
+            if cfg!(feature = "accesslog") {
+                format!(
+                    "accesslog.filename = \"{}/access.log\"\n\
+                     $HTTP[\"url\"] =^ \"/1k\" {{ accesslog.format = \"%h %V %u %t \\\"%r\\\" \
+                     %>s %b %{{Content-Type}}o %D %{{msec}}t %U %q %X %k %I %O\" }}\n",
+                    dir.display()
+                )
+            } else {
+                String::new()
+            }
         ),
     )
     .unwrap();

@@ -123,7 +123,8 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
         Some(p) => check_dir("server.document-root", p, loc("server.document-root"))?,
     }
     check_branches(cfg, &cfg.conds)?;
-    if let Some(f) = &cfg.base.accesslog_filename {
+    #[cfg(feature = "accesslog")]
+    if let Some(f) = &cfg.base.accesslog.filename {
         check_parent(
             "accesslog.filename",
             Path::new(f),

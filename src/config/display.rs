@@ -62,11 +62,17 @@ fn base_settings(b: &ReqConf, set: &[ReqSetting]) -> Vec<String> {
     ));
     out.push(format!("dir-listing.activate = {}", flag(b.dir_listing)));
     out.push(format!("server.tag = {}", quote(&b.server_tag)));
-    out.push(match &b.accesslog_filename {
-        Some(f) => format!("accesslog.filename = {}", quote(f)),
-        None => "# accesslog.filename is not set: no access log".to_string(),
-    });
-    out.push(format!("accesslog.format = {}", quote(&b.accesslog_format)));
+    #[cfg(feature = "accesslog")]
+    {
+        out.push(match &b.accesslog.filename {
+            Some(f) => format!("accesslog.filename = {}", quote(f)),
+            None => "# accesslog.filename is not set: no access log".to_string(),
+        });
+        out.push(format!(
+            "accesslog.format = {}",
+            quote(b.accesslog.format.text())
+        ));
+    }
     out.push(format!("mimetype.assign = {}", map(&b.mime, "")));
     // Module keys as written: their defaults mean "off".
     for s in set {

@@ -17,7 +17,7 @@ use super::types::{Config, ConfigError, ReqConf};
 use super::urlrules::Rules;
 use super::validate::{
     err, want_bool, want_int, want_list, want_log_path, want_map, want_path, want_secs, want_str,
-    Pending, DEFAULT_ACCESSLOG_FORMAT, MAX_SECS,
+    Pending, MAX_SECS,
 };
 use super::value::Value;
 
@@ -50,6 +50,9 @@ pub enum Val {
     /// dir-listing.exclude, compiled.
     #[cfg(feature = "dirlisting")]
     Regexes(Vec<regex_lite::Regex>),
+    /// A compiled accesslog.format.
+    #[cfg(feature = "accesslog")]
+    AccessLogFormat(Rc<super::accesslog::Format>),
 }
 
 impl Val {
@@ -191,7 +194,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 12] = [
+pub(crate) const KEYS: [&[Key]; 13] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -204,6 +207,7 @@ pub(crate) const KEYS: [&[Key]; 12] = [
     USERDIR_KEYS,
     DIRLISTING_KEYS,
     STATUS_KEYS,
+    ACCESSLOG_KEYS,
 ];
 
 /// Every implemented key of this build.
@@ -359,29 +363,6 @@ const CORE_KEYS: &[Key] = &[
     request!("server.tag", "core", str_val, |c, v| {
         c.server_tag = v.string()
     }),
-    request!(
-        "accesslog.filename",
-        "mod_accesslog",
-        |s| want_log_path(s, "access logs").map(Val::OptStr),
-        |c, v| {
-            if let Val::OptStr(f) = v {
-                c.accesslog_filename = f.clone();
-            }
-        },
-    ),
-    request!(
-        "accesslog.format",
-        "mod_accesslog",
-        |s| {
-            let f = want_str(s)?;
-            Ok(Val::Str(if f.is_empty() {
-                DEFAULT_ACCESSLOG_FORMAT.to_string()
-            } else {
-                f.to_string()
-            }))
-        },
-        |c, v| c.accesslog_format = v.string(),
-    ),
     request!("server.error-handler", "core", url_path_val, |c, v| {
         c.error_handler = v.opt()
     }),
@@ -938,6 +919,36 @@ const STATUS_KEYS: &[Key] = &[
 ];
 #[cfg(not(feature = "status"))]
 const STATUS_KEYS: &[Key] = &[];
+#[cfg(feature = "accesslog")]
+const ACCESSLOG_KEYS: &[Key] = &[
+    request!(
+        "accesslog.filename",
+        "mod_accesslog",
+        |s| want_log_path(s, "access logs").map(Val::OptStr),
+        |c, v| c.accesslog.filename = v.opt(),
+    ),
+    request!(
+        "accesslog.format",
+        "mod_accesslog",
+        // Compiled here, so a format lighttpd refuses is an error with file and line.
+        |s| {
+            super::accesslog::compile(want_str(s)?)
+                .map(|f| Val::AccessLogFormat(Rc::new(f)))
+                // The messages name the key already; `err` adds it with the location.
+                .map_err(|e| err(s, e.strip_prefix("accesslog.format ").unwrap_or(&e)))
+        },
+        |c, v| {
+            if let Val::AccessLogFormat(f) = v {
+                c.accesslog.format = Rc::clone(f);
+            }
+        },
+    ),
+    request!("accesslog.escaping", "mod_accesslog", str_val, |c, v| {
+        c.accesslog.escaping = super::accesslog::Escaping::from_config(&v.string())
+    }),
+];
+#[cfg(not(feature = "accesslog"))]
+const ACCESSLOG_KEYS: &[Key] = &[];
 
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
@@ -979,6 +990,7 @@ pub(crate) fn compiled(module: &str) -> bool {
         "mod_simple_vhost" | "mod_evhost" => cfg!(feature = "vhost"),
         "mod_userdir" => cfg!(feature = "userdir"),
         "mod_status" => cfg!(feature = "status"),
+        "mod_accesslog" => cfg!(feature = "accesslog"),
         _ => true,
     }
 }

@@ -993,11 +993,16 @@ fn defaults() {
         b.server_tag,
         format!("lightd/{}", env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(b.accesslog_filename, None);
-    assert_eq!(
-        b.accesslog_format,
-        "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\""
-    );
+    #[cfg(feature = "accesslog")]
+    {
+        assert_eq!(b.accesslog.filename, None);
+        // lighttpd's default, which has %V where Apache's combined format has %l.
+        assert_eq!(
+            b.accesslog.format.text(),
+            "%h %V %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\""
+        );
+        assert_eq!(b.accesslog.escaping, super::accesslog::Escaping::Default);
+    }
     assert!(cfg.conds.is_empty() && cfg.warnings.is_empty());
 }
 
@@ -1032,6 +1037,7 @@ mimetype.assign = ( ".gz" => "application/gzip", ".tar.gz" => "application/x-tgz
 server.tag = ""
 accesslog.filename = "access.log"
 accesslog.format = "%h %r"
+accesslog.escaping = "json"
 "#);
     assert_eq!(cfg.listen[0].addr.to_string(), "[::1]:0");
     assert_eq!(
@@ -1070,10 +1076,21 @@ accesslog.format = "%h %r"
     assert_eq!(mime_lookup(&b.mime, "x.gz"), Some("application/gzip"));
     assert_eq!(mime_lookup(&b.mime, "x.css"), Some("application/x-unknown"));
     assert_eq!(b.server_tag, "");
-    assert_eq!(b.accesslog_filename.as_deref(), Some("access.log"));
-    assert_eq!(b.accesslog_format, "%h %r");
+    #[cfg(feature = "accesslog")]
+    {
+        assert_eq!(b.accesslog.filename.as_deref(), Some("access.log"));
+        assert_eq!(b.accesslog.format.text(), "%h %r");
+        assert_eq!(b.accesslog.escaping, super::accesslog::Escaping::Json);
+    }
     assert_eq!(cfg.locs.get("server.port").map(|l| l.line), Some(3));
-    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // A build without mod_accesslog warns about its keys and ignores them.
+    assert!(
+        cfg.warnings
+            .iter()
+            .all(|w| !cfg!(feature = "accesslog") && w.contains("accesslog")),
+        "{:?}",
+        cfg.warnings
+    );
 }
 
 #[test]
@@ -1090,7 +1107,6 @@ fn conversions() {
         ("server.range-requests = 0", |c| c.base.range_requests.to_string(), "false"),
         ("server.range-requests = \"off\"", |c| c.base.range_requests.to_string(), "false"),
         ("server.errorlog = \"\"", |c| format!("{:?}", c.errorlog), "None"),
-        ("accesslog.format = \"\"", |c| c.base.accesslog_format.clone(), validate::DEFAULT_ACCESSLOG_FORMAT),
         (
             "server.feature-flags += ( \"server.graceful-shutdown-timeout\" => 5 )",
             |c| c.graceful_shutdown_timeout.as_secs().to_string(),
@@ -1128,7 +1144,17 @@ fn type_error_table() {
             "T/main.conf:1: server.bind: \"example.com\" is not an IP address (lightd does not resolve host names other than localhost)",
         ),
         ("server.errorlog = \"|/usr/bin/logger\"", "T/main.conf:1: server.errorlog: piped error logs (\"|command\") are not supported by lightd; log to a file"),
+        #[cfg(feature = "accesslog")]
         ("accesslog.filename = \"|cronolog\"", "T/main.conf:1: accesslog.filename: piped access logs (\"|command\") are not supported by lightd; log to a file"),
+        // lighttpd refuses an empty or unknown format at start-up too.
+        #[cfg(feature = "accesslog")]
+        ("accesslog.format = \"\"", "T/main.conf:1: accesslog.format: must not be empty"),
+        #[cfg(feature = "accesslog")]
+        ("\naccesslog.format = \"%h %Z\"", "T/main.conf:2: accesslog.format: \"%h %Z\": unknown format-specifier %Z (% or %{...} must be followed by a valid format-specifier)"),
+        #[cfg(feature = "accesslog")]
+        ("accesslog.format = \"%t %t\"", "T/main.conf:1: accesslog.format: \"%t %t\": you may not use strftime timestamp format %{}t twice"),
+        #[cfg(feature = "accesslog")]
+        ("accesslog.escaping = 1", "T/main.conf:1: accesslog.escaping: expected a string, got the integer 1"),
         ("server.document-root = \"\"", "T/main.conf:1: server.document-root: must not be empty"),
         ("server.document-root = 5", "T/main.conf:1: server.document-root: expected a string, got the integer 5"),
         ("server.follow-symlink = 2", "T/main.conf:1: server.follow-symlink: expected \"enable\" or \"disable\", got the integer 2"),
@@ -1190,6 +1216,7 @@ fn warning_table() {
             "server.modules = ( \"mod_staticfile\", \"mod_staticfile\" )",
             &["T/main.conf:1: module 'mod_staticfile' is listed more than once"],
         ),
+        #[cfg(feature = "accesslog")]
         (
             "server.modules = ()\naccesslog.filename = \"/tmp/a.log\"",
             &["T/main.conf:2: accesslog.filename is set but mod_accesslog is not in server.modules; lighttpd would not log, lightd writes the access log anyway"],
@@ -1367,8 +1394,9 @@ fn debian_default_config() {
     assert_eq!(cfg.base.document_root, Some(PathBuf::from("/var/www/html")));
     assert_eq!(cfg.base.index_files, vec!["index.php", "index.html"]);
     assert_eq!(mime_lookup(&cfg.base.mime, "a.css"), Some("text/css"));
+    #[cfg(feature = "accesslog")]
     assert_eq!(
-        cfg.base.accesslog_filename.as_deref(),
+        cfg.base.accesslog.filename.as_deref(),
         Some("/var/log/lighttpd/access.log")
     );
     let warnings: Vec<String> = cfg.warnings.iter().map(|w| norm(&dir, w)).collect();
@@ -1390,7 +1418,13 @@ fn debian_default_config() {
 fn shipped_example_config_loads_cleanly() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/lightd.conf");
     let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings
+            .iter()
+            .all(|w| !cfg!(feature = "accesslog") && w.contains("accesslog")),
+        "{:?}",
+        cfg.warnings
+    );
     assert_eq!(cfg.listen[0].addr.to_string(), "127.0.0.1:8080");
     let root = cfg.base.document_root.clone().unwrap_or_default();
     assert!(root.ends_with("conf/site"), "{}", root.display());
@@ -1450,6 +1484,7 @@ fn printed_config_reads_back_the_same() {
         "$SERVER[\"socket\"] == \"[::]:80\" {\n}\n",
         "} else $REQUEST_HEADER[\"X-A\"] != \"1\" {\n} else {\n    dir-listing.activate = \"enable\"\n}",
         "    server.tag = \"q\\\"uote\"\n",
+        #[cfg(feature = "accesslog")]
         "        accesslog.filename = \"\"\n",
     ] {
         assert!(printed.contains(needle), "{needle:?} not in:\n{printed}");
@@ -1499,6 +1534,7 @@ fn check_loadable_table() {
             format!("server.document-root = \"{r}\"\nserver.pid-file = \"/nonexistent-dir/p.pid\""),
             Err("T/main.conf:2: server.pid-file \"/nonexistent-dir/p.pid\": directory \"/nonexistent-dir\" does not exist".to_string()),
         ),
+        #[cfg(feature = "accesslog")]
         (
             format!("server.document-root = \"{r}\"\n$HTTP[\"url\"] =^ \"/a\" {{\n  accesslog.filename = \"{r}/x/a.log\"\n}}"),
             Err("T/main.conf:3: accesslog.filename \"T/root/x/a.log\": directory \"T/root/x\" does not exist".to_string()),

@@ -112,9 +112,6 @@ pub struct ReqConf {
     /// (suffix, content type), sorted longest suffix first so the first match wins.
     pub mime: Vec<(String, String)>,
     pub server_tag: String,
-    /// None means no access log for these requests.
-    pub accesslog_filename: Option<String>,
-    pub accesslog_format: String,
     /// While merging: the conditional branch whose settings are being applied (None for the
     /// global block). Keys whose values use the block's captures record it.
     pub branch: Option<usize>,
@@ -158,6 +155,9 @@ pub struct ReqConf {
     /// mod_status.
     #[cfg(feature = "status")]
     pub status: StatusConf,
+    /// mod_accesslog: the log file, its format and escaping.
+    #[cfg(feature = "accesslog")]
+    pub accesslog: super::accesslog::AccessLogConf,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).

@@ -10,15 +10,17 @@ use super::cond;
 use super::keys::{self, KeyKind};
 use super::mime;
 use super::parser::{Parsed, RawChain, Setting};
-use super::table::{self, Apply, Key, Val};
+use super::table::{self, Apply, Key};
 use super::types::{
     CondBranch, CondChain, Config, ConfigError, Ignored, ListenSpec, Loc, Refusal, ReqConf,
 };
 use super::value::Value;
 
-/// Apache's Combined Log Format, which is also lighttpd's default.
+/// lighttpd's default: Apache's Combined Log Format with `%V` (the requested host) where
+/// Apache has the ident field.
+#[cfg(feature = "accesslog")]
 pub(crate) const DEFAULT_ACCESSLOG_FORMAT: &str =
-    "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
+    "%h %V %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
 
 pub(crate) const DEFAULT_PORT: u16 = 80;
 
@@ -37,8 +39,6 @@ pub(crate) fn default_req() -> ReqConf {
         dir_listing: false,
         mime: mime::builtin(),
         server_tag: format!("lightd/{}", env!("CARGO_PKG_VERSION")),
-        accesslog_filename: None,
-        accesslog_format: DEFAULT_ACCESSLOG_FORMAT.to_string(),
         branch: None,
         access_deny: Vec::new(),
         access_allow: Vec::new(),
@@ -63,6 +63,8 @@ pub(crate) fn default_req() -> ReqConf {
         listing: Default::default(),
         #[cfg(feature = "status")]
         status: Default::default(),
+        #[cfg(feature = "accesslog")]
+        accesslog: Default::default(),
     }
 }
 
@@ -357,12 +359,12 @@ fn chains(
         .collect()
 }
 
+#[cfg(feature = "accesslog")]
 fn sets_accesslog(chains: &[CondChain]) -> bool {
     chains.iter().flat_map(|c| &c.branches).any(|b| {
-        b.settings
-            .iter()
-            .any(|s| matches!(&s.val, Val::OptStr(Some(_))) && s.name() == "accesslog.filename")
-            || sets_accesslog(&b.children)
+        b.settings.iter().any(|s| {
+            matches!(&s.val, table::Val::OptStr(Some(_))) && s.name() == "accesslog.filename"
+        }) || sets_accesslog(&b.children)
     })
 }
 
@@ -475,9 +477,13 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         }
     }
 
+    // Without mod_accesslog its keys are ignored with the other unimplemented ones.
+    #[cfg(not(feature = "accesslog"))]
+    let _ = explicit_modules;
+    #[cfg(feature = "accesslog")]
     if explicit_modules
         && !cfg.modules.iter().any(|m| m == "mod_accesslog")
-        && (cfg.base.accesslog_filename.is_some() || sets_accesslog(&cfg.conds))
+        && (cfg.base.accesslog.filename.is_some() || sets_accesslog(&cfg.conds))
     {
         let at = cfg
             .locs

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "access")]
 pub mod access;
+#[cfg(feature = "accesslog")]
+pub mod accesslog;
 #[cfg(feature = "alias")]
 pub mod alias;
 pub mod errors;

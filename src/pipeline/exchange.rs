@@ -47,6 +47,10 @@ pub struct Exchange {
     /// The client address a trusted proxy named (mod_extforward), for the access log.
     #[cfg(feature = "extforward")]
     pub client: Option<std::net::IpAddr>,
+    /// The authenticated user (REMOTE_USER), for the access log's `%u`.
+    pub user: Option<String>,
+    /// The target (path and query) after rewrites, when a module changed it.
+    pub target: Option<String>,
 }
 
 impl Exchange {
@@ -66,6 +70,8 @@ impl Exchange {
             hold_until: None,
             #[cfg(feature = "extforward")]
             client: None,
+            user: None,
+            target: None,
         }
     }
 }

@@ -15,11 +15,12 @@
 //! calls the enabled ones in a fixed order. Nothing is boxed per request: a request that no
 //! module touches costs a few branches.
 
+#[cfg(feature = "accesslog")]
+mod accesslog;
 mod exchange;
 
 pub use exchange::{BodyState, Exchange};
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
@@ -28,9 +29,8 @@ use crate::config::urlrules::{self, UrlParts};
 use crate::config::{CondField, CondInput, ReqConf};
 use crate::ctx::{Bufs, Ctx};
 use crate::handlers::{self, Reply, Request, Seg};
-use crate::http::request::{self, Head, Header, Method, Version};
+use crate::http::request::{self, Head, Header, Method};
 use crate::http::{path, response};
-use crate::log::Piece;
 use crate::modules;
 
 /// What the pipeline knows about the connection a request came on.
@@ -40,6 +40,8 @@ pub struct ConnInfo<'a> {
     pub peer_ip: &'a str,
     /// The address of the listener it arrived on.
     pub local: SocketAddr,
+    /// Requests this connection has carried, this one included.
+    pub requests: u32,
 }
 
 /// Internal restarts (rewrites, error handlers) one request may take before it fails with
@@ -56,6 +58,8 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     let mut pipe = Pipe::default();
     let mut conf = Rc::clone(&ctx.base);
     b.hdrs.clear();
+    // What the access log reports as the file: only one this request mapped to.
+    b.fs_path.clear();
     let (status, content_length, body_len, mtime) = loop {
         pipe.restarts += 1;
         let step = if pipe.restarts > MAX_RESTARTS {
@@ -151,6 +155,8 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     response_start(ctx, ex, b, &head, &conf, mtime, pipe.clean);
     write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
     ex.conf = Some(conf);
+    // The target after rewrites, for the access log (moved, not copied).
+    ex.target = pipe.target.take();
 }
 
 /// Per-request pipeline state that lives across internal restarts.
@@ -359,7 +365,7 @@ fn prepare(
             let caps = branch_captures(ctx, *branch, &view);
             let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
             let get_or_head = matches!(head.method, Method::Get | Method::Head);
-            let http_1_0 = head.version == Version::Http10;
+            let http_1_0 = head.version == request::Version::Http10;
             match modules::redirect::check(
                 conf,
                 &pipe.matched,
@@ -531,7 +537,7 @@ fn response_start(
             &b.path,
             ex.status,
             matches!(head.method, Method::Get | Method::Head),
-            head.version == Version::Http10,
+            head.version == request::Version::Http10,
             ctx.now_secs,
             mtime,
             &mut b.hdrs,
@@ -638,117 +644,9 @@ pub fn done(ctx: &mut Ctx, ex: &Exchange, b: Option<&Bufs>, rlen: usize, conn: &
         let head = b.map_or(0, |b| b.hbuf.len() as u64);
         ctx.stats.bytes_written(head.saturating_add(ex.body_len));
     }
-    let Some(conf) = ex.conf.as_ref() else {
-        return;
-    };
-    let Some(name) = conf.accesslog_filename.as_deref() else {
-        return;
-    };
-    let elapsed = ctx.now.saturating_duration_since(ex.start);
-    let local_port = conn.local.port();
-    let Some(log) = ctx.accesslog(name, &conf.accesslog_format) else {
-        return;
-    };
-    let empty: [u8; 0] = [];
-    let (buf, headers): (&[u8], &[Header]) = match b {
-        Some(b) => (&b.rbuf[..rlen], &b.headers),
-        None => (&empty, &[]),
-    };
-    let head = ex.head.as_ref();
-    let headers = head.map_or(&[][..], |h| &headers[..h.header_count.min(headers.len())]);
-    let pieces = std::mem::take(&mut log.pieces);
-    let out = log.buf();
-    for p in &pieces {
-        match p {
-            Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
-            Piece::RemoteHost => {
-                #[cfg(feature = "extforward")]
-                if let Some(ip) = ex.client {
-                    let _ = write!(out, "{}", ip);
-                    continue;
-                }
-                let _ = write!(out, "{}", conn.peer.ip());
-            }
-            Piece::Dash => out.push(b'-'),
-            Piece::Time => {
-                crate::log::clf_time(crate::log::now_secs(), out);
-            }
-            Piece::RequestLine => match head {
-                Some(h) => {
-                    out.extend_from_slice(h.method.as_str().as_bytes());
-                    out.push(b' ');
-                    escape_into(out, h.target.get(buf));
-                    out.extend_from_slice(match h.version {
-                        Version::Http10 => b" HTTP/1.0",
-                        Version::Http11 => b" HTTP/1.1",
-                    });
-                }
-                None => out.push(b'-'),
-            },
-            Piece::Status => {
-                let _ = write!(out, "{}", ex.status);
-            }
-            Piece::BytesClf if ex.body_len == 0 => out.push(b'-'),
-            Piece::BytesClf | Piece::BytesOut => {
-                let _ = write!(out, "{}", ex.body_len);
-            }
-            Piece::Header(name) => match request::header(buf, headers, name) {
-                Some(v) if head.is_some() => escape_into(out, v),
-                _ => out.push(b'-'),
-            },
-            Piece::Host => match head.and_then(|h| h.host) {
-                Some(s) => escape_into(out, s.get(buf)),
-                None => out.push(b'-'),
-            },
-            Piece::Path => match head {
-                Some(h) => escape_into(out, h.path.get(buf)),
-                None => out.push(b'-'),
-            },
-            Piece::Query => {
-                if let Some(q) = head.and_then(|h| h.query) {
-                    out.push(b'?');
-                    escape_into(out, q.get(buf));
-                }
-            }
-            Piece::Method => match head {
-                Some(h) => out.extend_from_slice(h.method.as_str().as_bytes()),
-                None => out.push(b'-'),
-            },
-            Piece::Protocol => out.extend_from_slice(match head.map(|h| h.version) {
-                Some(Version::Http10) => b"HTTP/1.0",
-                _ => b"HTTP/1.1",
-            }),
-            Piece::DurationSecs => {
-                let _ = write!(out, "{}", elapsed.as_secs());
-            }
-            Piece::DurationMicros => {
-                let _ = write!(out, "{}", elapsed.as_micros());
-            }
-            Piece::LocalPort => {
-                let _ = write!(out, "{}", local_port);
-            }
-        }
-    }
-    out.push(b'\n');
-    log.pieces = pieces;
-    log.line_done();
-}
-
-/// Copy client bytes into a log line with quotes, backslashes and non-printables escaped, so
-/// a client cannot forge log lines.
-fn escape_into(out: &mut Vec<u8>, v: &[u8]) {
-    for &c in v {
-        match c {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(c);
-            }
-            0x20..=0x7e => out.push(c),
-            _ => {
-                let _ = write!(out, "\\x{:02x}", c);
-            }
-        }
-    }
+    #[cfg(feature = "accesslog")]
+    accesslog::log(ctx, ex, b, rlen, conn);
+    let _ = (ctx, ex, b, rlen, conn);
 }
 
 /// The request as conditions see it.

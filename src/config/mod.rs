@@ -8,6 +8,8 @@
 //! At request time the server asks [`Config::matches`] which conditional branches apply and
 //! [`Config::merged`] for the resulting settings (caching the latter per [`MatchSet`]).
 
+#[cfg(feature = "auth")]
+pub mod auth;
 mod check;
 mod cond;
 mod display;

@@ -142,6 +142,9 @@ pub struct ReqConf {
     pub error_handler: Option<String>,
     pub error_handler_404: Option<String>,
     pub errorfile_prefix: Option<String>,
+    /// mod_auth and mod_authn_file.
+    #[cfg(feature = "auth")]
+    pub auth: super::auth::AuthConf,
 }
 
 /// mod_setenv's settings: (name, value) pairs in config order. An empty value with a `set-`
@@ -297,6 +300,9 @@ pub struct Config {
     /// configured address are served with the global settings, and the implicit default
     /// address is not bound when sockets were inherited.
     pub socket_activation: bool,
+    /// mod_auth: hold the 401 after wrong credentials (server.feature-flags
+    /// "auth.delay-invalid-creds", on unless "disable").
+    pub auth_delay_invalid_creds: bool,
     pub base: ReqConf,
     /// The per-request keys set outside any conditional, as written, for `-p`.
     pub base_settings: Vec<ReqSetting>,

@@ -16,6 +16,7 @@ use sha2::{Sha256, Sha512_256};
 use super::password::ct_eq;
 use super::userfile::{self, HtdigestKey};
 use super::{log_bad, BackendKind, Outcome, Request, Require, Settings};
+pub use super::{Algo, Algorithms};
 
 /// How long a nonce is accepted, in seconds (lighttpd: 10 minutes).
 pub const NONCE_LIFETIME: u64 = 600;
@@ -28,32 +29,8 @@ const MAX_PARAMS: usize = 32;
 /// The longest user name accepted through `username*` (lighttpd's buffer size).
 const MAX_USER: usize = 256;
 
-/// A digest algorithm, without the `-sess` variant flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algo {
-    Md5,
-    Sha256,
-    Sha512_256,
-}
-
+/// Digests are request-time work; the algorithm names are parsed with the config.
 impl Algo {
-    /// The name used in `algorithm=`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Md5 => "MD5",
-            Algo::Sha256 => "SHA-256",
-            Algo::Sha512_256 => "SHA-512-256",
-        }
-    }
-
-    /// The length of its output in bytes.
-    pub fn output_len(self) -> usize {
-        match self {
-            Algo::Md5 => 16,
-            Algo::Sha256 | Algo::Sha512_256 => 32,
-        }
-    }
-
     /// The hash of the concatenation of `parts`.
     pub fn hash(self, parts: &[&[u8]]) -> Vec<u8> {
         fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
@@ -67,108 +44,6 @@ impl Algo {
             Algo::Md5 => run::<Md5>(parts),
             Algo::Sha256 => run::<Sha256>(parts),
             Algo::Sha512_256 => run::<Sha512_256>(parts),
-        }
-    }
-
-    /// Parse an algorithm name as lighttpd does: case-insensitive, an optional `-sess`
-    /// suffix (returned as the flag), and the empty string meaning MD5.
-    pub fn parse(s: &[u8]) -> Option<(Algo, bool)> {
-        if s.is_empty() {
-            return Some((Algo::Md5, false));
-        }
-        // split_at cannot panic: the index is at most the length.
-        let (base, sess) = match s.len().checked_sub(5).map(|i| s.split_at(i)) {
-            Some((b, tail)) if !b.is_empty() && tail.eq_ignore_ascii_case(b"-sess") => (b, true),
-            _ => (s, false),
-        };
-        let algo = [Algo::Md5, Algo::Sha256, Algo::Sha512_256]
-            .into_iter()
-            .find(|a| base.eq_ignore_ascii_case(a.name().as_bytes()))?;
-        Some((algo, sess))
-    }
-}
-
-/// The set of algorithms an `auth.require` entry offers (lighttpd's `algorithm` option).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Algorithms {
-    pub md5: bool,
-    pub sha256: bool,
-    pub sha512_256: bool,
-}
-
-impl Default for Algorithms {
-    /// lighttpd's default when `algorithm` is absent or blank: MD5 only.
-    fn default() -> Algorithms {
-        Algorithms {
-            md5: true,
-            sha256: false,
-            sha512_256: false,
-        }
-    }
-}
-
-impl Algorithms {
-    /// Parse lighttpd's `algorithm` option: names separated by `|`, e.g. "SHA-256|MD5".
-    /// A `-sess` suffix is accepted and means nothing more: lighttpd always allows the
-    /// session variant of any algorithm it offers.
-    pub fn parse(s: &str) -> Result<Algorithms, String> {
-        if s.trim().is_empty() {
-            return Ok(Algorithms::default());
-        }
-        let mut out = Algorithms {
-            md5: false,
-            sha256: false,
-            sha512_256: false,
-        };
-        for name in s.split('|') {
-            match Algo::parse(name.as_bytes()) {
-                // An empty name means MD5 in the header, but in the option it is a typo.
-                Some((a, _)) if !name.is_empty() => *out.flag(a) = true,
-                _ => {
-                    return Err(format!(
-                        "auth.require: invalid algorithm \"{}\" in \"{}\" \
-                         (expecting MD5, SHA-256 or SHA-512-256, separated by '|')",
-                        name, s
-                    ))
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn flag(&mut self, a: Algo) -> &mut bool {
-        match a {
-            Algo::Md5 => &mut self.md5,
-            Algo::Sha256 => &mut self.sha256,
-            Algo::Sha512_256 => &mut self.sha512_256,
-        }
-    }
-
-    /// Is `a` offered?
-    pub fn has(self, a: Algo) -> bool {
-        match a {
-            Algo::Md5 => self.md5,
-            Algo::Sha256 => self.sha256,
-            Algo::Sha512_256 => self.sha512_256,
-        }
-    }
-
-    /// The offered algorithms, strongest first: the order of lighttpd's challenges.
-    pub fn list(self) -> impl Iterator<Item = Algo> {
-        [Algo::Sha512_256, Algo::Sha256, Algo::Md5]
-            .into_iter()
-            .filter(move |&a| self.has(a))
-    }
-
-    /// The one algorithm an htdigest file is searched with when Basic auth checks against
-    /// it: SHA-256 if offered, then SHA-512-256, else MD5 (lighttpd's order).
-    pub fn for_htdigest_basic(self) -> Algo {
-        if self.sha256 {
-            Algo::Sha256
-        } else if self.sha512_256 {
-            Algo::Sha512_256
-        } else {
-            Algo::Md5
         }
     }
 }

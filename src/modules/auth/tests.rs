@@ -3,6 +3,8 @@
 
 use super::digest::{self, check_nonce, make_nonce, parse_params, Algo, NonceCheck};
 use super::*;
+use crate::config::auth::config_warnings;
+use std::path::PathBuf;
 use std::net::Ipv4Addr;
 
 const SECRET: &[u8] = b"per-process secret for tests";

@@ -36,6 +36,7 @@ fn features() -> String {
         ("rewrite", cfg!(feature = "rewrite")),
         ("setenv", cfg!(feature = "setenv")),
         ("expire", cfg!(feature = "expire")),
+        ("auth", cfg!(feature = "auth")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::types::{CondChain, Config, ReqSetting, Val};
 use super::value::Value;
 
 /// A digest algorithm, without the `-sess` variant flag.
@@ -527,4 +528,38 @@ pub(crate) fn parse_require_list(v: &Value) -> Result<Vec<Require>, String> {
         out.push(Require::parse(path, &pairs)?);
     }
     Ok(out)
+}
+
+/// Load-time warnings for every auth.require list ([`config_warnings`]), with its file:line.
+pub(crate) fn warn(cfg: &Config, out: &mut Vec<String>) {
+    let mut one = |settings: &[ReqSetting], id: Option<usize>| {
+        for s in settings {
+            let Val::AuthRequire(list) = &s.val else {
+                continue;
+            };
+            let key = match id {
+                Some(id) => format!("auth.require@{id}"),
+                None => "auth.require".to_string(),
+            };
+            let at = cfg
+                .locs
+                .get(&key)
+                .map(|l| format!("{l}: "))
+                .unwrap_or_default();
+            out.extend(
+                config_warnings(list)
+                    .into_iter()
+                    .map(|w| format!("{at}{w}")),
+            );
+        }
+    };
+    one(&cfg.base_settings, None);
+    // Bounded by the config's own size (at most MAX_COND_BRANCHES branches).
+    let mut stack: Vec<&CondChain> = cfg.conds.iter().rev().collect();
+    while let Some(chain) = stack.pop() {
+        for b in &chain.branches {
+            one(&b.settings, Some(b.id));
+            stack.extend(b.children.iter().rev());
+        }
+    }
 }

@@ -641,7 +641,8 @@ const AUTH_KEYS: &[Key] = &[
         "mod_auth",
         |s| {
             let v = want_str(s)?;
-            super::auth::BackendKind::parse(v).map_err(|e| err(s, e))?;
+            super::auth::BackendKind::parse(v)
+                .map_err(|e| err(s, e.strip_prefix("auth.backend ").unwrap_or(&e)))?;
             Ok(Val::Str(v.to_string()))
         },
         |c, v| {
@@ -699,7 +700,8 @@ const AUTH_KEYS: &[Key] = &[
         |s| {
             super::auth::parse_require_list(&s.value)
                 .map(|l| Val::AuthRequire(l.into()))
-                .map_err(|e| err(s, e))
+                // err() names the key already.
+                .map_err(|e| err(s, e.strip_prefix("auth.require: ").unwrap_or(&e)))
         },
         |c, v| {
             if let Val::AuthRequire(l) = v {

@@ -450,6 +450,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         cfg.graceful_shutdown_timeout = t;
     }
     cfg.conds = chains(parsed.chains, &mut cfg.locs, &cfg.modules, &mut warnings)?;
+    #[cfg(feature = "auth")]
+    super::auth::warn(&cfg, &mut warnings);
     cfg.warnings = warnings;
 
     let bind_set = pending.bind.is_some();

@@ -44,6 +44,10 @@ pub struct Exchange {
     pub file: Option<File>,
     /// The response may not leave before this (auth's delay after bad credentials).
     pub hold_until: Option<Instant>,
+    /// The user mod_auth authenticated (REMOTE_USER; the access log's %u), and how
+    /// (AUTH_TYPE: "Basic" or "Digest").
+    pub remote_user: Option<String>,
+    pub auth_type: Option<&'static str>,
 }
 
 impl Exchange {
@@ -61,6 +65,8 @@ impl Exchange {
             body_len: 0,
             file: None,
             hold_until: None,
+            remote_user: None,
+            auth_type: None,
         }
     }
 }

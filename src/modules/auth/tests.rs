@@ -4,8 +4,8 @@
 use super::digest::{self, check_nonce, make_nonce, parse_params, Algo, NonceCheck};
 use super::*;
 use crate::config::auth::config_warnings;
-use std::path::PathBuf;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 const SECRET: &[u8] = b"per-process secret for tests";
 /// 2026-11-29, some time after every timestamp in lighttpd's test nonces.

@@ -700,8 +700,14 @@ const AUTH_KEYS: &[Key] = &[
         |s| {
             super::auth::parse_require_list(&s.value)
                 .map(|l| Val::AuthRequire(l.into()))
-                // err() names the key already.
-                .map_err(|e| err(s, e.strip_prefix("auth.require: ").unwrap_or(&e)))
+                // Most messages name the key already.
+                .map_err(|e| match e.starts_with("auth.require") {
+                    true => ConfigError {
+                        loc: Some(s.loc.clone()),
+                        msg: e,
+                    },
+                    false => err(s, e),
+                })
         },
         |c, v| {
             if let Val::AuthRequire(l) = v {

@@ -167,6 +167,14 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{r:?}");
     }
+    if implemented("mod_auth") {
+        let s = site("server.modules = ( \"mod_auth\" )\nauth.backend = \"plain\"\n\
+                      auth.backend.plain.userfile = \"{dir}/users\"\n\
+                      auth.require = ( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )")
+            .dir_file("users", "jan:jan\n")
+            .start();
+        assert_eq!(s.get("/index.html").status, 401);
+    }
     for (module, key, value) in [
         ("mod_auth", "auth.require", "( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"),
         ("mod_access", "url.access-deny", "( \"~\", \".inc\" )"),

@@ -475,12 +475,22 @@ pub fn config_warnings(list: &[Require]) -> Vec<String> {
 }
 
 /// The mod_auth settings one request runs with (a field of `ReqConf`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AuthConf {
     /// auth.backend and the userfile keys.
     pub settings: Settings,
     /// auth.require, in config order; shared, since merged settings copy it.
     pub require: Rc<[Require]>,
+}
+
+// By hand: `Rc<[T]>: Default` needs Rust 1.80, and lightd builds with 1.71.
+impl Default for AuthConf {
+    fn default() -> AuthConf {
+        AuthConf {
+            settings: Settings::default(),
+            require: Rc::new([]),
+        }
+    }
 }
 
 /// How a key that takes a string (`auth.require`'s options) is given.

@@ -722,7 +722,7 @@ const AUTH_KEYS: &[Key] = &[];
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
-fn feature_flags(c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
+fn feature_flags(_c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
     let Value::Array(items) = &s.value else {
         return Err(err(
             s,
@@ -742,6 +742,7 @@ fn feature_flags(c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Con
         p.graceful_flag = Some(want_secs(&inner, 0)?);
     }
     // mod_auth's delay after wrong credentials; on unless disabled.
+    #[cfg(feature = "auth")]
     if let Some((_, v)) = items
         .iter()
         .find(|(k, _)| k.as_deref() == Some("auth.delay-invalid-creds"))
@@ -752,7 +753,7 @@ fn feature_flags(c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Con
             loc: s.loc.clone(),
             item_locs: Vec::new(),
         };
-        c.auth_delay_invalid_creds = want_bool(&inner)?;
+        _c.auth_delay_invalid_creds = want_bool(&inner)?;
     }
     Ok(())
 }

@@ -46,7 +46,9 @@ pub struct Exchange {
     pub hold_until: Option<Instant>,
     /// The user mod_auth authenticated (REMOTE_USER; the access log's %u), and how
     /// (AUTH_TYPE: "Basic" or "Digest").
+    #[cfg(feature = "auth")]
     pub remote_user: Option<String>,
+    #[cfg(feature = "auth")]
     pub auth_type: Option<&'static str>,
 }
 
@@ -65,7 +67,9 @@ impl Exchange {
             body_len: 0,
             file: None,
             hold_until: None,
+            #[cfg(feature = "auth")]
             remote_user: None,
+            #[cfg(feature = "auth")]
             auth_type: None,
         }
     }

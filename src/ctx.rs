@@ -74,6 +74,10 @@ pub struct Ctx {
     /// mod_status's counters.
     #[cfg(feature = "status")]
     pub stats: crate::handlers::status_page::Stats,
+    /// mod_auth: signs Digest nonces (unless an auth.require entry has its own
+    /// nonce-secret).
+    #[cfg(feature = "auth")]
+    pub auth_secret: [u8; 32],
 }
 
 impl Ctx {
@@ -116,6 +120,8 @@ impl Ctx {
             listener_addrs,
             #[cfg(feature = "status")]
             stats,
+            #[cfg(feature = "auth")]
+            auth_secret: auth_secret()?,
         };
         ctx.refresh_clock();
         Ok(ctx)
@@ -222,4 +228,22 @@ fn accesslog_paths(cfg: &Config) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The secret that signs Digest nonces: random, read once per process. Workers are forked
+/// after the supervisor made its own, so they share it and accept each other's nonces; a new
+/// generation (reload in place, restart) has a new one, and the auth code answers nonces it
+/// cannot verify with stale=true, so clients retry without asking their user again.
+#[cfg(feature = "auth")]
+fn auth_secret() -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    if let Some(s) = SECRET.get() {
+        return Ok(*s);
+    }
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| io::Error::new(e.kind(), format!("/dev/urandom: {e}")))?;
+    Ok(*SECRET.get_or_init(|| b))
 }

@@ -43,6 +43,7 @@ fn features() -> String {
         ("dirlisting", cfg!(feature = "dirlisting")),
         ("status", cfg!(feature = "status")),
         ("accesslog", cfg!(feature = "accesslog")),
+        ("auth", cfg!(feature = "auth")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules
@@ -64,15 +65,20 @@ fn features() -> String {
          \t- zstd support\n\
          \t- bzip2 support\n\
          \t- brotli support\n\
-         \t- crypt support\n\
          \t- OpenSSL support (no TLS in this build: ssl.* keys are refused)\n\
          \t+ PCRE support (Perl-compatible regular expressions in conditions and url rules, \
          by regex-lite rather than libpcre: no look-around, no backreferences)\n\
          \t- LUA support\n\
          \t- WebDAV support\n\
          \t+ lighttpd 1.4 configuration syntax\n\
-         \t+ static files, index files, directory listings, ranges, access log\n",
+         \t+ static files, index files, directory listings, ranges\n",
     );
+    // htpasswd's crypt(3) lines are checked with the C library's crypt, by mod_auth.
+    out.push_str(if cfg!(feature = "auth") {
+        "\t+ crypt support\n"
+    } else {
+        "\t- crypt support\n"
+    });
     let on = list(true);
     if !on.is_empty() {
         out.push_str(&format!("\t+ modules: {on}\n"));

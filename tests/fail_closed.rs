@@ -179,6 +179,14 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
             "{r:?}"
         );
     }
+    if implemented("mod_auth") {
+        let s = site("server.modules = ( \"mod_auth\" )\nauth.backend = \"plain\"\n\
+                      auth.backend.plain.userfile = \"{dir}/users\"\n\
+                      auth.require = ( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )")
+            .dir_file("users", "jan:jan\n")
+            .start();
+        assert_eq!(s.get("/index.html").status, 401);
+    }
     for (module, key, value) in [
         ("mod_auth", "auth.require", "( \"/\" => ( \"method\" => \"basic\", \"realm\" => \"a\", \"require\" => \"valid-user\" ) )"),
         ("mod_access", "url.access-deny", "( \"~\", \".inc\" )"),

@@ -25,7 +25,7 @@ server.document-root = "{docroot}"
 server.errorlog = "{dir}/error.log"
 server.tag = "parity"
 server.modules = ( "mod_access", "mod_alias", "mod_redirect", "mod_rewrite", "mod_setenv",
-                   "mod_expire" )
+                   "mod_expire", "mod_auth", "mod_authn_file" )
 mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain", ".css" => "text/css",
                     ".png" => "image/png" )
 index-file.names = ( "index.html" )
@@ -44,6 +44,10 @@ $HTTP["host"] =~ "^(www)\.example\.org$" {
 $HTTP["host"] == "errors.example.org" {
   server.error-handler-404 = "/e404.html"
 }
+auth.backend = "plain"
+auth.backend.plain.userfile = "{dir}/users"
+auth.require = ( "/private/" => ( "method" => "basic", "realm" => "private area",
+                                  "require" => "valid-user" ) )
 "#;
 
 /// lighttpd, started the way systemd would start it: `fd` at descriptor 3.
@@ -153,6 +157,7 @@ fn lightd_answers_like_lighttpd() {
         ("GET /dir HTTP/1.1", "localhost"),
         ("GET /p/q HTTP/1.1", "www.example.org"),
         ("GET /nope HTTP/1.1", "errors.example.org"),
+        ("GET /private/p.txt HTTP/1.1", "localhost"),
     ];
     let mut diffs = Vec::new();
     for (line, host) in requests {

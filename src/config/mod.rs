@@ -10,6 +10,8 @@
 
 #[cfg(feature = "accesslog")]
 pub mod accesslog;
+#[cfg(feature = "auth")]
+pub mod auth;
 mod check;
 mod cond;
 pub mod dirlisting;

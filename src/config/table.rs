@@ -53,6 +53,9 @@ pub enum Val {
     /// A compiled accesslog.format.
     #[cfg(feature = "accesslog")]
     AccessLogFormat(Rc<super::accesslog::Format>),
+    /// auth.require: the checked entries in config order.
+    #[cfg(feature = "auth")]
+    AuthRequire(Rc<[super::auth::Require]>),
 }
 
 impl Val {
@@ -194,7 +197,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 13] = [
+pub(crate) const KEYS: [&[Key]; 14] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -208,6 +211,7 @@ pub(crate) const KEYS: [&[Key]; 13] = [
     DIRLISTING_KEYS,
     STATUS_KEYS,
     ACCESSLOG_KEYS,
+    AUTH_KEYS,
 ];
 
 /// Every implemented key of this build.
@@ -950,10 +954,97 @@ const ACCESSLOG_KEYS: &[Key] = &[
 #[cfg(not(feature = "accesslog"))]
 const ACCESSLOG_KEYS: &[Key] = &[];
 
+/// mod_auth's keys, and mod_authn_file's (the file backends; lighttpd splits them into a
+/// module of their own, which server.modules may name).
+#[cfg(feature = "auth")]
+const AUTH_KEYS: &[Key] = &[
+    request!(
+        "auth.backend",
+        "mod_auth",
+        |s| {
+            let v = want_str(s)?;
+            super::auth::BackendKind::parse(v)
+                .map_err(|e| err(s, e.strip_prefix("auth.backend ").unwrap_or(&e)))?;
+            Ok(Val::Str(v.to_string()))
+        },
+        |c, v| {
+            // Checked when parsed: an error here cannot happen.
+            c.auth.settings.backend = super::auth::BackendKind::parse(&v.string()).ok().flatten()
+        },
+    ),
+    request!(
+        "auth.backend.plain.userfile",
+        "mod_authn_file",
+        str_val,
+        |c, v| {
+            c.auth
+                .settings
+                .files
+                .set("auth.backend.plain.userfile", &v.string());
+        },
+    ),
+    request!(
+        "auth.backend.plain.groupfile",
+        "mod_authn_file",
+        str_val,
+        |c, v| {
+            c.auth
+                .settings
+                .files
+                .set("auth.backend.plain.groupfile", &v.string());
+        },
+    ),
+    request!(
+        "auth.backend.htpasswd.userfile",
+        "mod_authn_file",
+        str_val,
+        |c, v| {
+            c.auth
+                .settings
+                .files
+                .set("auth.backend.htpasswd.userfile", &v.string());
+        },
+    ),
+    request!(
+        "auth.backend.htdigest.userfile",
+        "mod_authn_file",
+        str_val,
+        |c, v| {
+            c.auth
+                .settings
+                .files
+                .set("auth.backend.htdigest.userfile", &v.string());
+        },
+    ),
+    request!(
+        "auth.require",
+        "mod_auth",
+        |s| {
+            super::auth::parse_require_list(&s.value)
+                .map(|l| Val::AuthRequire(l.into()))
+                // Most messages name the key already.
+                .map_err(|e| match e.starts_with("auth.require") {
+                    true => ConfigError {
+                        loc: Some(s.loc.clone()),
+                        msg: e,
+                    },
+                    false => err(s, e),
+                })
+        },
+        |c, v| {
+            if let Val::AuthRequire(l) = v {
+                c.auth.require = Rc::clone(l);
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "auth"))]
+const AUTH_KEYS: &[Key] = &[];
+
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
-fn feature_flags(_: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
+fn feature_flags(_c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), ConfigError> {
     let Value::Array(items) = &s.value else {
         return Err(err(
             s,
@@ -971,6 +1062,20 @@ fn feature_flags(_: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Con
             item_locs: Vec::new(),
         };
         p.graceful_flag = Some(want_secs(&inner, 0)?);
+    }
+    // mod_auth's delay after wrong credentials; on unless disabled.
+    #[cfg(feature = "auth")]
+    if let Some((_, v)) = items
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("auth.delay-invalid-creds"))
+    {
+        let inner = Setting {
+            key: "server.feature-flags \"auth.delay-invalid-creds\"".to_string(),
+            value: v.clone(),
+            loc: s.loc.clone(),
+            item_locs: Vec::new(),
+        };
+        _c.auth_delay_invalid_creds = want_bool(&inner)?;
     }
     Ok(())
 }
@@ -991,6 +1096,7 @@ pub(crate) fn compiled(module: &str) -> bool {
         "mod_userdir" => cfg!(feature = "userdir"),
         "mod_status" => cfg!(feature = "status"),
         "mod_accesslog" => cfg!(feature = "accesslog"),
+        "mod_auth" | "mod_authn_file" => cfg!(feature = "auth"),
         _ => true,
     }
 }

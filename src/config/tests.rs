@@ -1257,8 +1257,8 @@ fn refusal_table() {
             &["T/main.conf:1: secdownload.secret needs mod_secdownload, which lightd does not implement; without it, its signed, time-limited download links would not be checked"],
         ),
         (
-            "\nauth.require = ( \"/admin/\" => ( \"method\" => \"basic\" ) )",
-            &["T/main.conf:2: auth.require needs mod_auth, which lightd does not implement; without it, pages it protects with a password would be served to anyone"],
+            "\nwebdav.is-readonly = \"enable\"",
+            &["T/main.conf:2: webdav.is-readonly needs mod_webdav, which lightd does not implement; without it, its WebDAV rules (read-only mode, locking) would not apply"],
         ),
         (
             "cgi.assign = ( \".pl\" => \"/usr/bin/perl\" )",

@@ -158,6 +158,9 @@ pub struct ReqConf {
     /// mod_accesslog: the log file, its format and escaping.
     #[cfg(feature = "accesslog")]
     pub accesslog: super::accesslog::AccessLogConf,
+    /// mod_auth and mod_authn_file.
+    #[cfg(feature = "auth")]
+    pub auth: super::auth::AuthConf,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).
@@ -334,6 +337,9 @@ pub struct Config {
     /// configured address are served with the global settings, and the implicit default
     /// address is not bound when sockets were inherited.
     pub socket_activation: bool,
+    /// mod_auth: hold the 401 after wrong credentials (server.feature-flags
+    /// "auth.delay-invalid-creds", on unless "disable").
+    pub auth_delay_invalid_creds: bool,
     pub base: ReqConf,
     /// The per-request keys set outside any conditional, as written, for `-p`.
     pub base_settings: Vec<ReqSetting>,

@@ -65,6 +65,8 @@ pub(crate) fn default_req() -> ReqConf {
         status: Default::default(),
         #[cfg(feature = "accesslog")]
         accesslog: Default::default(),
+        #[cfg(feature = "auth")]
+        auth: Default::default(),
     }
 }
 
@@ -259,6 +261,17 @@ fn modules(
         }
         out.push(m);
     }
+    // lighttpd's compatibility loading: mod_auth brings the file backends (mod_authn_file),
+    // and a backend brings mod_auth.
+    #[cfg(feature = "auth")]
+    {
+        let has = |out: &[String], m: &str| out.iter().any(|x| x == m);
+        if has(&out, "mod_auth") && !has(&out, "mod_authn_file") {
+            out.push("mod_authn_file".to_string());
+        } else if has(&out, "mod_authn_file") && !has(&out, "mod_auth") {
+            out.insert(0, "mod_auth".to_string());
+        }
+    }
     for m in keys::DEFAULT_MODULES {
         if !out.iter().any(|x| x == m) {
             out.push(m.to_string());
@@ -390,6 +403,7 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         max_worker: 0,
         max_request_head_time: Duration::from_secs(30),
         socket_activation: false,
+        auth_delay_invalid_creds: true,
         base: default_req(),
         base_settings: Vec::new(),
         conds: Vec::new(),
@@ -448,6 +462,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         cfg.graceful_shutdown_timeout = t;
     }
     cfg.conds = chains(parsed.chains, &mut cfg.locs, &cfg.modules, &mut warnings)?;
+    #[cfg(feature = "auth")]
+    super::auth::warn(&cfg, &mut warnings);
     cfg.warnings = warnings;
 
     let bind_set = pending.bind.is_some();

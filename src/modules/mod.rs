@@ -8,6 +8,8 @@ pub mod access;
 pub mod accesslog;
 #[cfg(feature = "alias")]
 pub mod alias;
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod errors;
 #[cfg(feature = "expire")]
 pub mod expire;

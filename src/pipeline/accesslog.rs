@@ -307,8 +307,10 @@ impl Fields for Line<'_> {
     }
 
     fn env(&self, name: &str) -> Option<&[u8]> {
+        // The user mod_auth authenticated (%u reads REMOTE_USER).
+        #[cfg(feature = "auth")]
         if name == "REMOTE_USER" {
-            if let Some(u) = &self.ex.user {
+            if let Some(u) = &self.ex.remote_user {
                 return Some(u.as_bytes());
             }
         }

@@ -47,10 +47,14 @@ pub struct Exchange {
     /// The client address a trusted proxy named (mod_extforward), for the access log.
     #[cfg(feature = "extforward")]
     pub client: Option<std::net::IpAddr>,
-    /// The authenticated user (REMOTE_USER), for the access log's `%u`.
-    pub user: Option<String>,
     /// The target (path and query) after rewrites, when a module changed it.
     pub target: Option<String>,
+    /// The user mod_auth authenticated (REMOTE_USER; the access log's %u), and how
+    /// (AUTH_TYPE: "Basic" or "Digest").
+    #[cfg(feature = "auth")]
+    pub remote_user: Option<String>,
+    #[cfg(feature = "auth")]
+    pub auth_type: Option<&'static str>,
 }
 
 impl Exchange {
@@ -70,8 +74,11 @@ impl Exchange {
             hold_until: None,
             #[cfg(feature = "extforward")]
             client: None,
-            user: None,
             target: None,
+            #[cfg(feature = "auth")]
+            remote_user: None,
+            #[cfg(feature = "auth")]
+            auth_type: None,
         }
     }
 }

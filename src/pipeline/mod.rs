@@ -152,6 +152,12 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     };
     ex.status = status;
     ex.body_len = body_len;
+    #[cfg(feature = "auth")]
+    for (name, value) in &pipe.auth_headers {
+        if *name != "WWW-Authenticate" || status == 401 {
+            response::header(&mut b.hdrs, name, value.as_bytes());
+        }
+    }
     response_start(ctx, ex, b, &head, &conf, mtime, pipe.clean);
     write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
     ex.conf = Some(conf);
@@ -192,6 +198,10 @@ struct Pipe {
     fwd_scheme: Option<&'static str>,
     #[cfg(feature = "extforward")]
     fwd_host: Option<String>,
+    /// Headers mod_auth adds: its challenges (sent with a final 401) and
+    /// Authentication-Info.
+    #[cfg(feature = "auth")]
+    auth_headers: Vec<(&'static str, String)>,
 }
 
 /// The query string, from the rewritten target if there is one.
@@ -388,7 +398,19 @@ fn prepare(
         return Step::Error(403);
     }
 
+    // mod_setenv's turn in uri_clean: after redirect and access, before auth, the order of
+    // lighttpd's usual module list; answers decided before it get none of its headers.
     pipe.clean = true;
+
+    // uri_clean: auth, after access as in lighttpd's module order.
+    #[cfg(feature = "auth")]
+    if !conf.auth.require.is_empty() {
+        let headers = &b.headers[..head.header_count];
+        let out = &mut pipe.auth_headers;
+        if let Some(step) = authenticate(ctx, ex, buf, head, headers, &b.path, conn, conf, out) {
+            return step;
+        }
+    }
 
     // docroot: mod_simple_vhost, then mod_evhost (lighttpd runs both where both are set, so
     // the later one's directory wins). They override server.document-root whenever they
@@ -508,6 +530,71 @@ fn prepare(
     }
     let _ = (&ex, &view);
     Step::Handle
+}
+
+/// mod_auth: check the request against the `auth.require` entry covering its path, if any.
+/// None: go on (nothing covers it, or the credentials are good).
+/// Its headers go into `out` (kept across internal restarts, added to the final response).
+#[cfg(feature = "auth")]
+#[allow(clippy::too_many_arguments)]
+fn authenticate(
+    ctx: &Ctx,
+    ex: &mut Exchange,
+    buf: &[u8],
+    head: &Head,
+    headers: &[Header],
+    path: &str,
+    conn: &ConnInfo,
+    conf: &ReqConf,
+    out: &mut Vec<(&'static str, String)>,
+) -> Option<Step> {
+    use modules::auth::{self, Outcome};
+    let require = auth::find(&conf.auth.require, path, false)?;
+    let req = auth::Request {
+        path,
+        authorization: request::header(buf, headers, "Authorization"),
+        method: head.method.as_str(),
+        // Digest's uri= is compared with the target as sent, before any rewrite.
+        target: head.target.get(buf),
+        client: conn.peer.ip(),
+        now: ctx.now_secs,
+        remote_user: None,
+    };
+    out.clear();
+    match auth::check(require, &conf.auth.settings, &req, &ctx.auth_secret) {
+        Outcome::Allow {
+            user,
+            auth_type,
+            authentication_info,
+        } => {
+            ex.remote_user = Some(user);
+            ex.auth_type = auth_type;
+            if let Some(v) = authentication_info {
+                out.push(("Authentication-Info", v));
+            }
+            None
+        }
+        Outcome::Challenge {
+            www_authenticate,
+            bad_creds,
+        } => {
+            out.extend(
+                www_authenticate
+                    .into_iter()
+                    .map(|v| ("WWW-Authenticate", v)),
+            );
+            if bad_creds {
+                // Slow down guessing: one try per connection, answered late.
+                ex.persist = response::Persist::Close;
+                if ctx.cfg.auth_delay_invalid_creds {
+                    ex.hold_until = Some(ctx.now + auth::INVALID_CREDS_DELAY);
+                }
+            }
+            Some(Step::Error(401))
+        }
+        Outcome::BadRequest => Some(Step::Error(400)),
+        Outcome::ServerError => Some(Step::Error(500)),
+    }
 }
 
 /// The captures of the conditional block that set a rule list, for `%n`.

@@ -134,6 +134,10 @@ impl Conn {
     /// phase settles (after each drive), so it costs a comparison per wake-up.
     #[cfg(feature = "status")]
     fn show_state(&mut self, ctx: &mut Ctx, now: Option<ConnState>) {
+        if !ctx.count_states {
+            // No status page to show them on.
+            return;
+        }
         let now = now.unwrap_or(match self.phase {
             Phase::Head if self.requests > 0 && self.rlen == 0 && self.ex.is_none() => {
                 ConnState::KeepAlive
@@ -670,7 +674,8 @@ impl Conn {
 
     /// The response is out: log it, then either wait for the next request or close.
     fn finish_response(&mut self, ctx: &mut Ctx) -> Step {
-        let Some(ex) = self.ex.take() else {
+        // Borrowed, then dropped in place below: moving the Exchange out would copy it.
+        let Some(ex) = self.ex.as_ref() else {
             return Step::Close;
         };
         let info = ConnInfo {
@@ -679,20 +684,22 @@ impl Conn {
             local: ctx.listener_local(self.listener),
             requests: self.requests,
         };
-        pipeline::done(ctx, &ex, self.bufs.as_deref(), self.rlen, &info);
+        pipeline::done(ctx, ex, self.bufs.as_deref(), self.rlen, &info);
+        let (head, persist, client_closes) = (ex.head, ex.persist, ex.client_closes);
+        self.ex = None;
         self.wpos = 0;
         if let Some(b) = self.bufs.as_mut() {
             b.wbuf.clear();
             b.segs.clear();
         }
-        let head_len = ex.head.map_or(self.rlen, |h| h.len).min(self.rlen);
+        let head_len = head.map_or(self.rlen, |h| h.len).min(self.rlen);
         if let Some(b) = self.bufs.as_mut() {
             b.rbuf.copy_within(head_len..self.rlen, 0);
         }
         self.rlen -= head_len;
         self.last_io = ctx.now;
-        if ex.persist == Persist::Close {
-            if ex.client_closes && self.rlen == 0 && !self.read_closed {
+        if persist == Persist::Close {
+            if client_closes && self.rlen == 0 && !self.read_closed {
                 // The client asked to close, its request is read to the end and nothing
                 // follows it: no data can arrive that would make the close a reset, so the
                 // lingering half-close (a shutdown, a read and a wake-up) is not needed.

@@ -74,6 +74,10 @@ pub struct Ctx {
     /// mod_status's counters.
     #[cfg(feature = "status")]
     pub stats: crate::handlers::status_page::Stats,
+    /// mod_status is loaded: connections report their state changes (a status page shows
+    /// them); otherwise nobody could see them, so they are not counted.
+    #[cfg(feature = "status")]
+    pub count_states: bool,
     /// mod_auth: signs Digest nonces (unless an auth.require entry has its own
     /// nonce-secret).
     #[cfg(feature = "auth")]
@@ -120,9 +124,15 @@ impl Ctx {
             listener_addrs,
             #[cfg(feature = "status")]
             stats,
+            #[cfg(feature = "status")]
+            count_states: false,
             #[cfg(feature = "auth")]
             auth_secret: auth_secret()?,
         };
+        #[cfg(feature = "status")]
+        {
+            ctx.count_states = ctx.cfg.modules.iter().any(|m| m == "mod_status");
+        }
         ctx.refresh_clock();
         Ok(ctx)
     }

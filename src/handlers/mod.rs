@@ -113,6 +113,10 @@ impl Reply<'_> {
 
     /// Throw away the body queued so far, and the file (a response being replaced).
     pub fn discard_body(&mut self, keep_segs: usize) {
+        if self.segs.len() <= keep_segs && self.file.is_none() && self.body_len == 0 {
+            // Nothing queued yet (the first pass of every request).
+            return;
+        }
         let keep_to = self
             .segs
             .iter()

@@ -110,7 +110,11 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Write one header line.
+#[inline]
 pub fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    // One capacity check for the line rather than one per piece: this runs several times for
+    // every response.
+    out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -126,14 +130,15 @@ pub fn header_u64(out: &mut Vec<u8>, name: &str, value: u64) {
 }
 
 /// The lines of a header list with their byte ranges: (line start, name, value, line end).
+/// Lines end in CRLF and values hold no line breaks, so the next '\n' ends a line.
 fn lines(list: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8], usize)> {
     let mut pos = 0;
     std::iter::from_fn(move || {
         let rest = list.get(pos..)?;
-        let end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let line = &rest[..end];
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let line = rest.get(..nl)?.strip_suffix(b"\r").unwrap_or(&rest[..nl]);
         let start = pos;
-        pos += end + 2;
+        pos += nl + 1;
         let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
         let value = line.get(colon + 1..).unwrap_or_default();
         let value = value.strip_prefix(b" ").unwrap_or(value);
@@ -166,9 +171,9 @@ pub fn set(list: &mut Vec<u8>, name: &str, value: &[u8]) {
     header(list, name, value);
 }
 
-/// Write a response head: the status line, Date, Server (unless the list has one, or the tag
-/// is empty), the header list, Content-Length when known, Connection when it must be said,
-/// and the blank line.
+/// Write a response head: the status line, Date, Server (`server_tag`, unless empty), the
+/// header list, Content-Length when known, Connection when it must be said, and the blank
+/// line. A caller whose list may carry its own Server field passes an empty tag then.
 pub fn write_head(
     out: &mut Vec<u8>,
     status: u16,
@@ -180,7 +185,7 @@ pub fn write_head(
 ) {
     status_line(out, status);
     header(out, "Date", date);
-    if !server_tag.is_empty() && find(list, "Server").is_none() {
+    if !server_tag.is_empty() {
         header(out, "Server", server_tag.as_bytes());
     }
     out.extend_from_slice(list);
@@ -332,14 +337,16 @@ mod tests {
             b"HTTP/1.1 404 Not Found\r\nDate: D\r\nServer: t\r\nX-a: 3\r\n\
               Content-Length: 5\r\nConnection: close\r\n\r\n"
         );
-        // A Server field set by the config wins over the tag.
+        // No tag, no Server field (the caller's list may have its own).
         header(&mut h, "Server", b"mine");
         out.clear();
-        write_head(&mut out, 200, b"D", "t", &h, None, Persist::KeepAlive11);
+        write_head(&mut out, 200, b"D", "", &h, None, Persist::KeepAlive11);
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nDate: D\r\nX-a: 3\r\nServer: mine\r\n\r\n"
         );
+        // A bare LF ends a line too.
+        assert_eq!(find(b"A: 1\nB: 2\r\n", "b"), Some(&b"2"[..]));
     }
 
     #[test]

@@ -283,6 +283,60 @@ fn cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
     None
 }
 
+/// The time stamps written last, one per format: a log line's `%t` changes once a second,
+/// and without the cache localtime_r and strftime are most of a line's cost (lighttpd keeps
+/// the formatted time per second as well). Capacity is reused, so the steady state does not
+/// allocate.
+struct StampCache {
+    slots: [(i64, usize, Vec<u8>, Vec<u8>); 2],
+    next: usize,
+}
+
+thread_local! {
+    static STAMPS: std::cell::RefCell<StampCache> = const {
+        std::cell::RefCell::new(StampCache {
+            slots: [(i64::MIN, 0, Vec::new(), Vec::new()), (i64::MIN, 0, Vec::new(), Vec::new())],
+            next: 0,
+        })
+    };
+}
+
+impl StampCache {
+    /// Append the cached stamp for (`secs`, `fmt`, `tm_of`) if there is one.
+    fn copy(&self, out: &mut Vec<u8>, secs: i64, fmt: &[u8], tm_of: fn(i64) -> Option<Tm>) -> bool {
+        let zone = tm_of as usize;
+        match self
+            .slots
+            .iter()
+            .find(|(s, z, f, _)| *s == secs && *z == zone && f == fmt)
+        {
+            Some((_, _, _, stamp)) => {
+                out.extend_from_slice(stamp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn keep(&mut self, secs: i64, fmt: &[u8], tm_of: fn(i64) -> Option<Tm>, stamp: &[u8]) {
+        let zone = tm_of as usize;
+        // The slot this format had, else the older one.
+        let i = self
+            .slots
+            .iter()
+            .position(|(_, z, f, _)| *z == zone && f == fmt)
+            .unwrap_or(self.next);
+        self.next = (i + 1) % self.slots.len();
+        let slot = &mut self.slots[i];
+        slot.0 = secs;
+        slot.1 = zone;
+        slot.2.clear();
+        slot.2.extend_from_slice(fmt);
+        slot.3.clear();
+        slot.3.extend_from_slice(stamp);
+    }
+}
+
 fn push_time(
     out: &mut Vec<u8>,
     secs: i64,
@@ -299,12 +353,16 @@ fn push_time(
     };
     match stamp {
         Stamp::Strftime => {
+            if STAMPS.with(|c| c.borrow().copy(out, secs, fmt, tm_of)) {
+                return;
+            }
             let Some(tm) = tm_of(secs) else { return };
             let mark = out.len();
             strftime(out, fmt, &tm);
             if out.len() - mark > MAX_TIME_LEN {
                 out.truncate(mark);
             }
+            STAMPS.with(|c| c.borrow_mut().keep(secs, fmt, tm_of, &out[mark..]));
         }
         Stamp::Sec => push_int(out, secs),
         Stamp::Msec => push_int(out, scaled(1_000, 1_000_000)),

@@ -54,6 +54,8 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     let Some(head) = ex.head else {
         return respond_error(ctx, ex, b, 400);
     };
+    // The head's place in the queue, filled in once the head is written; the body follows.
+    b.segs.push_back(Seg::Head(0, 0));
     let first_seg = b.segs.len();
     let mut pipe = Pipe::default();
     let mut conf = Rc::clone(&ctx.base);
@@ -159,7 +161,18 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
         }
     }
     response_start(ctx, ex, b, &head, &conf, mtime, pipe.clean);
-    write_head(ctx, ex, b, first_seg, &conf.server_tag, content_length);
+    // Only mod_setenv can have given the response a Server field of its own; the tag then
+    // yields to it. (Looked for only then: scanning every head would cost every request.)
+    let own_server = pipe.clean
+        && !(conf.setenv.set_response_header.is_empty()
+            && conf.setenv.add_response_header.is_empty())
+        && response::find(&b.hdrs, "Server").is_some();
+    let tag = if own_server {
+        ""
+    } else {
+        conf.server_tag.as_str()
+    };
+    write_head(ctx, ex, b, first_seg, tag, content_length);
     ex.conf = Some(conf);
     // The target after rewrites, for the access log (moved, not copied).
     ex.target = pipe.target.take();
@@ -417,7 +430,7 @@ fn prepare(
     // find a directory, also one set in a matching $HTTP["host"] block: lighttpd skips
     // simple-vhost only where simple-vhost.server-root is unset or "".
     #[cfg(feature = "vhost")]
-    {
+    if conf.vhost.simple.is_some() || conf.vhost.evhost.is_some() {
         let host = view.host().and_then(|h| std::str::from_utf8(h).ok());
         let mut is_dir = |p: &std::path::Path| p.is_dir();
         if let Some(sv) = &conf.vhost.simple {
@@ -669,6 +682,8 @@ fn errorfile(reply: &mut Reply, file: &std::path::Path, first_seg: usize) {
 /// Answer with an error page and no module involvement: the request could not be parsed or
 /// framed, or was refused before it was read. The connection closes after it.
 pub fn respond_error(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, status: u16) {
+    // The head's place in the queue, filled in once the head is written; the body follows.
+    b.segs.push_back(Seg::Head(0, 0));
     let first_seg = b.segs.len();
     let conf = Rc::clone(&ctx.base);
     let mut reply = Reply {
@@ -695,7 +710,8 @@ pub fn respond_error(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, status: u16
     ex.conf = Some(conf);
 }
 
-/// Serialize the head once the response is settled, and queue it before the body.
+/// Serialize the head once the response is settled, into the place kept for it before the
+/// body.
 fn write_head(
     ctx: &Ctx,
     ex: &Exchange,
@@ -715,10 +731,10 @@ fn write_head(
         ex.persist,
     );
     let seg = Seg::Head(0, b.hbuf.len());
-    if at >= b.segs.len() {
-        b.segs.push_back(seg);
-    } else {
-        b.segs.insert(at, seg);
+    // `at` is just after the place kept for it.
+    match at.checked_sub(1).and_then(|i| b.segs.get_mut(i)) {
+        Some(slot) => *slot = seg,
+        None => b.segs.push_front(seg),
     }
 }
 

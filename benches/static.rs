@@ -117,6 +117,35 @@ fn run() -> Result<bool, String> {
             problems.push(format!("lightd did not start: {e}"));
         }
     }
+    // The same binary with the modules a typical config loads: what they cost per request,
+    // measured in the same run as plain lightd.
+    let log = dir.path.join("lightd-mods-access.log");
+    let mods = format!(
+        "server.modules = ( \"mod_access\", \"mod_setenv\", \"mod_accesslog\" )\n\
+         url.access-deny = ( \"~\", \".inc\" )\n\
+         setenv.add-response-header = ( \"X-Frame-Options\" => \"DENY\" )\n\
+         accesslog.filename = {}\n",
+        quoted(&log)
+    );
+    match start_lightd_with(
+        Path::new(BIN),
+        "lightd-mods",
+        &dir.path,
+        &docroot,
+        &place,
+        &limits,
+        0,
+        &mods,
+    ) {
+        Ok(s) => {
+            println!("  lightd-mods:    the same, with mod_access, mod_setenv and mod_accesslog");
+            servers.push(s);
+        }
+        Err(e) => {
+            println!("  lightd-mods:    FAILED to start: {e}");
+            problems.push(format!("lightd-mods did not start: {e}"));
+        }
+    }
     // The static musl build: the one for small boxes, measured beside the default build.
     match musl_build() {
         Ok(bin) => {
@@ -956,6 +985,21 @@ fn start_lightd(
     limits: &Limits,
     workers: u32,
 ) -> Result<Server, String> {
+    start_lightd_with(bin, name, dir, docroot, place, limits, workers, "")
+}
+
+/// `start_lightd` with `extra` config lines appended.
+#[allow(clippy::too_many_arguments)]
+fn start_lightd_with(
+    bin: &Path,
+    name: &'static str,
+    dir: &Path,
+    docroot: &Path,
+    place: &Placement,
+    limits: &Limits,
+    workers: u32,
+    extra: &str,
+) -> Result<Server, String> {
     let cfg = dir.join(format!("{name}-{workers}.conf"));
     let text = format!(
         "# lightd benchmark config: no access log, identical limits to the other servers.\n\
@@ -967,7 +1011,8 @@ fn start_lightd(
          server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
          server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
          mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n\
-         server.max-worker = {workers}\n",
+         server.max-worker = {workers}\n\
+         {extra}",
         root = quoted(docroot),
         fds = limits.fds,
         conns = limits.conns,

@@ -346,3 +346,37 @@ fn static_file_etags_can_be_turned_off() {
     // No entity tag, so none can match: the full answer.
     assert_eq!(cond("/plain/p.txt").status, 200);
 }
+
+#[test]
+fn static_files_take_path_info_unless_disabled() {
+    let s = site(
+        "url.access-deny = ( \".inc\" )\nstatic-file.exclude-extensions = ( \".php\" )\n\
+         $HTTP[\"url\"] =^ \"/strict/\" {\n  static-file.disable-pathinfo = \"enable\"\n}",
+    )
+    .file("x.php", "<?php source")
+    .file("db.inc", "secret")
+    .file("strict/s.txt", "strict")
+    .start();
+    // lighttpd's default: the file, the rest being path info.
+    let r = s.get("/a.txt/more/path");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "text a"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.header("Content-Type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{}",
+        r.describe()
+    );
+    // The file found is checked like any other: excluded and denied names stay closed.
+    for path in ["/x.php/a", "/db.inc/b"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 403, "{path}: {}", r.describe());
+        assert!(!r.text().contains("source") && !r.text().contains("secret"));
+    }
+    assert_eq!(s.get("/strict/s.txt/more").status, 404);
+    assert_eq!(s.get("/missing/more").status, 404);
+}

@@ -99,10 +99,11 @@ const CASES: &[Case] = &[
     ("///file.txt", &[200], Some(FILE)),
     ("//localhost/file.txt", &[404], None),
     ("//127.0.0.1/file.txt", &[404], None),
-    // A file is not a directory.
-    ("/file.txt/", &[404], None),
-    ("/file.txt%2f", &[404], None),
-    ("/file.txt%2F", &[404], None),
+    // A path that runs on past a file: the file, with the rest as path info, as lighttpd
+    // does unless static-file.disable-pathinfo is set (tests/modules.rs).
+    ("/file.txt/", &[200], Some(FILE)),
+    ("/file.txt%2f", &[200], Some(FILE)),
+    ("/file.txt%2F", &[200], Some(FILE)),
     // %2F decodes to '/' before normalisation.
     ("/dir/file.txt", &[200], Some(DIR_FILE)),
     ("/dir%2ffile.txt", &[200], Some(DIR_FILE)),

@@ -340,6 +340,12 @@ const CORE_KEYS: &[Key] = &[
         c.etags = v.bool()
     }),
     request!(
+        "static-file.disable-pathinfo",
+        "mod_staticfile",
+        bool_val,
+        |c, v| c.static_pathinfo = !v.bool(),
+    ),
+    request!(
         "static-file.exclude-extensions",
         "mod_staticfile",
         list_val,

@@ -106,6 +106,8 @@ pub struct ReqConf {
     pub range_requests: bool,
     /// `static-file.etags`: send ETag and honour entity-tag preconditions.
     pub etags: bool,
+    /// Not `static-file.disable-pathinfo`: "/file.html/more" serves the file.
+    pub static_pathinfo: bool,
     /// Suffixes such as ".php": files ending in one are never served as static files (403).
     pub exclude_extensions: Vec<String>,
     pub dir_listing: bool,

@@ -35,6 +35,7 @@ pub(crate) fn default_req() -> ReqConf {
         follow_symlink: true,
         range_requests: true,
         etags: true,
+        static_pathinfo: true,
         exclude_extensions: Vec::new(),
         dir_listing: false,
         mime: mime::builtin(),

@@ -58,6 +58,10 @@ pub fn serve(req: &Request, reply: &mut Reply) {
 
     let file = match open_nonblocking(reply.fs_path) {
         Ok(f) => f,
+        // "/file.html/more": a file with path info after it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) && req.conf.static_pathinfo => {
+            return serve_with_pathinfo(req, reply, root);
+        }
         Err(e) => return reply.error(io_status(&e)),
     };
     let meta = match file.metadata() {
@@ -74,6 +78,57 @@ pub fn serve(req: &Request, reply: &mut Reply) {
     }
     let (src, info) = load(req, reply, file, &meta);
     serve_file(req, reply, src, &info, req.path);
+}
+
+/// A path that runs on past a regular file ("/file.html/more"): lighttpd serves the file and
+/// calls the rest path info, unless `static-file.disable-pathinfo` is set. The file found is
+/// checked like any other (excluded extensions, the index of denied names is not involved).
+fn serve_with_pathinfo(req: &Request, reply: &mut Reply, root: &Path) {
+    // Each '/' from the end marks a shorter candidate; the path is bounded, so is the walk.
+    let mut end = req.rel.len();
+    while let Some(slash) = req.rel[..end].rfind('/') {
+        end = slash;
+        if end == 0 {
+            break;
+        }
+        let candidate = &req.rel[..end];
+        reply.fs_path.clear();
+        reply.fs_path.push(root);
+        reply
+            .fs_path
+            .as_mut_os_string()
+            .push(std::ffi::OsStr::from_bytes(candidate.as_bytes()));
+        let Ok(meta) = std::fs::metadata(&*reply.fs_path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            break;
+        }
+        // mod_access judged the whole path; the file itself must pass too (stricter than
+        // lighttpd, which would serve "/x.php/more" where only ".php" is denied).
+        let info_len = req.rel.len() - end;
+        let url_file = req
+            .path
+            .get(..req.path.len().saturating_sub(info_len))
+            .unwrap_or(req.path);
+        if excluded(req, candidate) || access_denied(req, url_file) {
+            return reply.error(403);
+        }
+        let file = match open_nonblocking(reply.fs_path) {
+            Ok(f) => f,
+            Err(e) => return reply.error(io_status(&e)),
+        };
+        let meta = match file.metadata() {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return reply.error(403),
+            Err(e) => return reply.error(io_status(&e)),
+        };
+        // Not cached: the cache is keyed by the file's own path.
+        let info = FileInfo::new(&meta);
+        let name = candidate.rsplit('/').next().unwrap_or(candidate);
+        return serve_file(req, reply, Source::File(file), &info, name);
+    }
+    reply.error(404)
 }
 
 /// Where a response body comes from.
@@ -191,11 +246,21 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
 fn index_denied(req: &Request, name: &str) -> bool {
     #[cfg(feature = "access")]
     if !req.conf.access_deny.is_empty() || !req.conf.access_allow.is_empty() {
-        let full = format!("{}{}", req.path, name);
-        return !crate::modules::access::allowed(req.conf, &full);
+        return access_denied(req, &format!("{}{}", req.path, name));
     }
     let _ = (req, name);
     false
+}
+
+/// Whether mod_access refuses URL path `url`.
+fn access_denied(req: &Request, url: &str) -> bool {
+    #[cfg(feature = "access")]
+    return !crate::modules::access::allowed(req.conf, url);
+    #[cfg(not(feature = "access"))]
+    {
+        let _ = (req, url);
+        false
+    }
 }
 
 /// Cut the path back to `len` bytes, reusing its allocation.

@@ -164,8 +164,12 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     // Only mod_setenv can have given the response a Server field of its own; the tag then
     // yields to it. (Looked for only then: scanning every head would cost every request.)
     let own_server = pipe.clean
-        && !(conf.setenv.set_response_header.is_empty()
-            && conf.setenv.add_response_header.is_empty())
+        && conf
+            .setenv
+            .add_response_header
+            .iter()
+            .chain(&conf.setenv.set_response_header)
+            .any(|(k, _)| k.eq_ignore_ascii_case("Server"))
         && response::find(&b.hdrs, "Server").is_some();
     let tag = if own_server {
         ""

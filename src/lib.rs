@@ -250,6 +250,7 @@ fn start(
     }
     ready.done();
 
+    process::trim_binary_residency();
     let exit = server.run().map_err(|e| format!("event loop: {}", e))?;
     ::log::info!("stopped ({:?})", exit);
     if exit == server::Exit::HandedOver {

@@ -44,6 +44,29 @@ pub struct ConnInfo<'a> {
     pub requests: u32,
 }
 
+/// A fresh [`Reply`] over the exchange's buffers. A macro rather than a function so that the
+/// borrows stay per field: the handler reads the request from the same `Bufs` meanwhile.
+macro_rules! reply {
+    ($ctx:expr, $ex:expr, $b:expr) => {
+        Reply {
+            hdrs: &mut $b.hdrs,
+            wbuf: &mut $b.wbuf,
+            segs: &mut $b.segs,
+            file: &mut $ex.file,
+            fs_path: &mut $b.fs_path,
+            ranges: &mut $b.ranges,
+            scratch: &mut $b.scratch,
+            cache: &mut $ctx.cache,
+            now: $ctx.now_secs,
+            head_only: $ex.head_only,
+            status: 0,
+            content_length: None,
+            body_len: 0,
+            mtime: None,
+        }
+    };
+}
+
 /// Internal restarts (rewrites, error handlers) one request may take before it fails with
 /// 500; mod_rewrite's own loop limit is lower per phase, this bounds everything together.
 const MAX_RESTARTS: u32 = 128;
@@ -69,22 +92,7 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
         } else {
             prepare(ctx, ex, b, rlen, conn, &head, &mut pipe, &mut conf)
         };
-        let mut reply = Reply {
-            hdrs: &mut b.hdrs,
-            wbuf: &mut b.wbuf,
-            segs: &mut b.segs,
-            file: &mut ex.file,
-            fs_path: &mut b.fs_path,
-            ranges: &mut b.ranges,
-            scratch: &mut b.scratch,
-            cache: &mut ctx.cache,
-            now: ctx.now_secs,
-            head_only: ex.head_only,
-            status: 0,
-            content_length: None,
-            body_len: 0,
-            mtime: None,
-        };
+        let mut reply = reply!(ctx, ex, b);
         reply.discard_body(first_seg);
         match step {
             Step::Restart => continue,
@@ -690,22 +698,7 @@ pub fn respond_error(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, status: u16
     b.segs.push_back(Seg::Head(0, 0));
     let first_seg = b.segs.len();
     let conf = Rc::clone(&ctx.base);
-    let mut reply = Reply {
-        hdrs: &mut b.hdrs,
-        wbuf: &mut b.wbuf,
-        segs: &mut b.segs,
-        file: &mut ex.file,
-        fs_path: &mut b.fs_path,
-        ranges: &mut b.ranges,
-        scratch: &mut b.scratch,
-        cache: &mut ctx.cache,
-        now: ctx.now_secs,
-        head_only: ex.head_only,
-        status: 0,
-        content_length: None,
-        body_len: 0,
-        mtime: None,
-    };
+    let mut reply = reply!(ctx, ex, b);
     reply.error(status);
     ex.status = reply.status;
     ex.body_len = reply.body_len;

@@ -358,42 +358,28 @@ fn prepare(
         if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
             return Step::Error(s);
         }
-        let host = view.host().unwrap_or_default();
-        let host = std::str::from_utf8(host).unwrap_or("");
-        let lower;
-        let authority = if host.bytes().any(|c| c.is_ascii_uppercase()) {
-            lower = host.to_ascii_lowercase();
-            &lower
-        } else {
-            host
-        };
+        let authority = authority(&view);
         let url = UrlParts {
             scheme: view.scheme(),
-            authority,
+            authority: &authority,
             port: conn.local.port(),
         };
-        let _ = &url;
         #[cfg(feature = "rewrite")]
-        if !conf.rewrite.is_empty() {
-            let caps = branch_captures(ctx, conf.rewrite_branch, &view);
-            let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
-            let mut out = String::new();
-            match modules::rewrite::pass(
-                conf,
-                false,
-                &mut pipe.rewrite,
-                &pipe.matched,
-                &caps,
-                &url,
-                &mut out,
-            ) {
-                modules::rewrite::Step::GoOn => {}
-                modules::rewrite::Step::Restart => {
-                    pipe.target = Some(out);
-                    return Step::Restart;
-                }
-                modules::rewrite::Step::Fail => return Step::Error(500),
+        match rewrite_pass(
+            ctx,
+            conf,
+            false,
+            &mut pipe.rewrite,
+            &pipe.matched,
+            &view,
+            &url,
+        ) {
+            Ok(None) => {}
+            Ok(Some(target)) => {
+                pipe.target = Some(target);
+                return Step::Restart;
             }
+            Err(()) => return Step::Error(500),
         }
         #[cfg(feature = "redirect")]
         if let Some((_, branch)) = &conf.redirect {
@@ -516,40 +502,29 @@ fn prepare(
             std::fs::metadata(&p).is_ok_and(|m| m.is_file())
         });
         if !is_file {
-            let host = view.host().unwrap_or_default();
+            // The uri_raw pass above set `pipe.matched` for this target (a rewrite list
+            // exists, so it ran).
+            let authority = authority(&view);
             let url = UrlParts {
                 scheme: view.scheme(),
-                authority: std::str::from_utf8(host).unwrap_or(""),
+                authority: &authority,
                 port: conn.local.port(),
             };
-            let caps = branch_captures(ctx, conf.rewrite_branch, &view);
-            let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
-            if pipe.matched.is_empty() {
-                let raw_target = match &pipe.target {
-                    Some(t) => t.as_bytes(),
-                    None => head.target.get(buf),
-                };
-                if let Err(s) = urlrules::match_target(raw_target, &mut pipe.matched) {
-                    return Step::Error(s);
-                }
-            }
-            let mut out = String::new();
-            match modules::rewrite::pass(
+            match rewrite_pass(
+                ctx,
                 conf,
                 true,
                 &mut pipe.rewrite,
                 &pipe.matched,
-                &caps,
+                &view,
                 &url,
-                &mut out,
             ) {
-                modules::rewrite::Step::GoOn => {}
-                modules::rewrite::Step::Restart => {
-                    pipe.target = Some(out);
-                    pipe.matched.clear();
+                Ok(None) => {}
+                Ok(Some(target)) => {
+                    pipe.target = Some(target);
                     return Step::Restart;
                 }
-                modules::rewrite::Step::Fail => return Step::Error(500),
+                Err(()) => return Step::Error(500),
             }
         }
     }
@@ -619,6 +594,46 @@ fn authenticate(
         }
         Outcome::BadRequest => Some(Step::Error(400)),
         Outcome::ServerError => Some(Step::Error(500)),
+    }
+}
+
+/// `${url.authority}`: the Host (or the forwarded one), lower-cased as lighttpd has it.
+#[cfg(any(feature = "redirect", feature = "rewrite"))]
+fn authority<'a>(view: &View<'a>) -> std::borrow::Cow<'a, str> {
+    let host = std::str::from_utf8(view.host().unwrap_or_default()).unwrap_or("");
+    if host.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+/// One mod_rewrite pass over the plain list or the "-if-not-file" one: Ok(None) to go on,
+/// Ok(Some(target)) to restart with it, Err(()) for a 500.
+#[cfg(feature = "rewrite")]
+fn rewrite_pass(
+    ctx: &Ctx,
+    conf: &ReqConf,
+    if_not_file: bool,
+    state: &mut modules::rewrite::State,
+    matched: &str,
+    view: &View,
+    url: &UrlParts,
+) -> Result<Option<String>, ()> {
+    if !conf
+        .rewrite
+        .iter()
+        .any(|(k, _)| k.if_not_file() == if_not_file)
+    {
+        return Ok(None);
+    }
+    let caps = branch_captures(ctx, conf.rewrite_branch, view);
+    let caps: Vec<Option<&str>> = caps.iter().map(|c| c.as_deref()).collect();
+    let mut out = String::new();
+    match modules::rewrite::pass(conf, if_not_file, state, matched, &caps, url, &mut out) {
+        modules::rewrite::Step::GoOn => Ok(None),
+        modules::rewrite::Step::Restart => Ok(Some(out)),
+        modules::rewrite::Step::Fail => Err(()),
     }
 }
 

@@ -21,6 +21,8 @@ pub mod expire;
 pub mod extforward;
 mod glob;
 mod keys;
+#[cfg(feature = "backend")]
+pub mod gateway;
 mod lexer;
 mod mime;
 mod parser;

@@ -163,6 +163,18 @@ pub struct ReqConf {
     /// mod_auth and mod_authn_file.
     #[cfg(feature = "auth")]
     pub auth: super::auth::AuthConf,
+    /// mod_cgi.
+    #[cfg(feature = "cgi")]
+    pub cgi: super::gateway::CgiConf,
+    /// mod_fastcgi, mod_scgi, mod_proxy and mod_wstunnel.
+    #[cfg(feature = "fastcgi")]
+    pub fastcgi: super::gateway::GwConf,
+    #[cfg(feature = "scgi")]
+    pub scgi: super::gateway::GwConf,
+    #[cfg(feature = "proxy")]
+    pub proxy: super::gateway::GwConf,
+    #[cfg(feature = "wstunnel")]
+    pub wstunnel: super::gateway::GwConf,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).
@@ -342,6 +354,19 @@ pub struct Config {
     /// mod_auth: hold the 401 after wrong credentials (server.feature-flags
     /// "auth.delay-invalid-creds", on unless "disable").
     pub auth_delay_invalid_creds: bool,
+    /// `server.upload-dirs`: where request bodies too large for memory are spooled (the
+    /// first that works; default /var/tmp).
+    pub upload_dirs: Vec<PathBuf>,
+    /// `server.upload-temp-file-size`: the most bytes one spool file holds before the next
+    /// is started (0: no limit).
+    pub upload_temp_file_size: u64,
+    /// `server.stream-request-body` and `server.stream-response-body`: 0 buffers the whole
+    /// body, 1 streams it, 2 streams it with minimal buffering (lighttpd's values).
+    pub stream_request_body: u8,
+    pub stream_response_body: u8,
+    /// Every gateway host of every block, by `GwHost::index` (see config/gateway.rs).
+    #[cfg(feature = "backend")]
+    pub gw_hosts: Vec<std::rc::Rc<super::gateway::GwHost>>,
     pub base: ReqConf,
     /// The per-request keys set outside any conditional, as written, for `-p`.
     pub base_settings: Vec<ReqSetting>,

@@ -68,6 +68,16 @@ pub(crate) fn default_req() -> ReqConf {
         accesslog: Default::default(),
         #[cfg(feature = "auth")]
         auth: Default::default(),
+        #[cfg(feature = "cgi")]
+        cgi: Default::default(),
+        #[cfg(feature = "fastcgi")]
+        fastcgi: Default::default(),
+        #[cfg(feature = "scgi")]
+        scgi: Default::default(),
+        #[cfg(feature = "proxy")]
+        proxy: Default::default(),
+        #[cfg(feature = "wstunnel")]
+        wstunnel: Default::default(),
     }
 }
 
@@ -405,6 +415,12 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         max_request_head_time: Duration::from_secs(30),
         socket_activation: false,
         auth_delay_invalid_creds: true,
+        upload_dirs: vec![std::path::PathBuf::from("/var/tmp")],
+        upload_temp_file_size: 0,
+        stream_request_body: 0,
+        stream_response_body: 0,
+        #[cfg(feature = "backend")]
+        gw_hosts: Vec::new(),
         base: default_req(),
         base_settings: Vec::new(),
         conds: Vec::new(),

@@ -44,6 +44,10 @@ const REQUESTS_PER_TURN: u32 = 16;
 enum Phase {
     Head,
     Body,
+    /// A backend (CGI, FastCGI, SCGI, proxy) serves the request: its body goes to the
+    /// backend, and the backend's response to the client, as they flow.
+    #[cfg(feature = "backend")]
+    Backend,
     Write,
     Linger,
 }
@@ -59,8 +63,13 @@ pub enum Drive {
     Close,
 }
 
+/// The interim response a client that sent `Expect: 100-continue` waits for.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 pub struct Conn {
     sock: TcpStream,
+    /// The connection's slab key: its backend descriptors' tokens are derived from it.
+    key: usize,
     /// Registered with the poll (lazily, when it first has to wait).
     pub registered: bool,
     /// The lingering close has just begun: give the client a turn to close before reading.
@@ -87,9 +96,8 @@ pub struct Conn {
     /// When the first byte of the current request head arrived.
     head_start: Option<Instant>,
     linger_start: Option<Instant>,
-    /// How much of an interim response (100 Continue) at the start of the write buffer is
-    /// out.
-    wpos: usize,
+    /// A 100 Continue is owed to the client, and how much of it is out.
+    interim: Option<usize>,
     /// The peer's address as text, made once for conditions on $HTTP["remote-ip"].
     peer_ip: Option<Box<str>>,
     /// The state mod_status counts this connection in.
@@ -98,9 +106,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
+    pub fn new(
+        sock: TcpStream,
+        key: usize,
+        peer: SocketAddr,
+        listener: usize,
+        now: Instant,
+    ) -> Conn {
         Conn {
             sock,
+            key,
             registered: false,
             linger_fresh: false,
             peer,
@@ -117,7 +132,7 @@ impl Conn {
             last_io: now,
             head_start: None,
             linger_start: None,
-            wpos: 0,
+            interim: None,
             peer_ip: None,
             #[cfg(feature = "status")]
             shown: ConnState::ReadHead,
@@ -144,6 +159,8 @@ impl Conn {
             }
             Phase::Head => ConnState::ReadHead,
             Phase::Body => ConnState::ReadBody,
+            #[cfg(feature = "backend")]
+            Phase::Backend => ConnState::Write,
             Phase::Write => ConnState::Write,
             Phase::Linger => ConnState::Linger,
         });
@@ -223,6 +240,13 @@ impl Conn {
                     + std::time::Duration::from_secs(seen / MIN_BODY_RATE);
                 (self.last_io + cfg.max_read_idle).min(rate)
             }
+            #[cfg(feature = "backend")]
+            Phase::Backend => {
+                // Waiting on the backend (its read timeout, else server.max-read-idle) or on
+                // the client (server.max-write-idle), whichever side is stalled.
+                let idle = cfg.max_read_idle.max(cfg.max_write_idle);
+                self.last_io + idle
+            }
             Phase::Write => match self.ex.as_ref().and_then(|ex| ex.hold_until) {
                 Some(t) if t > self.last_io => t,
                 _ => self.last_io + cfg.max_write_idle,
@@ -285,6 +309,8 @@ impl Conn {
             let step = match self.phase {
                 Phase::Head => self.step_head(ctx, &mut served),
                 Phase::Body => self.step_body(ctx),
+                #[cfg(feature = "backend")]
+                Phase::Backend => self.step_backend(ctx),
                 Phase::Write => self.step_write(ctx),
                 Phase::Linger => self.step_linger(ctx.now),
             };
@@ -424,105 +450,129 @@ impl Conn {
             }
         };
         let limit = ctx.cfg.max_request_size;
-        let expect = head.expect_continue;
         let declared = match ex.body {
             BodyState::Length(n) => Some(n),
             _ => None,
         };
         let has_body = !matches!(ex.body, BodyState::None);
         self.ex = Some(ex);
-        match declared {
-            _ if !has_body => self.respond(ctx),
-            Some(n) if limit > 0 && n > limit => {
-                // Refuse before reading a byte of it; the body that follows cannot be
-                // skipped safely, so the connection ends after the answer.
-                self.respond_error(ctx, 413);
+        if let Some(n) = declared.filter(|&n| limit > 0 && n > limit) {
+            // Refuse before reading a byte of it; the body that follows cannot be skipped
+            // safely, so the connection ends after the answer.
+            log::debug!("{}: request body of {} bytes over the limit", self.peer, n);
+            self.respond_error(ctx, 413);
+            return;
+        }
+        if has_body {
+            // RFC 9110 §10.1.1: the interim response tells a client that waits that it may
+            // send the body. One that sent body bytes with its head is not waiting, and a
+            // server may then omit it; lighttpd does, and so do we.
+            let body_arrived = self.rlen > head.len;
+            if head.expect_continue && head.version == Version::Http11 && !body_arrived {
+                self.interim = Some(0);
             }
-            _ => {
-                // RFC 9110 §10.1.1: the interim response tells a client that waits that it
-                // may send the body. One that sent body bytes with its head is not waiting,
-                // and a server may then omit it; lighttpd does, and so do we.
-                let body_arrived = self.rlen > head.len;
-                if expect && head.version == Version::Http11 && !body_arrived {
-                    let bufs = self.bufs(ctx);
-                    bufs.wbuf
-                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
-                self.phase = Phase::Body;
-            }
+        }
+        // The response is decided now, before the body is read: a backend that takes the
+        // body must be chosen before its bytes arrive. Anything else waits in the queue
+        // until the body is read (and discarded).
+        self.respond(ctx);
+        #[cfg(feature = "backend")]
+        if self.ex.as_ref().is_some_and(|ex| ex.backend.is_some()) {
+            self.phase = Phase::Backend;
+            return;
+        }
+        if has_body {
+            self.phase = Phase::Body;
         }
     }
 
-    fn step_body(&mut self, ctx: &mut Ctx) -> Step {
-        // An interim 100 Continue may be waiting to go out.
-        if self.wpos < self.bufs.as_ref().map_or(0, |b| b.wbuf.len()) && self.writable {
-            match self.flush_interim() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) => return self.io_error("write", e),
-            }
-        }
+    /// Take the body bytes buffered after the head: into the backend's spool when a backend
+    /// takes the body, else thrown away. Ok(true) when the body is complete; Err with the
+    /// status to answer when it is malformed or too large.
+    fn consume_body(&mut self, ctx: &mut Ctx) -> Result<bool, u16> {
         let Some(head) = self.ex.as_ref().and_then(|ex| ex.head) else {
-            return Step::Close;
+            return Err(400);
         };
         let head_len = head.len;
-        // Consume whatever body bytes are buffered after the head.
-        if self.rlen > head_len {
-            let limit = ctx.cfg.max_request_size;
-            let rlen = self.rlen;
-            let (Some(b), Some(ex)) = (self.bufs.as_ref(), self.ex.as_mut()) else {
-                return Step::Close;
-            };
-            // The head stays at the start of the buffer while its body is read.
-            let (head_bytes, avail) = b.rbuf[..rlen].split_at(head_len);
-            let headers = &b.headers[..head.header_count.min(b.headers.len())];
-            let fed = match &mut ex.body {
-                BodyState::None => Ok((0, true)),
-                BodyState::Length(n) => {
-                    let take = (*n).min(avail.len() as u64);
-                    *n -= take;
-                    ex.body_seen += take;
-                    Ok((take as usize, *n == 0))
-                }
-                BodyState::Chunked(dec) => {
-                    let listed =
-                        |name: &[u8]| request::field_lists(head_bytes, headers, "Trailer", name);
-                    let announced = request::header(head_bytes, headers, "Trailer").is_some();
-                    let declared: Declared = if announced { Some(&listed) } else { None };
-                    let mut seen = 0u64;
-                    let fed = dec.feed(avail, declared, &mut |d| seen += d.len() as u64);
-                    ex.body_seen += seen;
-                    fed
-                }
-            };
-            let (used, done) = match fed {
-                Ok(fed) => fed,
-                Err(e) => {
-                    self.bad_request(ctx, e);
-                    return Step::Again;
-                }
-            };
-            let seen = ex.body_seen;
-            if done {
-                ex.body = BodyState::None;
-            }
-            if let Some(b) = self.bufs.as_mut() {
-                b.rbuf.copy_within(head_len + used..rlen, head_len);
-            }
-            self.rlen -= used;
-            if limit > 0 && seen > limit {
-                self.respond_error(ctx, 413);
-                return Step::Again;
-            }
-            if done {
-                self.respond(ctx);
-                return Step::Again;
-            }
+        if self.rlen <= head_len {
+            return Ok(self
+                .ex
+                .as_ref()
+                .is_some_and(|ex| matches!(ex.body, BodyState::None)));
         }
-        if !self.readable {
-            return Step::Wait;
+        let limit = ctx.cfg.max_request_size;
+        let rlen = self.rlen;
+        let (Some(b), Some(ex)) = (self.bufs.as_ref(), self.ex.as_mut()) else {
+            return Err(500);
+        };
+        // The head stays at the start of the buffer while its body is read.
+        let (head_bytes, avail) = b.rbuf[..rlen].split_at(head_len);
+        let headers = &b.headers[..head.header_count.min(b.headers.len())];
+        #[cfg(feature = "backend")]
+        let mut sink = ex.backend.as_mut().map(|g| g.body_sink());
+        #[cfg(feature = "backend")]
+        let mut spool_err: Option<io::Error> = None;
+        let mut take = |d: &[u8]| {
+            #[cfg(feature = "backend")]
+            if let Some(s) = sink.as_mut() {
+                if spool_err.is_none() {
+                    if let Err(e) = s.push(d) {
+                        spool_err = Some(e);
+                    }
+                }
+            }
+            let _ = d;
+        };
+        let fed = match &mut ex.body {
+            BodyState::None => Ok((0, true)),
+            BodyState::Length(n) => {
+                let t = (*n).min(avail.len() as u64);
+                take(&avail[..t as usize]);
+                *n -= t;
+                ex.body_seen += t;
+                Ok((t as usize, *n == 0))
+            }
+            BodyState::Chunked(dec) => {
+                let listed =
+                    |name: &[u8]| request::field_lists(head_bytes, headers, "Trailer", name);
+                let announced = request::header(head_bytes, headers, "Trailer").is_some();
+                let declared: Declared = if announced { Some(&listed) } else { None };
+                let mut seen = 0u64;
+                let fed = dec.feed(avail, declared, &mut |d| {
+                    seen += d.len() as u64;
+                    take(d);
+                });
+                ex.body_seen += seen;
+                fed
+            }
+        };
+        #[cfg(feature = "backend")]
+        if let Some(e) = spool_err {
+            log::error!("{}: spooling the request body: {}", self.peer, e);
+            return Err(500);
         }
+        let (used, done) = fed.map_err(|e| {
+            log::debug!("{}: bad request body: {}", self.peer, e.reason);
+            e.status
+        })?;
+        let seen = ex.body_seen;
+        if done {
+            ex.body = BodyState::None;
+        }
+        if let Some(b) = self.bufs.as_mut() {
+            b.rbuf.copy_within(head_len + used..rlen, head_len);
+        }
+        self.rlen -= used;
+        if limit > 0 && seen > limit {
+            return Err(413);
+        }
+        Ok(done)
+    }
+
+    /// Read more of the request body into the buffer after the head.
+    fn read_body(&mut self, ctx: &mut Ctx) -> Step {
         match self.read_more(ctx) {
+            // The client went away in the middle of its body: nobody is left to answer.
             Ok(0) => Step::Close,
             Ok(n) => {
                 self.rlen += n;
@@ -537,20 +587,47 @@ impl Conn {
         }
     }
 
-    /// Write the interim response queued before the body (100 Continue).
+    /// Read the body of a request whose response is already queued, and throw it away.
+    fn step_body(&mut self, ctx: &mut Ctx) -> Step {
+        if let Err(e) = self.flush_interim() {
+            return self.io_error("write", e);
+        }
+        match self.consume_body(ctx) {
+            Err(status) => {
+                self.respond_error(ctx, status);
+                return Step::Again;
+            }
+            Ok(true) => {
+                self.phase = Phase::Write;
+                self.last_io = ctx.now;
+                return Step::Again;
+            }
+            Ok(false) => {}
+        }
+        if !self.readable {
+            return Step::Wait;
+        }
+        self.read_body(ctx)
+    }
+
+    /// Write the 100 Continue owed, if any. WouldBlock is not an error: it goes on later.
     fn flush_interim(&mut self) -> io::Result<()> {
-        let Some(b) = self.bufs.as_mut() else {
+        let Some(mut pos) = self.interim else {
             return Ok(());
         };
-        while self.wpos < b.wbuf.len() {
-            match (&self.sock).write(&b.wbuf[self.wpos..]) {
-                Ok(n) => self.wpos += n,
+        while pos < CONTINUE.len() && self.writable {
+            match (&self.sock).write(&CONTINUE[pos..]) {
+                Ok(n) => pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) => return Err(e),
             }
         }
-        b.wbuf.clear();
-        self.wpos = 0;
+        self.interim = if pos < CONTINUE.len() {
+            Some(pos)
+        } else {
+            None
+        };
         Ok(())
     }
 
@@ -572,13 +649,19 @@ impl Conn {
         self.respond_error(ctx, e.status);
     }
 
-    /// An error response after which the connection closes.
+    /// An error response after which the connection closes. It replaces any response
+    /// already queued (a body turned out too large or malformed while it was being read).
     fn respond_error(&mut self, ctx: &mut Ctx, status: u16) {
         let mut bufs = match self.bufs.take() {
             Some(b) => b,
             None => ctx.take_bufs(),
         };
-        queue_interim_rest(&mut bufs, &mut self.wpos);
+        bufs.segs.clear();
+        bufs.wbuf.clear();
+        if self.interim == Some(0) {
+            // Not begun: a client told the body is refused need not be invited to send it.
+            self.interim = None;
+        }
         let ex = self
             .ex
             .get_or_insert_with(|| Exchange::new(None, ctx.now, Persist::Close));
@@ -586,18 +669,23 @@ impl Conn {
         // Unread input may follow a request we refuse: always close gently.
         ex.client_closes = false;
         ex.body = BodyState::None;
+        ex.file = None;
+        ex.hold_until = None;
+        #[cfg(feature = "backend")]
+        if let Some(mut g) = ex.backend.take() {
+            g.stop(&ctx.registry);
+        }
         pipeline::respond_error(ctx, ex, &mut bufs, status);
         self.bufs = Some(bufs);
         self.phase = Phase::Write;
         self.last_io = ctx.now;
     }
 
-    /// Build the response for the parsed head (body, if any, fully read).
+    /// Run the pipeline for the parsed head: a response queued, or a backend chosen.
     fn respond(&mut self, ctx: &mut Ctx) {
         // A status page counts the connection asking for it as writing, as lighttpd's does.
         #[cfg(feature = "status")]
         self.show_state(ctx, Some(ConnState::Write));
-        let Some(ex) = self.ex.as_mut() else { return };
         if !ctx.cfg.conds.is_empty() && self.peer_ip.is_none() {
             self.peer_ip = Some(self.peer.ip().to_string().into_boxed_str());
         }
@@ -605,38 +693,41 @@ impl Conn {
             Some(b) => b,
             None => ctx.take_bufs(),
         };
-        queue_interim_rest(&mut bufs, &mut self.wpos);
         let info = ConnInfo {
             peer: self.peer,
             peer_ip: self.peer_ip.as_deref().unwrap_or(""),
             local: ctx.listener_local(self.listener),
             requests: self.requests,
         };
-        pipeline::respond(ctx, ex, &mut bufs, self.rlen, &info);
+        if let Some(ex) = self.ex.as_mut() {
+            pipeline::respond(ctx, ex, &mut bufs, self.rlen, &info);
+        }
         self.bufs = Some(bufs);
         self.phase = Phase::Write;
         self.last_io = ctx.now;
     }
 
-    fn step_write(&mut self, ctx: &mut Ctx) -> Step {
-        if let Some(t) = self.ex.as_ref().and_then(|ex| ex.hold_until) {
-            if ctx.now < t {
-                return Step::Wait;
-            }
+    /// Send what is queued. Ok(true) once the queue is empty; Err(step) to stop driving.
+    fn send_queued(&mut self, ctx: &mut Ctx) -> Result<bool, Step> {
+        if let Err(e) = self.flush_interim() {
+            return Err(self.io_error("write", e));
         }
-        if !self.writable {
-            return Step::Wait;
+        if self.interim.is_some() {
+            return Ok(false);
         }
         let fd = self.sock.as_raw_fd();
         let Some(b) = self.bufs.as_mut() else {
-            return Step::Close;
+            return Err(Step::Close);
         };
         while let Some(seg) = b.segs.front_mut() {
+            if !self.writable {
+                return Ok(false);
+            }
             let res = match seg {
                 Seg::Head(..) | Seg::Mem(..) => send_mem(fd, b),
                 Seg::File { offset, len } => {
                     let Some(file) = self.ex.as_ref().and_then(|ex| ex.file.as_ref()) else {
-                        return Step::Close;
+                        return Err(Step::Close);
                     };
                     let mut off = *offset as libc::off_t;
                     let count = (*len).min(1 << 30) as usize;
@@ -653,7 +744,7 @@ impl Conn {
                         // The file is shorter than when we announced its length: the
                         // response cannot be completed honestly, so cut the connection.
                         log::warn!("{}: file shrank while being sent", self.peer);
-                        return Step::Close;
+                        return Err(Step::Close);
                     } else {
                         Err(io::Error::last_os_error())
                     }
@@ -664,12 +755,181 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.writable = false;
-                    return Step::Wait;
+                    return Ok(false);
                 }
-                Err(e) => return self.io_error("write", e),
+                Err(e) => return Err(self.io_error("write", e)),
             }
         }
-        self.finish_response(ctx)
+        Ok(true)
+    }
+
+    fn step_write(&mut self, ctx: &mut Ctx) -> Step {
+        if let Some(t) = self.ex.as_ref().and_then(|ex| ex.hold_until) {
+            if ctx.now < t {
+                return Step::Wait;
+            }
+        }
+        match self.send_queued(ctx) {
+            Ok(true) => self.finish_response(ctx),
+            Ok(false) => Step::Wait,
+            Err(step) => step,
+        }
+    }
+
+    /// Readiness for descriptor `which` of this connection's backend.
+    #[cfg(feature = "backend")]
+    pub fn backend_ready(&mut self, which: usize, readable: bool, writable: bool) {
+        if let Some(job) = self
+            .ex
+            .as_mut()
+            .and_then(|ex| ex.backend.as_mut())
+            .and_then(|g| g.job.as_mut())
+        {
+            job.ready(which, readable, writable);
+        }
+    }
+
+    /// The connection is going away: take its backend's descriptors out of the poll and
+    /// stop it.
+    #[cfg(feature = "backend")]
+    pub fn stop_backend(&mut self, ctx: &mut Ctx) {
+        if let Some(g) = self.ex.as_mut().and_then(|ex| ex.backend.as_mut()) {
+            g.stop(&ctx.registry);
+        }
+    }
+
+    /// A backend serves the request: pass the body on, the response back, both with
+    /// back-pressure, until the response is queued in full.
+    #[cfg(feature = "backend")]
+    fn step_backend(&mut self, ctx: &mut Ctx) -> Step {
+        use crate::pipeline::backend::{self, Turn};
+        if let Err(e) = self.flush_interim() {
+            return self.io_error("write", e);
+        }
+        let Some(head) = self.ex.as_ref().and_then(|ex| ex.head) else {
+            return Step::Close;
+        };
+        let mut progress = false;
+        // The client's body, into the spool or the running job.
+        let body_left = self
+            .ex
+            .as_ref()
+            .is_some_and(|ex| !matches!(ex.body, BodyState::None));
+        if body_left {
+            match self.consume_body(ctx) {
+                Err(status) => return self.backend_failed(ctx, status),
+                Ok(true) => {
+                    if let Some(g) = self.ex.as_mut().and_then(|ex| ex.backend.as_mut()) {
+                        g.body_complete();
+                    }
+                    progress = true;
+                }
+                Ok(false) => {
+                    let wants = self
+                        .ex
+                        .as_ref()
+                        .and_then(|ex| ex.backend.as_ref())
+                        .is_some_and(|g| g.wants_body());
+                    if wants && self.readable && self.interim.is_none() {
+                        match self.read_body(ctx) {
+                            Step::Again => return Step::Again,
+                            Step::Wait => {}
+                            other => return other,
+                        }
+                    }
+                }
+            }
+        } else if self.read_closed && !self.ex.as_ref().is_some_and(|ex| ex.client_closes) {
+            // The client went away while its request was being answered: stop the backend
+            // (a CGI script is killed). lighttpd does the same unless tcp-fin-propagate.
+            log::debug!("{}: client closed while a backend was answering", self.peer);
+            return Step::Close;
+        }
+        let body_complete = self
+            .ex
+            .as_ref()
+            .is_some_and(|ex| matches!(ex.body, BodyState::None));
+        let key = self.key;
+        let (Some(ex), Some(mut bufs)) = (self.ex.as_mut(), self.bufs.take()) else {
+            return Step::Close;
+        };
+        if let Some(g) = ex.backend.as_mut() {
+            if g.ready_to_start(body_complete) {
+                if let Err(status) = backend::start(ctx, g, key, body_complete) {
+                    self.bufs = Some(bufs);
+                    return self.backend_failed(ctx, status);
+                }
+                progress = true;
+            }
+        }
+        let turn = backend::turn(ctx, ex, &mut bufs, &head, self.rlen);
+        self.bufs = Some(bufs);
+        match turn {
+            Turn::Wait => {}
+            Turn::Progress => progress = true,
+            Turn::Restart => {
+                // cgi.local-redir: the same request again, with the script's Location.
+                self.stop_backend(ctx);
+                if let Some(ex) = self.ex.as_mut() {
+                    ex.backend = None;
+                }
+                if let Some(b) = self.bufs.as_mut() {
+                    b.segs.clear();
+                    b.wbuf.clear();
+                }
+                self.respond(ctx);
+                if self.ex.as_ref().is_some_and(|ex| ex.backend.is_some()) {
+                    self.phase = Phase::Backend;
+                }
+                return Step::Again;
+            }
+            Turn::Fail(status) => return self.backend_failed(ctx, status),
+            Turn::Cut => {
+                let _ = self.send_queued(ctx);
+                return Step::Close;
+            }
+            Turn::Done => {
+                self.stop_backend(ctx);
+                if let Some(ex) = self.ex.as_mut() {
+                    ex.backend = None;
+                    if !matches!(ex.body, BodyState::None) {
+                        // The backend answered before the client finished sending: the rest
+                        // cannot be skipped safely.
+                        ex.persist = Persist::Close;
+                        ex.client_closes = false;
+                        ex.body = BodyState::None;
+                    }
+                }
+                self.phase = Phase::Write;
+                return Step::Again;
+            }
+        }
+        match self.send_queued(ctx) {
+            Ok(_) => {}
+            Err(step) => return step,
+        }
+        if progress {
+            self.last_io = ctx.now;
+            Step::Again
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// The backend could not answer: an error response if nothing went out yet, else cut.
+    #[cfg(feature = "backend")]
+    fn backend_failed(&mut self, ctx: &mut Ctx, status: u16) -> Step {
+        let head_sent = self
+            .ex
+            .as_ref()
+            .and_then(|ex| ex.backend.as_ref())
+            .is_some_and(|g| g.head_sent());
+        self.stop_backend(ctx);
+        if head_sent {
+            return Step::Close;
+        }
+        self.respond_error(ctx, status);
+        Step::Again
     }
 
     /// The response is out: log it, then either wait for the next request or close.
@@ -687,7 +947,7 @@ impl Conn {
         pipeline::done(ctx, ex, self.bufs.as_deref(), self.rlen, &info);
         let (head, persist, client_closes) = (ex.head, ex.persist, ex.client_closes);
         self.ex = None;
-        self.wpos = 0;
+        self.interim = None;
         if let Some(b) = self.bufs.as_mut() {
             b.wbuf.clear();
             b.segs.clear();
@@ -749,15 +1009,6 @@ impl Conn {
         // More may be queued and no new edge will say so: come back after the others.
         Step::Yield
     }
-}
-
-/// A 100 Continue that went out only in part must finish before the final response: queue the
-/// rest of it as the first segment.
-fn queue_interim_rest(b: &mut Bufs, wpos: &mut usize) {
-    if *wpos < b.wbuf.len() {
-        b.segs.push_back(Seg::Mem(*wpos, b.wbuf.len()));
-    }
-    *wpos = 0;
 }
 
 /// Send the memory segments at the front of the queue (the head, and body bytes in the write

@@ -82,12 +82,19 @@ pub struct Ctx {
     /// nonce-secret).
     #[cfg(feature = "auth")]
     pub auth_secret: [u8; 32],
+    /// The loop's registry: backends register their descriptors with it.
+    #[cfg(feature = "backend")]
+    pub registry: mio::Registry,
 }
 
 impl Ctx {
     /// The shared state for `cfg`, with the access logs it names opened and the listeners
     /// bound at `listener_addrs` (by listener index).
-    pub fn new(cfg: Config, listener_addrs: Vec<SocketAddr>) -> io::Result<Ctx> {
+    pub fn new(
+        cfg: Config,
+        listener_addrs: Vec<SocketAddr>,
+        #[cfg(feature = "backend")] registry: mio::Registry,
+    ) -> io::Result<Ctx> {
         let mut accesslogs = Vec::new();
         for path in accesslog_paths(&cfg) {
             accesslogs.push(AccessLog::open(std::path::Path::new(&path))?);
@@ -128,6 +135,8 @@ impl Ctx {
             count_states: false,
             #[cfg(feature = "auth")]
             auth_secret: auth_secret()?,
+            #[cfg(feature = "backend")]
+            registry,
         };
         #[cfg(feature = "status")]
         {

@@ -14,6 +14,8 @@
 //! 6. [`conn`] writes it out, logs it ([`log`]), and either resets for the next (possibly
 //!    pipelined) request or half-closes and lingers before the slot is freed.
 
+#[cfg(feature = "backend")]
+pub mod backend;
 pub mod config;
 pub mod conn;
 pub mod ctx;

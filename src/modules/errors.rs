@@ -14,6 +14,16 @@ pub enum Saved {
     NotFound,
 }
 
+impl Saved {
+    /// The status that sent the request to the handler (a backend's REDIRECT_STATUS).
+    pub fn status(&self) -> u16 {
+        match self {
+            Saved::General(s) => *s,
+            Saved::NotFound => 404,
+        }
+    }
+}
+
 /// The URL to restart with for an error `status`, if the config has a handler for it.
 pub fn handler(conf: &ReqConf, status: u16) -> Option<(&str, Saved)> {
     if status < 400 {

@@ -55,6 +55,9 @@ pub struct Exchange {
     pub remote_user: Option<String>,
     #[cfg(feature = "auth")]
     pub auth_type: Option<&'static str>,
+    /// The backend answering this request, once the pipeline chose one.
+    #[cfg(feature = "backend")]
+    pub backend: Option<Box<super::backend::Gw>>,
 }
 
 impl Exchange {
@@ -79,6 +82,8 @@ impl Exchange {
             remote_user: None,
             #[cfg(feature = "auth")]
             auth_type: None,
+            #[cfg(feature = "backend")]
+            backend: None,
         }
     }
 }

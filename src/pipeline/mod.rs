@@ -17,6 +17,8 @@
 
 #[cfg(feature = "accesslog")]
 mod accesslog;
+#[cfg(feature = "backend")]
+pub mod backend;
 mod exchange;
 
 pub use exchange::{BodyState, Exchange};
@@ -81,6 +83,11 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     b.segs.push_back(Seg::Head(0, 0));
     let first_seg = b.segs.len();
     let mut pipe = Pipe::default();
+    // An internal redirect a backend asked for (cgi.local-redir) starts from its target.
+    #[cfg(feature = "backend")]
+    {
+        pipe.target = ex.target.take();
+    }
     let mut conf = Rc::clone(&ctx.base);
     b.hdrs.clear();
     // What the access log reports as the file: only one this request mapped to.
@@ -110,6 +117,21 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                 if !response::bodiless(s) {
                     reply.end_head(Some(0));
                 }
+            }
+            #[cfg(feature = "backend")]
+            Step::Backend => {
+                if let Some((script, split, plan)) = pipe.backend.take() {
+                    // The head comes from the backend: drop the place kept for ours.
+                    b.segs.truncate(first_seg - 1);
+                    let env = backend_env(ex, b, rlen, conn, &head, &pipe, &conf, &script, split);
+                    let mut gw = backend::Gw::new(plan, env, ctx, Rc::clone(&conf));
+                    gw.saved = pipe.saved;
+                    ex.backend = Some(Box::new(gw));
+                    ex.conf = Some(conf);
+                    ex.target = pipe.target.take();
+                    return;
+                }
+                reply.error(500);
             }
             Step::Handle => {
                 let buf = &b.rbuf[..rlen];
@@ -190,6 +212,58 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     ex.target = pipe.target.take();
 }
 
+/// The environment for the backend of a request the pipeline gave to one.
+#[cfg(feature = "backend")]
+#[allow(clippy::too_many_arguments)]
+fn backend_env(
+    ex: &Exchange,
+    b: &Bufs,
+    rlen: usize,
+    conn: &ConnInfo,
+    head: &Head,
+    pipe: &Pipe,
+    conf: &ReqConf,
+    script: &std::path::Path,
+    split: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let buf = &b.rbuf[..rlen];
+    let rel = pipe.rel.as_deref().unwrap_or(&b.path);
+    let path_info = rel.get(split..).unwrap_or("");
+    let script_name = b.path.strip_suffix(path_info).unwrap_or(&b.path);
+    let root = pipe
+        .root
+        .as_deref()
+        .or(conf.document_root.as_deref())
+        .unwrap_or(std::path::Path::new("/"));
+    let from = backend::EnvFrom {
+        buf,
+        head,
+        headers: &b.headers[..head.header_count],
+        conn,
+        conf,
+        script_name,
+        path_info,
+        script_filename: script,
+        document_root: root,
+        query: query_of(&pipe.target, buf, head),
+        request_uri: head.target.get(buf),
+        redirect_status: pipe.saved.as_ref().map(|s| s.status()),
+        #[cfg(feature = "auth")]
+        remote_user: ex.remote_user.as_deref(),
+        #[cfg(not(feature = "auth"))]
+        remote_user: None,
+        #[cfg(feature = "auth")]
+        auth_type: ex.auth_type,
+        #[cfg(not(feature = "auth"))]
+        auth_type: None,
+        scheme: "http",
+    };
+    let _ = ex;
+    let mut env = Vec::with_capacity(32);
+    backend::build_env(&from, &mut env);
+    env
+}
+
 /// Per-request pipeline state that lives across internal restarts.
 #[derive(Default)]
 struct Pipe {
@@ -227,6 +301,10 @@ struct Pipe {
     /// Authentication-Info.
     #[cfg(feature = "auth")]
     auth_headers: Vec<(&'static str, String)>,
+    /// The backend chosen: the script file, where its path info starts in `rel`, and what
+    /// to start.
+    #[cfg(feature = "backend")]
+    backend: Option<(std::path::PathBuf, usize, backend::Plan)>,
 }
 
 /// The query string, from the rewritten target if there is one.
@@ -249,6 +327,9 @@ enum Step {
     /// Answer with this redirect status and `pipe.location`.
     #[cfg_attr(not(feature = "redirect"), allow(dead_code))]
     Redirect(u16),
+    /// A backend answers: `pipe.backend` says which.
+    #[cfg(feature = "backend")]
+    Backend,
 }
 
 /// Phases 1 to 6: from the target to a handler, or to an early answer.
@@ -525,6 +606,21 @@ fn prepare(
                     return Step::Restart;
                 }
                 Err(()) => return Step::Error(500),
+            }
+        }
+    }
+    // The handler: mod_cgi for a file cgi.assign names.
+    #[cfg(feature = "cgi")]
+    if !conf.cgi.assign.is_empty() {
+        if let Some(root) = pipe.root.as_deref().or(conf.document_root.as_deref()) {
+            let rel = pipe.rel.as_deref().unwrap_or(&b.path);
+            match backend::select_cgi(conf, root, rel) {
+                None => {}
+                Some(Err(s)) => return Step::Error(s),
+                Some(Ok(sel)) => {
+                    pipe.backend = Some(sel);
+                    return Step::Backend;
+                }
             }
         }
     }

@@ -153,6 +153,9 @@ impl Server {
             libc::SIGHUP,
             libc::SIGUSR1,
             libc::SIGUSR2,
+            // A CGI child ended: reap it (backend::reap).
+            #[cfg(feature = "backend")]
+            libc::SIGCHLD,
         ])?;
         if let Some(c) = &control {
             poll.registry().register(
@@ -179,6 +182,9 @@ impl Server {
             .min((fds.saturating_sub(reserve) / 2).max(1));
         let now = Instant::now();
         let listener_addrs = ls.iter().flatten().map(|l| l.local).collect();
+        #[cfg(feature = "backend")]
+        let ctx = Ctx::new(cfg, listener_addrs, poll.registry().try_clone()?)?;
+        #[cfg(not(feature = "backend"))]
         let ctx = Ctx::new(cfg, listener_addrs)?;
         Ok(Server {
             poll,
@@ -291,6 +297,18 @@ impl Server {
                         // A new connection is queued: if we are full, someone is waiting.
                         self.queued = true;
                         self.update_pressure();
+                    }
+                    #[cfg(feature = "backend")]
+                    t if crate::backend::job::owner(t).is_some() => {
+                        if let Some((k, which)) = crate::backend::job::owner(t) {
+                            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            let writable =
+                                ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                            if let Some(c) = self.conns.get_mut(k) {
+                                c.backend_ready(which, readable, writable);
+                                self.drive(k);
+                            }
+                        }
                     }
                     Token(k) => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -454,7 +472,12 @@ impl Server {
         // epoll_ctl matters when every request comes on a new connection. (A child between
         // fork and exec may hold the descriptor a moment longer; an event that reaches the
         // reused slot then is only a spurious wake-up, which every state handles.)
-        let gone = self.conns.try_remove(k);
+        #[allow(unused_mut)]
+        let mut gone = self.conns.try_remove(k);
+        #[cfg(feature = "backend")]
+        if let Some(c) = gone.as_mut() {
+            c.stop_backend(&mut self.ctx);
+        }
         #[cfg(feature = "status")]
         if let Some(c) = &gone {
             self.ctx.stats.conn_change(Some(c.shown_state()), None);
@@ -497,7 +520,9 @@ impl Server {
                     Ok((sock, peer)) => {
                         // TCP_NODELAY comes from the listening socket (Linux copies it to
                         // accepted sockets), saving a setsockopt per connection.
-                        let key = self.conns.insert(Conn::new(sock, peer, i, self.ctx.now));
+                        let entry = self.conns.vacant_entry();
+                        let key = entry.key();
+                        entry.insert(Conn::new(sock, key, peer, i, self.ctx.now));
                         #[cfg(feature = "status")]
                         self.ctx.stats.conn_change(
                             None,
@@ -627,6 +652,8 @@ impl Server {
                     self.signal_old_gens(libc::SIGTERM);
                     return Some(Exit::Immediate);
                 }
+                #[cfg(feature = "backend")]
+                libc::SIGCHLD => crate::backend::reap::reap(self.ctx.now),
                 libc::SIGHUP => {
                     self.signal_workers(libc::SIGHUP);
                     self.signal_old_gens(libc::SIGHUP);

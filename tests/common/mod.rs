@@ -940,6 +940,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The status line and header lines as received, for messages.
     pub head: String,
+    /// The body came chunked (backends' responses without a length); `body` is decoded.
+    pub chunked: bool,
 }
 
 impl Response {
@@ -1145,6 +1147,7 @@ impl Conn {
             headers,
             body: Vec::new(),
             head,
+            chunked: false,
         };
         let bodiless =
             head_request || (100..200).contains(&status) || status == 204 || status == 304;
@@ -1155,10 +1158,15 @@ impl Conn {
             .header("Transfer-Encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the server must not send chunked responses",
-            ));
+            if resp.header("Content-Length").is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "both Content-Length and chunked",
+                ));
+            }
+            resp.chunked = true;
+            resp.body = self.read_chunked()?;
+            return Ok(resp);
         }
         match resp.header("Content-Length") {
             Some(v) => {
@@ -1188,6 +1196,66 @@ impl Conn {
             }
         }
         Ok(resp)
+    }
+
+    /// A chunked body (RFC 9112 §7.1), decoded; the trailer section is read and dropped.
+    /// Bounded: at most 1 GiB of body.
+    fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                if self.fill()? == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("EOF inside a chunked body after {} bytes", body.len()),
+                    ));
+                }
+            };
+            let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
+            self.buf.drain(..line_end + 2);
+            if size == 0 {
+                // Trailer fields, then the empty line.
+                loop {
+                    let end = loop {
+                        if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                            break i;
+                        }
+                        if self.fill()? == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "EOF inside the chunked trailer",
+                            ));
+                        }
+                    };
+                    self.buf.drain(..end + 2);
+                    if end == 0 {
+                        return Ok(body);
+                    }
+                }
+            }
+            if body.len() + size > 1 << 30 {
+                return Err(bad("chunked body over 1 GiB".into()));
+            }
+            while self.buf.len() < size + 2 {
+                if self.fill()? == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("EOF inside a chunk after {} bytes", body.len()),
+                    ));
+                }
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err(bad("chunk not followed by CRLF".into()));
+            }
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.drain(..size + 2);
+        }
     }
 
     /// Read until EOF and return the bytes that came before it. An error (reset, timeout)

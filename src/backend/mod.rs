@@ -1,0 +1,9 @@
+//! Backends: what owns a descriptor other than the client socket. CGI children and their
+//! pipes, sockets to FastCGI, SCGI and HTTP servers, spooled request bodies.
+
+#[cfg(feature = "fastcgi")]
+pub mod fcgi;
+pub mod job;
+pub mod reap;
+pub mod spawn;
+pub mod spool;

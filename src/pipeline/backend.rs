@@ -1,0 +1,742 @@
+//! Requests a backend answers: choosing the backend (mod_cgi's `cgi.assign`, the gateways'
+//! `*.server`), starting it once the body is spooled (or at once when bodies stream), and
+//! turning the backend's response into the client's: its head through the same
+//! response-start modules as any other, its body framed for the client as it arrives.
+//!
+//! The connection drives a [`Gw`] from the loop: it feeds the request body in, calls
+//! [`turn`] whenever a descriptor is ready, and writes what `turn` queued.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::backend::job::{Got, Job};
+use crate::backend::spool::Spool;
+use crate::config::ReqConf;
+use crate::ctx::{Bufs, Ctx};
+use crate::handlers::Seg;
+use crate::http::gw_head::{self, GwHead, StatusFrom};
+use crate::http::request::{self, Head, Header};
+use crate::http::response;
+
+use super::{ConnInfo, Exchange};
+
+/// Request body bytes kept in memory before the spool goes to a file.
+const SPOOL_MEM: usize = 64 * 1024;
+
+/// Stop reading from the client while this much body waits for the backend, and from the
+/// backend while this much response waits for the client.
+pub const BACKPRESSURE: usize = 64 * 1024;
+
+/// The most a backend's response head may take.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// What to start for a request, decided by the pipeline before its body is read.
+pub enum Plan {
+    /// Run a CGI script: argv (interpreter first, if any), working directory, environment.
+    Cgi {
+        argv: Vec<std::ffi::OsString>,
+        cwd: PathBuf,
+    },
+}
+
+/// How the response body reaches the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// The backend announced a length: pass exactly that many bytes.
+    Length(u64),
+    /// HTTP/1.1 client, no length: chunked.
+    Chunked,
+    /// HTTP/1.0 client, no length: the end of the connection ends the body.
+    Close,
+    /// HEAD, or a status without a body: read and drop what the backend sends.
+    Discard,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Resp {
+    /// Waiting for (the rest of) the backend's head.
+    Head,
+    Body(Framing),
+    /// The response is complete on our side (all of it queued).
+    Done,
+}
+
+/// A request in a backend's hands.
+pub struct Gw {
+    plan: Option<Plan>,
+    /// The environment (CGI, FastCGI, SCGI) as (name, value) pairs.
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The request body, until the job starts and takes it.
+    spool: Option<Spool>,
+    pub job: Option<Job>,
+    /// Response bytes read and not yet handled.
+    resp: Vec<u8>,
+    state: Resp,
+    /// Start the backend before the body is complete, and pass the body on as it comes.
+    stream_request: bool,
+    /// How the backend's head is read.
+    mode: gw_head::Mode,
+    /// `cgi.local-redir`.
+    local_redir: bool,
+    /// X-Sendfile is honoured, limited to these directories (empty: anywhere).
+    x_sendfile: Option<Rc<[PathBuf]>>,
+    /// Body bytes still owed to the client (Length framing) or seen (others), for the log.
+    body_sent: u64,
+    /// The request's settings, for the response-start modules.
+    conf: Rc<ReqConf>,
+    /// The request is an error handler's restart: the answer's status follows its rules.
+    pub saved: Option<crate::modules::errors::Saved>,
+}
+
+/// What a turn of the backend produced for the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Nothing can move until a descriptor is ready.
+    Wait,
+    /// Something moved: queue it out and come again.
+    Progress,
+    /// `cgi.local-redir`: restart the request with `ex.target`.
+    Restart,
+    /// The backend failed before its head: answer with this status.
+    Fail(u16),
+    /// The backend failed after the head went out: the client's response cannot be
+    /// completed honestly, so the connection must be cut.
+    Cut,
+    /// The response is completely queued.
+    Done,
+}
+
+impl Gw {
+    pub fn new(plan: Plan, env: Vec<(Vec<u8>, Vec<u8>)>, ctx: &Ctx, conf: Rc<ReqConf>) -> Gw {
+        let dirs: Rc<[PathBuf]> = ctx.cfg.upload_dirs.clone().into();
+        #[cfg(feature = "cgi")]
+        let (local_redir, x_sendfile) = (
+            conf.cgi.local_redir,
+            conf.cgi
+                .x_sendfile
+                .then(|| Rc::clone(&conf.cgi.x_sendfile_docroot)),
+        );
+        #[cfg(not(feature = "cgi"))]
+        let (local_redir, x_sendfile) = (false, None);
+        Gw {
+            mode: match plan {
+                Plan::Cgi { .. } => gw_head::Mode::Cgi,
+            },
+            plan: Some(plan),
+            env,
+            spool: Some(Spool::new(SPOOL_MEM, dirs)),
+            job: None,
+            resp: Vec::new(),
+            state: Resp::Head,
+            stream_request: ctx.cfg.stream_request_body != 0,
+            local_redir,
+            x_sendfile,
+            body_sent: 0,
+            conf,
+            saved: None,
+        }
+    }
+
+    /// Where request body bytes go now.
+    pub fn body_sink(&mut self) -> &mut Spool {
+        if let Some(j) = self.job.as_mut() {
+            return &mut j.body;
+        }
+        // The spool moves into the job when it starts, so it is here until then.
+        self.spool
+            .get_or_insert_with(|| Spool::new(SPOOL_MEM, Rc::from(Vec::new())))
+    }
+
+    /// Whether the connection should read more body from the client now.
+    pub fn wants_body(&self) -> bool {
+        match &self.job {
+            // Not started: spool it all (to a file beyond memory) unless streaming.
+            None => !self.stream_request || self.spool.as_ref().map_or(0, |s| s.len()) < BACKPRESSURE as u64,
+            Some(j) => j.pending_input() < BACKPRESSURE as u64 && self.state != Resp::Done,
+        }
+    }
+
+    pub fn started(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Whether the job should start now: the body is complete, or bodies stream.
+    pub fn ready_to_start(&self, body_complete: bool) -> bool {
+        self.job.is_none() && (body_complete || self.stream_request)
+    }
+
+    /// The whole request body is in (tell the job: it frames the end).
+    pub fn body_complete(&mut self) {
+        if let Some(j) = self.job.as_mut() {
+            j.body_complete = true;
+        }
+    }
+
+    /// The response's head has been queued for the client.
+    pub fn head_sent(&self) -> bool {
+        self.state != Resp::Head
+    }
+
+    /// Take the job's descriptors out of the poll and let it go (its child is stopped).
+    pub fn stop(&mut self, reg: &mio::Registry) {
+        if let Some(mut j) = self.job.take() {
+            j.deregister(reg);
+        }
+    }
+}
+
+/// Start the backend: spawn the CGI child (or connect), register its descriptors under the
+/// connection's key. Err is the status to answer with.
+pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Result<(), u16> {
+    let Some(plan) = g.plan.take() else {
+        return Err(500);
+    };
+    let body = g
+        .spool
+        .take()
+        .unwrap_or_else(|| Spool::new(SPOOL_MEM, Rc::from(Vec::new())));
+    let mut job = match plan {
+        Plan::Cgi { argv, cwd } => {
+            if body_complete {
+                // CGI needs the length: known now that the body is spooled.
+                set_env(&mut g.env, b"CONTENT_LENGTH", body.total().to_string().as_bytes());
+            }
+            let has_body = body.total() > 0 || !body_complete;
+            let child = crate::backend::spawn::spawn_cgi(&argv, &cwd, &g.env, has_body)
+                .map_err(|e| {
+                    log::error!(
+                        "cgi: starting {}: {}",
+                        argv.last().map_or("?".into(), |a| a.to_string_lossy()),
+                        e
+                    );
+                    // lighttpd answers a script that cannot be run with 500.
+                    500u16
+                })?;
+            Job::pipes(child.pid, child.stdin, child.stdout, body, ctx.now)
+        }
+    };
+    job.body_complete = body_complete;
+    if let Err(e) = job.register(&ctx.registry, key) {
+        log::error!("backend: registering its descriptors: {}", e);
+        return Err(500);
+    }
+    g.job = Some(job);
+    Ok(())
+}
+
+/// Replace or add an environment variable.
+fn set_env(env: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: &[u8]) {
+    match env.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => *v = value.to_vec(),
+        None => env.push((name.to_vec(), value.to_vec())),
+    }
+}
+
+/// One turn of the backend: send it what is pending, read what it answered, and queue the
+/// client's response (head once, then body, framed) in `b`. Reads no more while
+/// [`BACKPRESSURE`] bytes wait for the client.
+pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: usize) -> Turn {
+    let Some(g) = ex.backend.as_mut() else {
+        return Turn::Done;
+    };
+    let Some(job) = g.job.as_mut() else {
+        return Turn::Wait;
+    };
+    let mut progress = false;
+    match job.pump() {
+        Ok(p) => progress |= p,
+        Err(e) => {
+            log::error!("backend: sending the request: {}", e);
+            return if g.head_sent() {
+                Turn::Cut
+            } else {
+                Turn::Fail(502)
+            };
+        }
+    }
+    if g.state == Resp::Done {
+        return if progress { Turn::Progress } else { Turn::Done };
+    }
+    // Room for more response in the client's queue?
+    if b.segs.is_empty() {
+        b.wbuf.clear();
+    }
+    if b.wbuf.len() >= BACKPRESSURE {
+        return if progress { Turn::Progress } else { Turn::Wait };
+    }
+    let got = match job.read(&mut g.resp) {
+        Ok(got) => got,
+        Err(e) => {
+            log::error!("backend: reading the response: {}", e);
+            return if g.head_sent() {
+                Turn::Cut
+            } else {
+                Turn::Fail(502)
+            };
+        }
+    };
+    match got {
+        Got::Wait if !progress => return Turn::Wait,
+        Got::Wait => return Turn::Progress,
+        Got::Data => job.last_read = ctx.now,
+        Got::End => {}
+    }
+    let ended = got == Got::End;
+    // Interim responses (1xx but 101) are dropped; bounded, each one consumed bytes.
+    for _ in 0..16 {
+        if g.state != Resp::Head {
+            break;
+        }
+        match gw_head::parse(&g.resp, g.mode, MAX_HEAD) {
+            Ok(Some(h)) if h.interim() => {
+                g.resp.drain(..h.len.min(g.resp.len()));
+                continue;
+            }
+            Ok(Some(h)) => {
+                let t = on_head(ctx, ex, b, head, rlen, &h);
+                if t != Turn::Progress {
+                    return t;
+                }
+            }
+            Ok(None) if ended => {
+                log::error!("backend: the response ended inside its head");
+                return Turn::Fail(502);
+            }
+            Ok(None) => return Turn::Progress,
+            Err(e) => {
+                log::error!("backend: bad response head: {}", e);
+                return Turn::Fail(502);
+            }
+        }
+        break;
+    }
+    let Exchange {
+        backend, body_len, ..
+    } = ex;
+    match backend.as_mut() {
+        Some(g) => body_out(g, b, body_len, ended),
+        None => Turn::Done,
+    }
+}
+
+/// The backend's head is complete: build the client's head from it.
+fn on_head(
+    ctx: &mut Ctx,
+    ex: &mut Exchange,
+    b: &mut Bufs,
+    head: &Head,
+    _rlen: usize,
+    h: &GwHead,
+) -> Turn {
+    let Some(g) = ex.backend.as_mut() else {
+        return Turn::Done;
+    };
+    let raw = std::mem::take(&mut g.resp);
+    let field = |name: &str| h.field(&raw, name);
+    let location = h.location.map(|l| l.get(&raw));
+    // RFC 3875 §6.2.2: a local path in Location with no status is an internal redirect.
+    if g.local_redir
+        && h.status_from == StatusFrom::Location
+        && location.is_some_and(|l| l.starts_with(b"/") && !l.starts_with(b"//"))
+    {
+        if let Some(l) = location.and_then(|l| std::str::from_utf8(l).ok()) {
+            ex.target = Some(l.to_string());
+            return Turn::Restart;
+        }
+    }
+    let mut status = h.status.unwrap_or(if location.is_some() { 302 } else { 200 });
+    if !(100..=999).contains(&status) {
+        status = 502;
+    }
+    if let Some(saved) = g.saved {
+        status = crate::modules::errors::final_status(saved, status);
+    }
+    // X-Sendfile: the backend names a file to send instead of its body.
+    let sendfile = g.x_sendfile.as_ref().and_then(|dirs| {
+        field("X-Sendfile")
+            .or_else(|| field("X-LIGHTTPD-send-file"))
+            .map(|p| (PathBuf::from(String::from_utf8_lossy(p).as_ref()), Rc::clone(dirs)))
+    });
+    b.hdrs.clear();
+    for f in &h.fields {
+        let name = f.name.get(&raw);
+        if is_dropped(name) {
+            continue;
+        }
+        if sendfile.is_some() && name.eq_ignore_ascii_case(b"Content-Length") {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        response::header(&mut b.hdrs, name, f.value.get(&raw));
+    }
+    let conf = Rc::clone(&g.conf);
+    let bodiless = ex.head_only || response::bodiless(status);
+    let mut content_length = h.content_length;
+    if let Some((path, dirs)) = sendfile {
+        return send_file(ctx, ex, b, head, status, &path, &dirs);
+    }
+    let framing = if bodiless {
+        if response::bodiless(status) {
+            content_length = None;
+        }
+        Framing::Discard
+    } else if let Some(n) = h.content_length {
+        Framing::Length(n)
+    } else if head.version == request::Version::Http11 {
+        Framing::Chunked
+    } else {
+        ex.persist = response::Persist::Close;
+        Framing::Close
+    };
+    ex.status = status;
+    // The rest of what was read is body.
+    let rest = raw.get(h.len..).unwrap_or_default().to_vec();
+    g.resp = rest;
+    g.state = Resp::Body(framing);
+    if framing == Framing::Chunked {
+        response::header(&mut b.hdrs, "Transfer-Encoding", b"chunked");
+    }
+    super::response_start(ctx, ex, b, head, &conf, None, true);
+    // A Server field from the backend replaces the tag, as in lighttpd.
+    let tag = if response::find(&b.hdrs, "Server").is_some() {
+        String::new()
+    } else {
+        conf.server_tag.clone()
+    };
+    b.segs.push_back(Seg::Head(0, 0));
+    let at = b.segs.len();
+    let cl = if framing == Framing::Chunked {
+        None
+    } else {
+        content_length
+    };
+    super::write_head(ctx, ex, b, at, &tag, cl);
+    ex.conf = Some(conf);
+    Turn::Progress
+}
+
+/// Fields of a backend's head that never reach the client as they are: the framing, which
+/// is the client connection's own, hop-by-hop fields, the CGI Status line, and X-Sendfile.
+fn is_dropped(name: &[u8]) -> bool {
+    const DROP: &[&str] = &[
+        "Status",
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "Proxy-Connection",
+        "Upgrade",
+        "TE",
+        "Trailer",
+        "Date",
+        "X-Sendfile",
+        "X-LIGHTTPD-send-file",
+        "Content-Length",
+    ];
+    DROP.iter().any(|d| name.eq_ignore_ascii_case(d.as_bytes()))
+}
+
+/// X-Sendfile: answer with the named file (the backend's status and fields kept).
+fn send_file(
+    ctx: &mut Ctx,
+    ex: &mut Exchange,
+    b: &mut Bufs,
+    head: &Head,
+    status: u16,
+    path: &Path,
+    dirs: &[PathBuf],
+) -> Turn {
+    let allowed = path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        && (dirs.is_empty() || dirs.iter().any(|d| path.starts_with(d)));
+    if !allowed {
+        log::error!(
+            "x-sendfile: {} is outside x-sendfile-docroot; refused",
+            path.display()
+        );
+        return Turn::Fail(502);
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return Turn::Fail(404);
+    };
+    let Ok(meta) = file.metadata() else {
+        return Turn::Fail(404);
+    };
+    if !meta.is_file() {
+        return Turn::Fail(404);
+    }
+    let len = meta.len();
+    ex.status = status;
+    if let Some(g) = ex.backend.as_mut() {
+        g.state = Resp::Done;
+    }
+    let conf = ex
+        .backend
+        .as_ref()
+        .map(|g| Rc::clone(&g.conf))
+        .unwrap_or_else(|| Rc::clone(&ctx.base));
+    super::response_start(ctx, ex, b, head, &conf, None, true);
+    b.segs.push_back(Seg::Head(0, 0));
+    let at = b.segs.len();
+    if !ex.head_only && len > 0 {
+        b.segs.push_back(Seg::File { offset: 0, len });
+        ex.file = Some(file);
+    }
+    ex.body_len = if ex.head_only { 0 } else { len };
+    super::write_head(ctx, ex, b, at, &conf.server_tag, Some(len));
+    ex.conf = Some(conf);
+    Turn::Done
+}
+
+/// Move response body bytes into the client's queue, framed.
+fn body_out(g: &mut Gw, b: &mut Bufs, body_len: &mut u64, ended: bool) -> Turn {
+    let Resp::Body(framing) = g.state else {
+        return if g.state == Resp::Done {
+            Turn::Done
+        } else {
+            Turn::Progress
+        };
+    };
+    let data = std::mem::take(&mut g.resp);
+    let from = b.wbuf.len();
+    match framing {
+        Framing::Discard => {}
+        Framing::Length(left) => {
+            let take = (data.len() as u64).min(left) as usize;
+            b.wbuf.extend_from_slice(&data[..take]);
+            let left = left - take as u64;
+            g.state = Resp::Body(Framing::Length(left));
+            *body_len += take as u64;
+            if take < data.len() {
+                log::warn!("backend: sent more than its Content-Length; the rest is dropped");
+            }
+            if left == 0 {
+                g.state = Resp::Done;
+            } else if ended {
+                log::error!("backend: response ended {} bytes short of its Content-Length", left);
+                if b.wbuf.len() > from {
+                    b.segs.push_back(Seg::Mem(from, b.wbuf.len()));
+                }
+                return Turn::Cut;
+            }
+        }
+        Framing::Chunked => {
+            if !data.is_empty() {
+                use std::io::Write;
+                let _ = write!(b.wbuf, "{:x}\r\n", data.len());
+                b.wbuf.extend_from_slice(&data);
+                b.wbuf.extend_from_slice(b"\r\n");
+                *body_len += data.len() as u64;
+            }
+            if ended {
+                b.wbuf.extend_from_slice(b"0\r\n\r\n");
+                g.state = Resp::Done;
+            }
+        }
+        Framing::Close => {
+            b.wbuf.extend_from_slice(&data);
+            *body_len += data.len() as u64;
+            if ended {
+                g.state = Resp::Done;
+            }
+        }
+    }
+    if framing == Framing::Discard && ended {
+        g.state = Resp::Done;
+    }
+    g.body_sent += data.len() as u64;
+    // Keep the allocation for the next read.
+    g.resp = data;
+    g.resp.clear();
+    if b.wbuf.len() > from {
+        b.segs.push_back(Seg::Mem(from, b.wbuf.len()));
+    }
+    if g.state == Resp::Done {
+        Turn::Done
+    } else {
+        Turn::Progress
+    }
+}
+
+/// mod_cgi: whether `cgi.assign` takes this request, and the plan to run it. Called in the
+/// physical phase with where the request lives on disk. Err is the status to answer with.
+#[cfg(feature = "cgi")]
+pub fn select_cgi(
+    conf: &ReqConf,
+    root: &Path,
+    rel: &str,
+) -> Option<Result<(PathBuf, usize, Plan), u16>> {
+    if conf.cgi.assign.is_empty() {
+        return None;
+    }
+    // The script is the longest prefix of the path that is a file; the rest is PATH_INFO.
+    let (script, meta, split) = script_of(root, rel)?;
+    let name = script.to_string_lossy();
+    let (_, interp) = conf
+        .cgi
+        .assign
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix.as_str()))?;
+    if conf.cgi.execute_x_only && interp.is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Some(Err(403));
+        }
+    }
+    let mut argv: Vec<std::ffi::OsString> = Vec::with_capacity(2);
+    if let Some(i) = interp {
+        argv.push(i.clone().into_os_string());
+    }
+    argv.push(script.clone().into_os_string());
+    let cwd = script
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    Some(Ok((script, split, Plan::Cgi { argv, cwd })))
+}
+
+/// The longest prefix of `rel` (cut at a '/') that is a regular file under `root`: the file,
+/// its metadata, and where in `rel` the path info begins.
+fn script_of(root: &Path, rel: &str) -> Option<(PathBuf, std::fs::Metadata, usize)> {
+    let mut end = rel.len();
+    // Bounded by the number of '/' in the path.
+    loop {
+        let mut p = root.as_os_str().to_owned();
+        p.push(&rel[..end]);
+        let p = PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => return Some((p, m, end)),
+            Ok(_) => return None,
+            Err(_) => {}
+        }
+        end = rel[..end].rfind('/')?;
+        if end == 0 {
+            return None;
+        }
+    }
+}
+
+/// What the environment is built from.
+pub struct EnvFrom<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub headers: &'a [Header],
+    pub conn: &'a ConnInfo<'a>,
+    pub conf: &'a ReqConf,
+    /// The URL path of the script and the path info after it.
+    pub script_name: &'a str,
+    pub path_info: &'a str,
+    pub script_filename: &'a Path,
+    pub document_root: &'a Path,
+    pub query: Option<&'a [u8]>,
+    /// The target as the client sent it (REQUEST_URI), and after rewrites (REDIRECT_URI).
+    pub request_uri: &'a [u8],
+    pub redirect_status: Option<u16>,
+    pub remote_user: Option<&'a str>,
+    pub auth_type: Option<&'a str>,
+    pub scheme: &'a str,
+}
+
+/// The CGI/1.1 environment (RFC 3875 §4.1) with lighttpd's additions.
+pub fn build_env(f: &EnvFrom, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    let mut put = |n: &str, v: &[u8]| out.push((n.as_bytes().to_vec(), v.to_vec()));
+    put("SERVER_SOFTWARE", f.conf.server_tag.as_bytes());
+    put("GATEWAY_INTERFACE", b"CGI/1.1");
+    put("REQUEST_SCHEME", f.scheme.as_bytes());
+    if f.scheme == "https" {
+        put("HTTPS", b"on");
+    }
+    let host = f.head.host.map(|h| h.get(f.buf)).unwrap_or_default();
+    let server_name = match host.iter().rposition(|&c| c == b':') {
+        Some(i) if !host.ends_with(b"]") => &host[..i],
+        _ => host,
+    };
+    if server_name.is_empty() {
+        put("SERVER_NAME", f.conn.local.ip().to_string().as_bytes());
+    } else {
+        put("SERVER_NAME", server_name);
+    }
+    put(
+        "SERVER_PROTOCOL",
+        match f.head.version {
+            request::Version::Http10 => b"HTTP/1.0",
+            request::Version::Http11 => b"HTTP/1.1",
+        },
+    );
+    put("SERVER_PORT", f.conn.local.port().to_string().as_bytes());
+    put("SERVER_ADDR", f.conn.local.ip().to_string().as_bytes());
+    put("REQUEST_METHOD", f.head.method.as_str().as_bytes());
+    put("REDIRECT_STATUS", f.redirect_status.unwrap_or(200).to_string().as_bytes());
+    put("REQUEST_URI", f.request_uri);
+    put("QUERY_STRING", f.query.unwrap_or_default());
+    put("REMOTE_ADDR", f.conn.peer.ip().to_string().as_bytes());
+    put("REMOTE_PORT", f.conn.peer.port().to_string().as_bytes());
+    if let Some(u) = f.remote_user {
+        put("REMOTE_USER", u.as_bytes());
+    }
+    if let Some(t) = f.auth_type {
+        put("AUTH_TYPE", t.as_bytes());
+    }
+    if let Some(n) = f.head.content_length {
+        put("CONTENT_LENGTH", n.to_string().as_bytes());
+    }
+    if let Some(ct) = request::header(f.buf, f.headers, "Content-Type") {
+        put("CONTENT_TYPE", ct);
+    }
+    put("SCRIPT_NAME", f.script_name.as_bytes());
+    if !f.path_info.is_empty() {
+        put("PATH_INFO", f.path_info.as_bytes());
+        let mut t = f.document_root.as_os_str().as_encoded_bytes().to_vec();
+        if t.ends_with(b"/") {
+            t.pop();
+        }
+        t.extend_from_slice(f.path_info.as_bytes());
+        put("PATH_TRANSLATED", &t);
+    }
+    put(
+        "SCRIPT_FILENAME",
+        f.script_filename.as_os_str().as_encoded_bytes(),
+    );
+    put(
+        "DOCUMENT_ROOT",
+        f.document_root.as_os_str().as_encoded_bytes(),
+    );
+    // Request fields as HTTP_*; Proxy never (httpoxy), and the two CGI has as its own.
+    for h in f.headers {
+        let name = h.name.get(f.buf);
+        if name.eq_ignore_ascii_case(b"Proxy")
+            || name.eq_ignore_ascii_case(b"Content-Type")
+            || name.eq_ignore_ascii_case(b"Content-Length")
+        {
+            continue;
+        }
+        let mut n = b"HTTP_".to_vec();
+        n.extend(name.iter().map(|&c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                b'_'
+            }
+        }));
+        let v = h.value.get(f.buf);
+        match out.iter_mut().find(|(k, _)| *k == n) {
+            Some((_, old)) => {
+                let sep: &[u8] = if n == b"HTTP_COOKIE" { b"; " } else { b", " };
+                old.extend_from_slice(sep);
+                old.extend_from_slice(v);
+            }
+            None => out.push((n, v.to_vec())),
+        }
+    }
+    #[cfg(feature = "setenv")]
+    {
+        for (k, v) in &f.conf.setenv.add_environment {
+            out.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+        for (k, v) in &f.conf.setenv.set_environment {
+            set_env(out, k.as_bytes(), v.as_bytes());
+        }
+    }
+}

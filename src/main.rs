@@ -44,6 +44,11 @@ fn features() -> String {
         ("status", cfg!(feature = "status")),
         ("accesslog", cfg!(feature = "accesslog")),
         ("auth", cfg!(feature = "auth")),
+        ("cgi", cfg!(feature = "cgi")),
+        ("fastcgi", cfg!(feature = "fastcgi")),
+        ("scgi", cfg!(feature = "scgi")),
+        ("proxy", cfg!(feature = "proxy")),
+        ("wstunnel", cfg!(feature = "wstunnel")),
     ];
     let list = |on: bool| {
         let names: Vec<&str> = modules
@@ -84,10 +89,11 @@ fn features() -> String {
         out.push_str(&format!("\t+ modules: {on}\n"));
     }
     let off = list(false);
-    out.push_str(&format!(
-        "\t- CGI, FastCGI, SCGI, proxy{}{off} (a config that needs them is refused)\n",
-        if off.is_empty() { "" } else { ", " }
-    ));
+    if !off.is_empty() {
+        out.push_str(&format!(
+            "\t- modules: {off} (a config that needs them is refused)\n"
+        ));
+    }
     out
 }
 

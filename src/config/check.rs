@@ -3,6 +3,8 @@
 use std::ffi::CString;
 use std::path::Path;
 
+#[cfg(feature = "backend")]
+use super::types::ReqSetting;
 use super::types::{CondChain, Config, ConfigError, Loc, Val};
 
 fn fail(loc: Option<Loc>, msg: String) -> ConfigError {
@@ -111,6 +113,98 @@ fn name_exists(name: &str, group: bool) -> Result<bool, String> {
     }
 }
 
+/// The backend module a setting hands requests to (a non-empty `cgi.assign` or `*.server`).
+#[cfg(feature = "backend")]
+fn backend_of(s: &ReqSetting) -> Option<&'static str> {
+    match &s.val {
+        #[cfg(feature = "cgi")]
+        Val::CgiAssign(a) if !a.is_empty() => Some("mod_cgi"),
+        #[cfg(any(
+            feature = "fastcgi",
+            feature = "scgi",
+            feature = "proxy",
+            feature = "wstunnel"
+        ))]
+        Val::GwServer(p, e) if !e.is_empty() => Some(super::gwparse::module(*p)),
+        _ => None,
+    }
+}
+
+/// A `bin-path` must name an executable regular file: lighttpd checks it before spawning
+/// (gw_backend.c), and its start fails when the spawn does.
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
+fn check_bin_paths(s: &ReqSetting, loc: Option<Loc>) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Val::GwServer(_, exts) = &s.val else {
+        return Ok(());
+    };
+    for h in exts.iter().flat_map(|e| &e.hosts) {
+        let Some(prog) = h.program() else { continue };
+        let ok = std::fs::metadata(prog)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !ok {
+            return Err(fail(
+                loc,
+                format!(
+                    "{}: invalid \"bin-path\" => \"{}\" (check that the file exists, is a \
+                     regular file, and is executable by lightd)",
+                    s.name(),
+                    h.bin_path.as_deref().unwrap_or_default().join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the backends' settings need before they can be served: the programs they spawn, and
+/// a request path that runs them (`gateway::WIRED`). Until a module is wired, a config that
+/// hands requests to it is refused at start and by -tt, so its scripts are never answered
+/// from the document root.
+#[cfg(feature = "backend")]
+fn check_backends(cfg: &Config) -> Result<(), ConfigError> {
+    let one = |s: &ReqSetting, loc: Option<Loc>| -> Result<(), ConfigError> {
+        #[cfg(any(
+            feature = "fastcgi",
+            feature = "scgi",
+            feature = "proxy",
+            feature = "wstunnel"
+        ))]
+        check_bin_paths(s, loc.clone())?;
+        match backend_of(s) {
+            Some(m) if !super::gateway::WIRED.contains(&m) => Err(fail(
+                loc,
+                format!(
+                    "{}: this build reads {m}'s settings but does not run its backends yet; \
+                     lightd will not start rather than answer these requests from the document \
+                     root",
+                    s.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    };
+    for s in &cfg.base_settings {
+        one(s, cfg.locs.get(s.name()).cloned())?;
+    }
+    // Bounded by the config's own size (at most MAX_COND_BRANCHES branches).
+    let mut stack: Vec<&CondChain> = cfg.conds.iter().rev().collect();
+    while let Some(chain) = stack.pop() {
+        for b in &chain.branches {
+            for s in &b.settings {
+                one(s, cfg.locs.get(&format!("{}@{}", s.name(), b.id)).cloned())?;
+            }
+            stack.extend(b.children.iter().rev());
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
     let loc = |key: &str| cfg.locs.get(key).cloned();
     match &cfg.base.document_root {
@@ -123,6 +217,8 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
         Some(p) => check_dir("server.document-root", p, loc("server.document-root"))?,
     }
     check_branches(cfg, &cfg.conds)?;
+    #[cfg(feature = "backend")]
+    check_backends(cfg)?;
     #[cfg(feature = "accesslog")]
     if let Some(f) = &cfg.base.accesslog.filename {
         check_parent(

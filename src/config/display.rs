@@ -253,6 +253,21 @@ pub(crate) fn write(cfg: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         "server.systemd-socket-activation = {}",
         flag(cfg.socket_activation)
     )?;
+    // Only a build with backends spools bodies; without one these keys are ignored.
+    #[cfg(feature = "backend")]
+    {
+        let dirs: Vec<String> = cfg
+            .upload_dirs
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        writeln!(f, "server.upload-dirs = {}", list(&dirs))?;
+        writeln!(
+            f,
+            "server.upload-temp-file-size = {}",
+            cfg.upload_temp_file_size
+        )?;
+    }
     writeln!(f)?;
     for line in base_settings(&cfg.base, &cfg.base_settings) {
         writeln!(f, "{line}")?;

@@ -177,9 +177,12 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
         "mod_cgi",
         Some(CGI),
         "cgi.assign cgi.execute-x-only cgi.x-sendfile cgi.x-sendfile-docroot \
-         cgi.local-redir cgi.upgrade cgi.limits cgi.debug",
+         cgi.local-redir cgi.upgrade cgi.limits",
         "cgi.",
     ),
+    // Not a lighttpd key (1.4.85 warns about it as unknown), but configs set it by analogy
+    // with fastcgi.debug: a warning, not a refusal of the cgi. namespace.
+    group("mod_cgi", None, "cgi.debug", ""),
     group(
         "mod_cml",
         Some(CML),
@@ -680,9 +683,49 @@ mod tests {
         if cfg!(feature = "access") {
             assert_eq!(kind("url.access-deny"), KeyKind::Request);
         }
+        // A backend module in the build makes its keys implemented; without it they are
+        // refused, and so are unknown names in its namespace either way.
+        for (key, owner, built) in [
+            ("cgi.assign", "mod_cgi", cfg!(feature = "cgi")),
+            ("fastcgi.server", "mod_fastcgi", cfg!(feature = "fastcgi")),
+            ("scgi.protocol", "mod_scgi", cfg!(feature = "scgi")),
+            ("proxy.header", "mod_proxy", cfg!(feature = "proxy")),
+            (
+                "wstunnel.origins",
+                "mod_wstunnel",
+                cfg!(feature = "wstunnel"),
+            ),
+        ] {
+            match kind(key) {
+                KeyKind::Request => assert!(built, "{key}"),
+                KeyKind::Refused {
+                    owner: o,
+                    known: true,
+                    ..
+                } => assert!(!built && o == owner, "{key}"),
+                other => panic!("{key}: {other:?}"),
+            }
+            let typo = format!("{key}x");
+            assert!(
+                matches!(kind(&typo), KeyKind::Refused { owner: o, known: false, .. } if o == owner),
+                "{typo}"
+            );
+        }
+        let upload = kind("server.upload-dirs");
+        if cfg!(feature = "backend") {
+            assert_eq!(upload, KeyKind::Global);
+            assert_eq!(kind("server.stream-request-body"), KeyKind::Request);
+        } else {
+            assert_eq!(upload, KeyKind::Unimplemented { owner: "core" });
+        }
+        // Not a lighttpd key: a warning, whatever the build.
+        assert_eq!(
+            kind("cgi.debug"),
+            KeyKind::Unimplemented { owner: "mod_cgi" }
+        );
         for (key, owner, known) in [
-            ("cgi.assign", "mod_cgi", true),
-            ("fastcgi.server", "mod_fastcgi", true),
+            ("sockproxy.server", "mod_sockproxy", true),
+            ("ajp13.server", "mod_ajp13", true),
             ("ssl.engine", "mod_openssl", true),
             ("server.chroot", "core", true),
             ("webdav.activate", "mod_webdav", true),

@@ -19,10 +19,12 @@ mod display;
 pub mod expire;
 #[cfg(feature = "extforward")]
 pub mod extforward;
-mod glob;
-mod keys;
 #[cfg(feature = "backend")]
 pub mod gateway;
+mod glob;
+#[cfg(feature = "backend")]
+mod gwparse;
+mod keys;
 mod lexer;
 mod mime;
 mod parser;

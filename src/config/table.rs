@@ -56,6 +56,34 @@ pub enum Val {
     /// auth.require: the checked entries in config order.
     #[cfg(feature = "auth")]
     AuthRequire(Rc<[super::auth::Require]>),
+    /// cgi.assign: (suffix, interpreter or None to run the file itself).
+    #[cfg(feature = "cgi")]
+    CgiAssign(Rc<[(String, Option<PathBuf>)]>),
+    /// cgi.x-sendfile-docroot: absolute, simplified, ending in "/".
+    #[cfg(feature = "cgi")]
+    Paths(Rc<[PathBuf]>),
+    #[cfg(feature = "cgi")]
+    CgiLimits(super::gateway::CgiLimits),
+    /// A `*.server` list, checked (host indices are given once the whole config is read;
+    /// see `gwparse::index_hosts`).
+    #[cfg(any(
+        feature = "fastcgi",
+        feature = "scgi",
+        feature = "proxy",
+        feature = "wstunnel"
+    ))]
+    GwServer(super::gateway::Proto, Rc<[super::gateway::GwExt]>),
+    #[cfg(any(
+        feature = "fastcgi",
+        feature = "scgi",
+        feature = "proxy",
+        feature = "wstunnel"
+    ))]
+    Balance(super::gateway::Balance),
+    #[cfg(feature = "proxy")]
+    Forwarded(super::gateway::Forwarded),
+    #[cfg(feature = "proxy")]
+    ProxyHeader(Rc<super::gateway::ProxyHeader>),
 }
 
 impl Val {
@@ -99,6 +127,13 @@ pub(crate) enum Apply {
         fn(&Setting) -> Result<Val, ConfigError>,
         fn(&mut ReqConf, &Val),
     ),
+    /// The same, for a value that can load with a warning (lighttpd logs and goes on): the
+    /// checker adds messages (without the location) to the list.
+    #[cfg(feature = "backend")]
+    RequestWarn(
+        fn(&Setting, &mut Vec<String>) -> Result<Val, ConfigError>,
+        fn(&mut ReqConf, &Val),
+    ),
 }
 
 /// One implemented key.
@@ -136,8 +171,11 @@ impl ReqSetting {
     }
 
     pub(crate) fn apply(&self, conf: &mut ReqConf) {
-        if let Apply::Request(_, apply) = self.key.apply {
-            apply(conf, &self.val);
+        match self.key.apply {
+            Apply::Request(_, apply) => apply(conf, &self.val),
+            #[cfg(feature = "backend")]
+            Apply::RequestWarn(_, apply) => apply(conf, &self.val),
+            Apply::Global(_) => {}
         }
     }
 }
@@ -160,6 +198,17 @@ macro_rules! request {
             name: $name,
             module: $module,
             apply: Apply::Request($parse, $apply),
+        }
+    };
+}
+
+#[cfg(feature = "backend")]
+macro_rules! request_warn {
+    ($name:expr, $module:expr, $parse:expr, $apply:expr $(,)?) => {
+        Key {
+            name: $name,
+            module: $module,
+            apply: Apply::RequestWarn($parse, $apply),
         }
     };
 }
@@ -197,7 +246,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 14] = [
+pub(crate) const KEYS: [&[Key]; 20] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -212,6 +261,12 @@ pub(crate) const KEYS: [&[Key]; 14] = [
     STATUS_KEYS,
     ACCESSLOG_KEYS,
     AUTH_KEYS,
+    BACKEND_KEYS,
+    CGI_KEYS,
+    FASTCGI_KEYS,
+    SCGI_KEYS,
+    PROXY_KEYS,
+    WSTUNNEL_KEYS,
 ];
 
 /// Every implemented key of this build.
@@ -1047,6 +1102,250 @@ const AUTH_KEYS: &[Key] = &[
 #[cfg(not(feature = "auth"))]
 const AUTH_KEYS: &[Key] = &[];
 
+/// The core keys about request and response bodies, which only a build with backends uses
+/// (without one they are ignored with a warning: every body is read whole and discarded).
+#[cfg(feature = "backend")]
+const BACKEND_KEYS: &[Key] = &[
+    global!("server.upload-dirs", |c, _, s| {
+        c.upload_dirs = super::gwparse::upload_dirs(s)?;
+        Ok(())
+    }),
+    global!("server.upload-temp-file-size", |c, _, s| {
+        c.upload_temp_file_size = super::gwparse::upload_temp_file_size(s)?;
+        Ok(())
+    }),
+    request_warn!(
+        "server.stream-request-body",
+        "core",
+        |s, w| super::gwparse::stream_mode(s, w).map(Val::Int),
+        |c, v| {
+            if let Val::Int(n) = v {
+                c.stream_request_body = u8::try_from(*n).unwrap_or(0);
+            }
+        },
+    ),
+    request_warn!(
+        "server.stream-response-body",
+        "core",
+        |s, w| super::gwparse::stream_mode(s, w).map(Val::Int),
+        |c, v| {
+            if let Val::Int(n) = v {
+                c.stream_response_body = u8::try_from(*n).unwrap_or(0);
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "backend"))]
+const BACKEND_KEYS: &[Key] = &[];
+
+#[cfg(feature = "cgi")]
+const CGI_KEYS: &[Key] = &[
+    request!(
+        "cgi.assign",
+        "mod_cgi",
+        |s| super::gwparse::assign(s).map(|a| Val::CgiAssign(a.into())),
+        |c, v| {
+            if let Val::CgiAssign(a) = v {
+                c.cgi.assign = Rc::clone(a);
+            }
+        },
+    ),
+    request!("cgi.execute-x-only", "mod_cgi", bool_val, |c, v| {
+        c.cgi.execute_x_only = v.bool()
+    }),
+    request!("cgi.x-sendfile", "mod_cgi", bool_val, |c, v| {
+        c.cgi.x_sendfile = v.bool()
+    }),
+    request!(
+        "cgi.x-sendfile-docroot",
+        "mod_cgi",
+        |s| super::gwparse::x_sendfile_docroot(s).map(|d| Val::Paths(d.into())),
+        |c, v| {
+            if let Val::Paths(d) = v {
+                c.cgi.x_sendfile_docroot = Rc::clone(d);
+            }
+        },
+    ),
+    request!("cgi.local-redir", "mod_cgi", bool_val, |c, v| {
+        c.cgi.local_redir = v.bool()
+    }),
+    request!("cgi.upgrade", "mod_cgi", bool_val, |c, v| {
+        c.cgi.upgrade = v.bool()
+    }),
+    request_warn!(
+        "cgi.limits",
+        "mod_cgi",
+        |s, w| super::gwparse::limits(s, w).map(Val::CgiLimits),
+        |c, v| {
+            if let Val::CgiLimits(l) = v {
+                c.cgi.limits = *l;
+            }
+        },
+    ),
+];
+#[cfg(not(feature = "cgi"))]
+const CGI_KEYS: &[Key] = &[];
+
+/// `*.debug`: lighttpd's level, a non-negative integer.
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
+fn gw_debug_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_int(s, 0, i64::from(u32::MAX)).map(Val::Int)
+}
+
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
+fn map_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_map(s).map(Val::Map)
+}
+
+/// The keys every gateway module has (`<prefix>.server`, `.balance`, `.debug`,
+/// `.map-extensions`), setting `ReqConf::<field>`, followed by the module's own rows.
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
+macro_rules! gw_keys {
+    ($prefix:literal, $module:literal, $proto:ident, $field:ident $(, $extra:expr)* $(,)?) => {
+        &[
+            request_warn!(
+                concat!($prefix, ".server"),
+                $module,
+                |s, w| super::gwparse::server(s, super::gateway::Proto::$proto, w),
+                |c, v| {
+                    if let Val::GwServer(_, e) = v {
+                        c.$field.exts = Rc::clone(e);
+                    }
+                },
+            ),
+            request_warn!(
+                concat!($prefix, ".balance"),
+                $module,
+                super::gwparse::balance,
+                |c, v| {
+                    if let Val::Balance(b) = v {
+                        c.$field.balance = *b;
+                    }
+                },
+            ),
+            request!(concat!($prefix, ".debug"), $module, gw_debug_val, |c, v| {
+                if let Val::Int(n) = v {
+                    c.$field.debug = *n;
+                }
+            }),
+            request!(
+                concat!($prefix, ".map-extensions"),
+                $module,
+                map_val,
+                |c, v| {
+                    if let Val::Map(m) = v {
+                        c.$field.map_extensions = m.clone();
+                    }
+                },
+            ),
+            $($extra,)*
+        ]
+    };
+}
+
+#[cfg(feature = "fastcgi")]
+const FASTCGI_KEYS: &[Key] = gw_keys!("fastcgi", "mod_fastcgi", FastCgi, fastcgi);
+#[cfg(not(feature = "fastcgi"))]
+const FASTCGI_KEYS: &[Key] = &[];
+
+#[cfg(feature = "scgi")]
+const SCGI_KEYS: &[Key] = gw_keys!(
+    "scgi",
+    "mod_scgi",
+    Scgi,
+    scgi,
+    // Only "scgi" loads, so there is nothing to set.
+    request!(
+        "scgi.protocol",
+        "mod_scgi",
+        super::gwparse::scgi_protocol,
+        |_, _| {}
+    ),
+);
+#[cfg(not(feature = "scgi"))]
+const SCGI_KEYS: &[Key] = &[];
+
+#[cfg(feature = "proxy")]
+const PROXY_KEYS: &[Key] = gw_keys!(
+    "proxy",
+    "mod_proxy",
+    Proxy,
+    proxy,
+    request!(
+        "proxy.forwarded",
+        "mod_proxy",
+        super::gwparse::forwarded,
+        |c, v| {
+            if let Val::Forwarded(f) = v {
+                c.proxy.proxy_forwarded = *f;
+            }
+        }
+    ),
+    request!(
+        "proxy.header",
+        "mod_proxy",
+        super::gwparse::proxy_header,
+        |c, v| {
+            if let Val::ProxyHeader(h) = v {
+                c.proxy.proxy_header = Rc::clone(h);
+            }
+        }
+    ),
+    request!("proxy.replace-http-host", "mod_proxy", bool_val, |c, v| {
+        c.proxy.replace_http_host = v.bool()
+    }),
+);
+#[cfg(not(feature = "proxy"))]
+const PROXY_KEYS: &[Key] = &[];
+
+#[cfg(feature = "wstunnel")]
+const WSTUNNEL_KEYS: &[Key] = gw_keys!(
+    "wstunnel",
+    "mod_wstunnel",
+    WsTunnel,
+    wstunnel,
+    // Anything but "binary" (in any case) is text, as in lighttpd.
+    request!(
+        "wstunnel.frame-type",
+        "mod_wstunnel",
+        |s| Ok(Val::Bool(want_str(s)?.eq_ignore_ascii_case("binary"))),
+        |c, v| c.wstunnel.ws_binary = v.bool()
+    ),
+    request!(
+        "wstunnel.origins",
+        "mod_wstunnel",
+        super::gwparse::origins,
+        |c, v| c.wstunnel.ws_origins = v.list()
+    ),
+    request!(
+        "wstunnel.ping-interval",
+        "mod_wstunnel",
+        |s| want_int(s, 0, 65535).map(Val::Int),
+        |c, v| {
+            if let Val::Int(n) = v {
+                c.wstunnel.ws_ping_interval = u32::try_from(*n).unwrap_or(0);
+            }
+        }
+    ),
+);
+#[cfg(not(feature = "wstunnel"))]
+const WSTUNNEL_KEYS: &[Key] = &[];
+
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
@@ -1103,6 +1402,11 @@ pub(crate) fn compiled(module: &str) -> bool {
         "mod_status" => cfg!(feature = "status"),
         "mod_accesslog" => cfg!(feature = "accesslog"),
         "mod_auth" | "mod_authn_file" => cfg!(feature = "auth"),
+        "mod_cgi" => cfg!(feature = "cgi"),
+        "mod_fastcgi" => cfg!(feature = "fastcgi"),
+        "mod_scgi" => cfg!(feature = "scgi"),
+        "mod_proxy" => cfg!(feature = "proxy"),
+        "mod_wstunnel" => cfg!(feature = "wstunnel"),
         _ => true,
     }
 }
@@ -1112,17 +1416,31 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Key> {
     keys().find(|k| k.name == name)
 }
 
-/// Check a per-request setting; None when `s` is not a per-request key.
-pub(crate) fn req_setting(s: &Setting) -> Result<Option<ReqSetting>, ConfigError> {
+/// Check a per-request setting; None when `s` is not a per-request key. Warnings about
+/// its value (lighttpd logs them and goes on) are added to `warnings` with file:line.
+pub(crate) fn req_setting(
+    s: &Setting,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ReqSetting>, ConfigError> {
     let Some(key) = lookup(&s.key) else {
         return Ok(None);
     };
-    let Apply::Request(parse, _) = key.apply else {
-        return Ok(None);
+    let val = match key.apply {
+        Apply::Request(parse, _) => parse(s)?,
+        #[cfg(feature = "backend")]
+        Apply::RequestWarn(parse, _) => {
+            let mut said = Vec::new();
+            let val = parse(s, &mut said)?;
+            warnings.extend(said.into_iter().map(|w| format!("{}: {w}", s.loc)));
+            val
+        }
+        Apply::Global(_) => return Ok(None),
     };
+    // Without a key that warns, nothing is added.
+    let _ = &warnings;
     Ok(Some(ReqSetting {
         key,
-        val: parse(s)?,
+        val,
         text: s.value.to_string(),
     }))
 }

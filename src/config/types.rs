@@ -175,6 +175,13 @@ pub struct ReqConf {
     pub proxy: super::gateway::GwConf,
     #[cfg(feature = "wstunnel")]
     pub wstunnel: super::gateway::GwConf,
+    /// `server.stream-request-body` and `server.stream-response-body` for this request
+    /// (lighttpd allows them in conditionals): 0 buffers the whole body, 1 streams it, 2
+    /// streams it with minimal buffering.
+    #[cfg(feature = "backend")]
+    pub stream_request_body: u8,
+    #[cfg(feature = "backend")]
+    pub stream_response_body: u8,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).
@@ -355,13 +362,15 @@ pub struct Config {
     /// "auth.delay-invalid-creds", on unless "disable").
     pub auth_delay_invalid_creds: bool,
     /// `server.upload-dirs`: where request bodies too large for memory are spooled (the
-    /// first that works; default /var/tmp).
+    /// first that works; default, as in lighttpd: $TMPDIR, else /var/tmp).
     pub upload_dirs: Vec<PathBuf>,
     /// `server.upload-temp-file-size`: the most bytes one spool file holds before the next
-    /// is started (0: no limit).
+    /// is started (lighttpd's default, also for 0: 1 MiB).
     pub upload_temp_file_size: u64,
-    /// `server.stream-request-body` and `server.stream-response-body`: 0 buffers the whole
-    /// body, 1 streams it, 2 streams it with minimal buffering (lighttpd's values).
+    /// `server.stream-request-body` and `server.stream-response-body` of the global block: 0
+    /// buffers the whole body, 1 streams it, 2 streams it with minimal buffering (lighttpd's
+    /// values). lighttpd allows both in conditionals: a request's own value is in
+    /// `ReqConf::stream_request_body` / `stream_response_body` (builds with backends).
     pub stream_request_body: u8,
     pub stream_response_body: u8,
     /// Every gateway host of every block, by `GwHost::index` (see config/gateway.rs).

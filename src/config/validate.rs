@@ -78,6 +78,10 @@ pub(crate) fn default_req() -> ReqConf {
         proxy: Default::default(),
         #[cfg(feature = "wstunnel")]
         wstunnel: Default::default(),
+        #[cfg(feature = "backend")]
+        stream_request_body: 0,
+        #[cfg(feature = "backend")]
+        stream_response_body: 0,
     }
 }
 
@@ -361,10 +365,12 @@ fn chains(
                             // refused global keys here; var.* are the language's own.
                             _ => continue,
                         }
-                        if let Some(set) = table::req_setting(s)? {
+                        let mut said = Vec::new();
+                        if let Some(set) = table::req_setting(s, &mut said)? {
                             if !gate(set.key, modules, &s.loc, warned) {
                                 continue;
                             }
+                            warned.append(&mut said);
                             locs.insert(format!("{}@{}", s.key, b.id), s.loc.clone());
                             settings.push(set);
                         }
@@ -415,8 +421,12 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         max_request_head_time: Duration::from_secs(30),
         socket_activation: false,
         auth_delay_invalid_creds: true,
+        #[cfg(feature = "backend")]
+        upload_dirs: super::gwparse::default_upload_dirs(),
+        #[cfg(not(feature = "backend"))]
         upload_dirs: vec![std::path::PathBuf::from("/var/tmp")],
-        upload_temp_file_size: 0,
+        // lighttpd's default (chunk.c).
+        upload_temp_file_size: 1024 * 1024,
         stream_request_body: 0,
         stream_response_body: 0,
         #[cfg(feature = "backend")]
@@ -458,8 +468,10 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
                 }
             }
             KeyKind::Request => {
-                if let Some(set) = table::req_setting(s)? {
+                let mut said = Vec::new();
+                if let Some(set) = table::req_setting(s, &mut said)? {
                     if gate(set.key, &cfg.modules, &s.loc, &mut warnings) {
+                        warnings.append(&mut said);
                         set.apply(&mut cfg.base);
                         cfg.base_settings.push(set);
                     }
@@ -479,6 +491,19 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         cfg.graceful_shutdown_timeout = t;
     }
     cfg.conds = chains(parsed.chains, &mut cfg.locs, &cfg.modules, &mut warnings)?;
+    // Pools are shared across blocks, so hosts get their indices once every block is read.
+    #[cfg(any(
+        feature = "fastcgi",
+        feature = "scgi",
+        feature = "proxy",
+        feature = "wstunnel"
+    ))]
+    super::gwparse::index_hosts(&mut cfg, &mut warnings)?;
+    #[cfg(feature = "backend")]
+    {
+        cfg.stream_request_body = cfg.base.stream_request_body;
+        cfg.stream_response_body = cfg.base.stream_response_body;
+    }
     #[cfg(feature = "auth")]
     super::auth::warn(&cfg, &mut warnings);
     cfg.warnings = warnings;

@@ -288,6 +288,16 @@ impl Conn {
                 }
                 self.drive(ctx)
             }
+            #[cfg(feature = "backend")]
+            Phase::Backend => {
+                // The backend said nothing for too long (or the client took nothing): a
+                // 504 if the head has not gone out, else the response cannot be finished.
+                log::warn!("{}: backend timed out", self.peer);
+                match self.backend_failed(ctx, 504) {
+                    Step::Close => Drive::Close,
+                    _ => self.drive(ctx),
+                }
+            }
             _ => {
                 log::debug!("{}: timeout in {:?}", self.peer, self.phase);
                 Drive::Close

@@ -83,8 +83,8 @@ fn environment_follows_rfc_3875() {
         var(&env, "SCRIPT_FILENAME"),
         root.join("env.sh").to_string_lossy()
     );
-    // No length for a body-less GET.
-    assert_eq!(var(&env, "CONTENT_LENGTH"), "unset");
+    // lighttpd always passes the length, 0 for a body-less GET.
+    assert_eq!(var(&env, "CONTENT_LENGTH"), "0");
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn a_script_that_dies_mid_body_cuts_the_connection() {
             "die.sh",
             "printf 'Content-Length: 100000\\r\\n\\r\\n'\nprintf 'only this much'\nexit 1\n",
         )
-        .file("bad.sh", "printf 'this is not a head\\r\\n\\r\\n'\n")
+        .file("bad.sh", "printf 'X-Ok: 1\\r\\nBad Name: x\\r\\n\\r\\nbody'\n")
         .start();
     let mut c = s.connect();
     c.send(b"GET /die.sh HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -214,7 +214,8 @@ fn a_script_that_dies_mid_body_cuts_the_connection() {
         "a short body must not look complete: {:?}",
         r.map(|r| r.describe())
     );
-    // A response that is not a CGI head is a bad gateway.
+    // A head with a field that is not a field is a bad gateway. (Output whose first line
+    // has no colon at all is a body without a head: lighttpd serves it with 200.)
     let r = s.get("/bad.sh");
     assert_eq!(r.status, 502, "{}", r.describe());
 }

@@ -52,7 +52,11 @@ fn cksum(data: &[u8]) -> String {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("cksum");
-    c.stdin.take().expect("stdin").write_all(data).expect("feed cksum");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("feed cksum");
     let out = c.wait_with_output().expect("cksum output");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -103,12 +107,17 @@ fn bodies_in_with_length_and_chunked() {
     let r = c.read_response();
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.text().trim(), cksum(&body));
-    // No length from the script: an HTTP/1.1 client gets it chunked, and the connection
-    // stays usable.
-    assert!(r.chunked, "{}", r.describe());
+    // No length from the script: a short body is collected and gets a Content-Length, as
+    // lighttpd's server.stream-response-body = 0 does; the connection stays usable.
+    assert!(!r.chunked, "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(r.body.len().to_string().as_str())
+    );
     // Chunked upload on the same connection: the script still gets CONTENT_LENGTH, because
     // the body is spooled first.
-    let mut req = b"POST /env.sh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /env.sh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for part in body[..5000].chunks(777) {
         req.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
         req.extend_from_slice(part);
@@ -122,11 +131,59 @@ fn bodies_in_with_length_and_chunked() {
     assert_eq!(var(&env_of(&r), "REQUEST_METHOD"), "POST");
 }
 
+/// Writes `$QUERY_STRING` KiB (the 1 KiB file "block", repeated), no length. Scripts run
+/// in their own directory.
+const BIG_SH: &str = "printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\n\
+i=0\nwhile [ $i -lt \"${QUERY_STRING:-1}\" ]; do cat block; i=$((i + 1)); done\n";
+
+fn big_body(kib: usize) -> Vec<u8> {
+    let line: Vec<u8> = (b'0'..b'0' + 64).collect();
+    line.iter().copied().cycle().take(kib * 1024).collect()
+}
+
+#[test]
+fn long_responses_stream_chunked_or_to_the_close() {
+    let s = site()
+        .file("big.sh", BIG_SH)
+        .file("block", big_body(1))
+        .start();
+    // Past the collecting limit an HTTP/1.1 client gets the rest chunked, byte-exact.
+    let mut c = s.connect();
+    for kib in [1, 63, 64, 65, 300] {
+        let r = c.get(&format!("/big.sh?{kib}"));
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.body.len(), kib * 1024, "{kib} KiB");
+        assert!(r.body == big_body(kib), "{kib} KiB: body differs");
+        assert_eq!(
+            r.chunked,
+            kib * 1024 >= 64 * 1024,
+            "{kib} KiB: {}",
+            r.describe()
+        );
+    }
+    // HTTP/1.0 has no chunks: the end of the connection ends a long body.
+    let r = s.request(b"GET /big.sh?300 HTTP/1.0\r\n\r\n");
+    assert_eq!(r.body.len(), 300 * 1024);
+    assert!(r.header("Content-Length").is_none(), "{}", r.describe());
+    // server.stream-response-body = 1: nothing is collected.
+    let s = site()
+        .file("big.sh", BIG_SH)
+        .file("block", big_body(1))
+        .config("server.stream-response-body = 1")
+        .start();
+    let r = s.get("/big.sh?1");
+    assert!(r.chunked || r.has_close(), "{}", r.describe());
+    assert!(r.body == big_body(1));
+}
+
 #[test]
 fn a_100_mb_upload_is_spooled_not_held() {
     let s = site()
         .config("server.max-request-size = 0")
-        .config(&format!("server.upload-dirs = ( \"{}\" )", std::env::temp_dir().display()))
+        .config(&format!(
+            "server.upload-dirs = ( \"{}\" )",
+            std::env::temp_dir().display()
+        ))
         .start();
     let len: usize = 100 << 20;
     let chunk = pattern(1 << 20);
@@ -149,7 +206,10 @@ fn a_100_mb_upload_is_spooled_not_held() {
     }
     assert_eq!(r.text().trim(), cksum(&all));
     // The body went to a file, not to memory: lightd's resident set stays far below it.
-    assert!(peak < 40 * 1024, "RSS peaked at {peak} KiB during a 100 MiB upload");
+    assert!(
+        peak < 40 * 1024,
+        "RSS peaked at {peak} KiB during a 100 MiB upload"
+    );
 }
 
 fn rss_kib(pid: i32) -> u64 {
@@ -204,7 +264,10 @@ fn a_script_that_dies_mid_body_cuts_the_connection() {
             "die.sh",
             "printf 'Content-Length: 100000\\r\\n\\r\\n'\nprintf 'only this much'\nexit 1\n",
         )
-        .file("bad.sh", "printf 'X-Ok: 1\\r\\nBad Name: x\\r\\n\\r\\nbody'\n")
+        .file(
+            "bad.sh",
+            "printf 'X-Ok: 1\\r\\nBad Name: x\\r\\n\\r\\nbody'\n",
+        )
         .start();
     let mut c = s.connect();
     c.send(b"GET /die.sh HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -229,9 +292,16 @@ fn a_silent_script_times_out_and_is_killed() {
     let t = Instant::now();
     let r = s.get("/hang.sh");
     assert_eq!(r.status, 504, "{}", r.describe());
-    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
     let pid = read_pid(&s.docroot().join("hang.sh.pid"));
-    assert!(wait_until(Duration::from_secs(10), || !pid_alive(pid)), "script {pid} still runs");
+    assert!(
+        wait_until(Duration::from_secs(10), || !pid_alive(pid)),
+        "script {pid} still runs"
+    );
 }
 
 #[test]
@@ -242,11 +312,16 @@ fn a_client_that_goes_away_stops_its_script() {
     let mut c = s.connect();
     c.send(b"GET /slow.sh HTTP/1.1\r\nHost: x\r\n\r\n");
     let pidfile = s.docroot().join("slow.sh.pid");
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))));
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    }));
     let pid = read_pid(&pidfile);
     assert!(pid_alive(pid));
     drop(c);
-    assert!(wait_until(Duration::from_secs(10), || !pid_alive(pid)), "script {pid} outlived its client");
+    assert!(
+        wait_until(Duration::from_secs(10), || !pid_alive(pid)),
+        "script {pid} outlived its client"
+    );
     // And it was reaped: lightd has no zombie children.
     assert!(
         wait_until(Duration::from_secs(10), || zombies_of(s.pid()) == 0),

@@ -71,7 +71,10 @@ impl Fcgi {
                     if self.stderr_logged < MAX_STDERR_LOG {
                         if let Some(d) = self.inbuf.get(base + r.start..base + r.end) {
                             self.stderr_logged += d.len();
-                            log::error!("fastcgi stderr: {}", String::from_utf8_lossy(d).trim_end());
+                            log::error!(
+                                "fastcgi stderr: {}",
+                                String::from_utf8_lossy(d).trim_end()
+                            );
                         }
                     }
                 }

@@ -167,7 +167,11 @@ impl Job {
             reg.register(&mut SourceFd(&fd.as_raw_fd()), token(key, 0), interest)?;
         }
         if let Some(fd) = &self.rfd {
-            reg.register(&mut SourceFd(&fd.as_raw_fd()), token(key, 1), Interest::READABLE)?;
+            reg.register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                token(key, 1),
+                Interest::READABLE,
+            )?;
         }
         self.registered = true;
         Ok(())

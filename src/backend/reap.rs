@@ -56,10 +56,15 @@ pub fn reap(now: Instant) {
             let mut status = 0;
             // SAFETY: valid pointer; WNOHANG never blocks.
             let r = unsafe { libc::waitpid(c.pid, &mut status, libc::WNOHANG) };
-            if r == c.pid || (r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)) {
+            if r == c.pid
+                || (r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+            {
                 return false;
             }
-            if !c.killed && c.termed.is_some_and(|t| now.duration_since(t) >= KILL_AFTER) {
+            if !c.killed
+                && c.termed
+                    .is_some_and(|t| now.duration_since(t) >= KILL_AFTER)
+            {
                 // SAFETY: still our unreaped child.
                 unsafe { libc::kill(c.pid, libc::SIGKILL) };
                 c.killed = true;

@@ -23,9 +23,16 @@ pub fn spawn_cgi(
     let mut c = Command::new(prog);
     c.args(args).current_dir(cwd).env_clear();
     for (k, v) in env {
-        c.env(std::ffi::OsStr::from_bytes(k), std::ffi::OsStr::from_bytes(v));
+        c.env(
+            std::ffi::OsStr::from_bytes(k),
+            std::ffi::OsStr::from_bytes(v),
+        );
     }
-    c.stdin(if has_body { Stdio::piped() } else { Stdio::null() });
+    c.stdin(if has_body {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     c.stdout(Stdio::piped());
     let mut child = c.spawn()?;
     let stdin = child.stdin.take().map(OwnedFd::from);
@@ -38,5 +45,9 @@ pub fn spawn_cgi(
             libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
     }
-    Ok(CgiChild { pid: child.id() as libc::pid_t, stdin, stdout })
+    Ok(CgiChild {
+        pid: child.id() as libc::pid_t,
+        stdin,
+        stdout,
+    })
 }

@@ -50,6 +50,21 @@ enum Framing {
     Close,
     /// HEAD, or a status without a body: read and drop what the backend sends.
     Discard,
+    /// `server.stream-response-body = 0` (lighttpd's default) and no length: the body is
+    /// collected, so that a short one goes out with a Content-Length as lighttpd's does. Past
+    /// [`BACKPRESSURE`] bytes it streams after all (chunked, or to the close for
+    /// HTTP/1.0): memory stays bounded whatever the backend sends.
+    Buffer,
+}
+
+/// How the backend delimits its body.
+enum Source {
+    /// By its end (CGI, FastCGI, SCGI; HTTP without a length).
+    End,
+    /// By a Content-Length: this much is left.
+    Length(u64),
+    /// Chunked (an HTTP upstream, or a script that chose to): decoded here.
+    Chunked(Box<crate::http::chunked::ChunkedDecoder>),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +87,9 @@ pub struct Gw {
     /// Response bytes read and not yet handled.
     resp: Vec<u8>,
     state: Resp,
+    source: Source,
+    /// The head waiting for a buffered body's length (Framing::Buffer): the server tag.
+    held_head: Option<String>,
     /// Start the backend before the body is complete, and pass the body on as it comes.
     stream_request: bool,
     /// How the backend's head is read.
@@ -80,8 +98,6 @@ pub struct Gw {
     local_redir: bool,
     /// X-Sendfile is honoured, limited to these directories (empty: anywhere).
     x_sendfile: Option<Rc<[PathBuf]>>,
-    /// Body bytes still owed to the client (Length framing) or seen (others), for the log.
-    body_sent: u64,
     /// The request's settings, for the response-start modules.
     conf: Rc<ReqConf>,
     /// The request is an error handler's restart: the answer's status follows its rules.
@@ -128,10 +144,11 @@ impl Gw {
             job: None,
             resp: Vec::new(),
             state: Resp::Head,
+            source: Source::End,
+            held_head: None,
             stream_request: ctx.cfg.stream_request_body != 0,
             local_redir,
             x_sendfile,
-            body_sent: 0,
             conf,
             saved: None,
         }
@@ -151,7 +168,10 @@ impl Gw {
     pub fn wants_body(&self) -> bool {
         match &self.job {
             // Not started: spool it all (to a file beyond memory) unless streaming.
-            None => !self.stream_request || self.spool.as_ref().map_or(0, |s| s.len()) < BACKPRESSURE as u64,
+            None => {
+                !self.stream_request
+                    || self.spool.as_ref().map_or(0, |s| s.len()) < BACKPRESSURE as u64
+            }
             Some(j) => j.pending_input() < BACKPRESSURE as u64 && self.state != Resp::Done,
         }
     }
@@ -199,11 +219,15 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
         Plan::Cgi { argv, cwd } => {
             if body_complete {
                 // CGI needs the length: known now that the body is spooled.
-                set_env(&mut g.env, b"CONTENT_LENGTH", body.total().to_string().as_bytes());
+                set_env(
+                    &mut g.env,
+                    b"CONTENT_LENGTH",
+                    body.total().to_string().as_bytes(),
+                );
             }
             let has_body = body.total() > 0 || !body_complete;
-            let child = crate::backend::spawn::spawn_cgi(&argv, &cwd, &g.env, has_body)
-                .map_err(|e| {
+            let child =
+                crate::backend::spawn::spawn_cgi(&argv, &cwd, &g.env, has_body).map_err(|e| {
                     log::error!(
                         "cgi: starting {}: {}",
                         argv.last().map_or("?".into(), |a| a.to_string_lossy()),
@@ -258,7 +282,7 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
         return if progress { Turn::Progress } else { Turn::Done };
     }
     // Room for more response in the client's queue?
-    if b.segs.is_empty() {
+    if b.segs.is_empty() && g.held_head.is_none() {
         b.wbuf.clear();
     }
     if b.wbuf.len() >= BACKPRESSURE {
@@ -310,13 +334,7 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
         }
         break;
     }
-    let Exchange {
-        backend, body_len, ..
-    } = ex;
-    match backend.as_mut() {
-        Some(g) => body_out(g, b, body_len, ended),
-        None => Turn::Done,
-    }
+    body_out(ctx, ex, b, ended)
 }
 
 /// The backend's head is complete: build the client's head from it.
@@ -344,7 +362,9 @@ fn on_head(
             return Turn::Restart;
         }
     }
-    let mut status = h.status.unwrap_or(if location.is_some() { 302 } else { 200 });
+    let mut status = h
+        .status
+        .unwrap_or(if location.is_some() { 302 } else { 200 });
     if !(100..=999).contains(&status) {
         status = 502;
     }
@@ -355,7 +375,12 @@ fn on_head(
     let sendfile = g.x_sendfile.as_ref().and_then(|dirs| {
         field("X-Sendfile")
             .or_else(|| field("X-LIGHTTPD-send-file"))
-            .map(|p| (PathBuf::from(String::from_utf8_lossy(p).as_ref()), Rc::clone(dirs)))
+            .map(|p| {
+                (
+                    PathBuf::from(String::from_utf8_lossy(p).as_ref()),
+                    Rc::clone(dirs),
+                )
+            })
     });
     b.hdrs.clear();
     for f in &h.fields {
@@ -384,11 +409,20 @@ fn on_head(
         Framing::Discard
     } else if let Some(n) = h.content_length {
         Framing::Length(n)
+    } else if ctx.cfg.stream_response_body == 0 {
+        Framing::Buffer
     } else if head.version == request::Version::Http11 {
         Framing::Chunked
     } else {
         ex.persist = response::Persist::Close;
         Framing::Close
+    };
+    g.source = if h.chunked {
+        Source::Chunked(Box::default())
+    } else if let (Some(n), true) = (h.content_length, g.mode == gw_head::Mode::Http) {
+        Source::Length(n)
+    } else {
+        Source::End
     };
     ex.status = status;
     // The rest of what was read is body.
@@ -405,14 +439,21 @@ fn on_head(
     } else {
         conf.server_tag.clone()
     };
-    b.segs.push_back(Seg::Head(0, 0));
-    let at = b.segs.len();
-    let cl = if framing == Framing::Chunked {
-        None
+    if framing == Framing::Buffer {
+        // Written once the body's length is known (or it outgrows the buffer).
+        if let Some(g) = ex.backend.as_mut() {
+            g.held_head = Some(tag);
+        }
     } else {
-        content_length
-    };
-    super::write_head(ctx, ex, b, at, &tag, cl);
+        b.segs.push_back(Seg::Head(0, 0));
+        let at = b.segs.len();
+        let cl = if framing == Framing::Chunked {
+            None
+        } else {
+            content_length
+        };
+        super::write_head(ctx, ex, b, at, &tag, cl);
+    }
     ex.conf = Some(conf);
     Turn::Progress
 }
@@ -491,8 +532,11 @@ fn send_file(
     Turn::Done
 }
 
-/// Move response body bytes into the client's queue, framed.
-fn body_out(g: &mut Gw, b: &mut Bufs, body_len: &mut u64, ended: bool) -> Turn {
+/// Move response body bytes into the client's queue, framed for the client.
+fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
+    let Some(g) = ex.backend.as_mut() else {
+        return Turn::Done;
+    };
     let Resp::Body(framing) = g.state else {
         return if g.state == Resp::Done {
             Turn::Done
@@ -500,23 +544,64 @@ fn body_out(g: &mut Gw, b: &mut Bufs, body_len: &mut u64, ended: bool) -> Turn {
             Turn::Progress
         };
     };
-    let data = std::mem::take(&mut g.resp);
+    let raw = std::mem::take(&mut g.resp);
+    // The payload, decoded from the backend's framing.
+    let mut data: Vec<u8> = Vec::new();
+    let mut complete = ended;
+    let payload: &[u8] = match &mut g.source {
+        Source::End => &raw,
+        Source::Length(left) => {
+            let take = (raw.len() as u64).min(*left) as usize;
+            *left -= take as u64;
+            if *left == 0 {
+                complete = true;
+            } else if ended {
+                log::error!(
+                    "backend: response ended {} bytes short of its Content-Length",
+                    left
+                );
+                return cut(g, b);
+            }
+            &raw[..take]
+        }
+        Source::Chunked(dec) => {
+            match dec.feed(&raw, None, &mut |d| data.extend_from_slice(d)) {
+                Ok((_, done)) => {
+                    if done {
+                        complete = true;
+                    } else if ended {
+                        log::error!("backend: response ended inside its chunked body");
+                        return cut(g, b);
+                    }
+                }
+                Err(e) => {
+                    log::error!("backend: bad chunked body: {}", e.reason);
+                    return cut(g, b);
+                }
+            }
+            &data
+        }
+    };
     let from = b.wbuf.len();
+    let mut framing = framing;
     match framing {
         Framing::Discard => {}
         Framing::Length(left) => {
-            let take = (data.len() as u64).min(left) as usize;
-            b.wbuf.extend_from_slice(&data[..take]);
+            let take = (payload.len() as u64).min(left) as usize;
+            b.wbuf.extend_from_slice(&payload[..take]);
             let left = left - take as u64;
-            g.state = Resp::Body(Framing::Length(left));
-            *body_len += take as u64;
-            if take < data.len() {
+            framing = Framing::Length(left);
+            ex.body_len += take as u64;
+            if take < payload.len() {
                 log::warn!("backend: sent more than its Content-Length; the rest is dropped");
             }
             if left == 0 {
-                g.state = Resp::Done;
-            } else if ended {
-                log::error!("backend: response ended {} bytes short of its Content-Length", left);
+                complete = true;
+            } else if complete {
+                log::error!(
+                    "backend: response ended {} bytes short of its Content-Length",
+                    left
+                );
                 if b.wbuf.len() > from {
                     b.segs.push_back(Seg::Mem(from, b.wbuf.len()));
                 }
@@ -524,32 +609,80 @@ fn body_out(g: &mut Gw, b: &mut Bufs, body_len: &mut u64, ended: bool) -> Turn {
             }
         }
         Framing::Chunked => {
-            if !data.is_empty() {
-                use std::io::Write;
-                let _ = write!(b.wbuf, "{:x}\r\n", data.len());
-                b.wbuf.extend_from_slice(&data);
-                b.wbuf.extend_from_slice(b"\r\n");
-                *body_len += data.len() as u64;
-            }
-            if ended {
+            chunk(b, payload);
+            ex.body_len += payload.len() as u64;
+            if complete {
                 b.wbuf.extend_from_slice(b"0\r\n\r\n");
-                g.state = Resp::Done;
             }
         }
         Framing::Close => {
-            b.wbuf.extend_from_slice(&data);
-            *body_len += data.len() as u64;
-            if ended {
+            b.wbuf.extend_from_slice(payload);
+            ex.body_len += payload.len() as u64;
+        }
+        Framing::Buffer => {
+            // Collected in the write buffer with nothing queued yet: the head goes first.
+            b.wbuf.extend_from_slice(payload);
+            ex.body_len += payload.len() as u64;
+            let tag = g.held_head.clone().unwrap_or_default();
+            if complete {
+                g.held_head = None;
+                let len = b.wbuf.len();
+                b.segs.push_back(Seg::Head(0, 0));
+                let at = b.segs.len();
+                b.segs.push_back(Seg::Mem(0, len));
                 g.state = Resp::Done;
+                g.resp = raw;
+                g.resp.clear();
+                super::write_head(ctx, ex, b, at, &tag, Some(len as u64));
+                return Turn::Done;
             }
+            if b.wbuf.len() < BACKPRESSURE {
+                g.resp = raw;
+                g.resp.clear();
+                return Turn::Progress;
+            }
+            // Too much to hold: stream it after all.
+            g.held_head = None;
+            let len = b.wbuf.len();
+            let chunked = ex
+                .head
+                .is_some_and(|h| h.version == request::Version::Http11);
+            if chunked {
+                response::header(&mut b.hdrs, "Transfer-Encoding", b"chunked");
+                framing = Framing::Chunked;
+            } else {
+                ex.persist = response::Persist::Close;
+                framing = Framing::Close;
+            }
+            g.state = Resp::Body(framing);
+            g.resp = raw;
+            g.resp.clear();
+            b.segs.push_back(Seg::Head(0, 0));
+            let at = b.segs.len();
+            b.segs.push_back(Seg::Mem(0, len));
+            if chunked {
+                b.wbuf.extend_from_slice(b"\r\n");
+                b.segs.push_back(Seg::Mem(len, len + 2));
+            }
+            super::write_head(ctx, ex, b, at, &tag, None);
+            if chunked {
+                // The chunk-size line of what was collected goes right after the head.
+                use std::io::Write;
+                let _ = write!(b.hbuf, "{:x}\r\n", len);
+                if let Some(Seg::Head(_, e)) = b.segs.get_mut(at - 1) {
+                    *e = b.hbuf.len();
+                }
+            }
+            return Turn::Progress;
         }
     }
-    if framing == Framing::Discard && ended {
+    if complete {
         g.state = Resp::Done;
+    } else {
+        g.state = Resp::Body(framing);
     }
-    g.body_sent += data.len() as u64;
     // Keep the allocation for the next read.
-    g.resp = data;
+    g.resp = raw;
     g.resp.clear();
     if b.wbuf.len() > from {
         b.segs.push_back(Seg::Mem(from, b.wbuf.len()));
@@ -559,6 +692,24 @@ fn body_out(g: &mut Gw, b: &mut Bufs, body_len: &mut u64, ended: bool) -> Turn {
     } else {
         Turn::Progress
     }
+}
+
+/// One chunk of a chunked body (nothing for no bytes: an empty chunk would end the body).
+fn chunk(b: &mut Bufs, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let _ = write!(b.wbuf, "{:x}\r\n", data.len());
+    b.wbuf.extend_from_slice(data);
+    b.wbuf.extend_from_slice(b"\r\n");
+}
+
+/// The backend broke its framing after the head went out: what is queued goes, then the
+/// connection is cut.
+fn cut(g: &mut Gw, _b: &mut Bufs) -> Turn {
+    g.state = Resp::Done;
+    Turn::Cut
 }
 
 /// mod_cgi: whether `cgi.assign` takes this request, and the plan to run it. Called in the
@@ -668,7 +819,10 @@ pub fn build_env(f: &EnvFrom, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
     put("SERVER_PORT", f.conn.local.port().to_string().as_bytes());
     put("SERVER_ADDR", f.conn.local.ip().to_string().as_bytes());
     put("REQUEST_METHOD", f.head.method.as_str().as_bytes());
-    put("REDIRECT_STATUS", f.redirect_status.unwrap_or(200).to_string().as_bytes());
+    put(
+        "REDIRECT_STATUS",
+        f.redirect_status.unwrap_or(200).to_string().as_bytes(),
+    );
     put("REQUEST_URI", f.request_uri);
     put("QUERY_STRING", f.query.unwrap_or_default());
     put("REMOTE_ADDR", f.conn.peer.ip().to_string().as_bytes());

@@ -1,6 +1,8 @@
 //! Backends: what owns a descriptor other than the client socket. CGI children and their
-//! pipes, sockets to FastCGI, SCGI and HTTP servers, spooled request bodies.
+//! pipes, sockets to FastCGI, SCGI and HTTP servers, spooled request bodies, and the
+//! environment handed to them.
 
+pub mod env;
 #[cfg(feature = "fastcgi")]
 pub mod fcgi;
 pub mod job;

@@ -78,6 +78,31 @@ impl EnvBuf {
         }
     }
 
+    /// Give the first pair, when it is named `name`, a new value (CONTENT_LENGTH, which
+    /// comes first, once a spooled body's length is known). False if it is not there.
+    pub fn replace_first(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if self.pair(0).0 != name || self.index.is_empty() {
+            return false;
+        }
+        let old_end = self.entry(0).len();
+        let mut entry = Vec::with_capacity(name.len() + value.len() + 2);
+        entry.extend_from_slice(name);
+        entry.push(b'=');
+        entry.extend_from_slice(value);
+        entry.push(0);
+        let Ok(new_len) = u32::try_from(entry.len()) else {
+            return false;
+        };
+        let Ok(old_len) = u32::try_from(old_end) else {
+            return false;
+        };
+        self.data.splice(..old_end, entry);
+        for (start, _) in self.index.iter_mut().skip(1) {
+            *start = *start - old_len + new_len;
+        }
+        true
+    }
+
     /// The pairs in the order they were added, as (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         (0..self.index.len()).map(move |k| self.pair(k))

@@ -9,16 +9,17 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::backend::env::EnvBuf;
 use crate::backend::job::{Got, Job};
 use crate::backend::spool::Spool;
 use crate::config::ReqConf;
 use crate::ctx::{Bufs, Ctx};
 use crate::handlers::Seg;
 use crate::http::gw_head::{self, GwHead, StatusFrom};
-use crate::http::request::{self, Head, Header};
+use crate::http::request::{self, Head};
 use crate::http::response;
 
-use super::{ConnInfo, Exchange};
+use super::Exchange;
 
 /// Request body bytes kept in memory before the spool goes to a file.
 const SPOOL_MEM: usize = 64 * 1024;
@@ -79,8 +80,8 @@ enum Resp {
 /// A request in a backend's hands.
 pub struct Gw {
     plan: Option<Plan>,
-    /// The environment (CGI, FastCGI, SCGI) as (name, value) pairs.
-    env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The environment (CGI, FastCGI, SCGI).
+    env: EnvBuf,
     /// The request body, until the job starts and takes it.
     spool: Option<Spool>,
     pub job: Option<Job>,
@@ -123,7 +124,7 @@ pub enum Turn {
 }
 
 impl Gw {
-    pub fn new(plan: Plan, env: Vec<(Vec<u8>, Vec<u8>)>, ctx: &Ctx, conf: Rc<ReqConf>) -> Gw {
+    pub fn new(plan: Plan, env: EnvBuf, ctx: &Ctx, conf: Rc<ReqConf>) -> Gw {
         let dirs: Rc<[PathBuf]> = ctx.cfg.upload_dirs.clone().into();
         #[cfg(feature = "cgi")]
         let (local_redir, x_sendfile) = (
@@ -219,15 +220,13 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
         Plan::Cgi { argv, cwd } => {
             if body_complete {
                 // CGI needs the length: known now that the body is spooled.
-                set_env(
-                    &mut g.env,
-                    b"CONTENT_LENGTH",
-                    body.total().to_string().as_bytes(),
-                );
+                g.env
+                    .replace_first(b"CONTENT_LENGTH", body.total().to_string().as_bytes());
             }
             let has_body = body.total() > 0 || !body_complete;
+            let args: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
             let child =
-                crate::backend::spawn::spawn_cgi(&argv, &cwd, &g.env, has_body).map_err(|e| {
+                crate::backend::spawn::spawn_cgi(&args, &cwd, &g.env, None).map_err(|e| {
                     log::error!(
                         "cgi: starting {}: {}",
                         argv.last().map_or("?".into(), |a| a.to_string_lossy()),
@@ -236,7 +235,9 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
                     // lighttpd answers a script that cannot be run with 500.
                     500u16
                 })?;
-            Job::pipes(child.pid, child.stdin, child.stdout, body, ctx.now)
+            // Without a body the script's stdin is closed at once: it reads end of file.
+            let stdin = has_body.then_some(child.stdin);
+            Job::pipes(child.pid as libc::pid_t, stdin, child.stdout, body, ctx.now)
         }
     };
     job.body_complete = body_complete;
@@ -248,11 +249,19 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
     Ok(())
 }
 
-/// Replace or add an environment variable.
-fn set_env(env: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: &[u8]) {
-    match env.iter_mut().find(|(n, _)| n == name) {
-        Some((_, v)) => *v = value.to_vec(),
-        None => env.push((name.to_vec(), value.to_vec())),
+/// What a gateway host changes in the environment.
+#[derive(Default)]
+pub struct EnvOpts<'a> {
+    pub docroot: Option<&'a Path>,
+    pub strip_request_uri: Option<&'a str>,
+    pub authorizer: bool,
+}
+
+impl EnvOpts<'_> {
+    pub fn for_plan(plan: &Plan) -> EnvOpts<'_> {
+        match plan {
+            Plan::Cgi { .. } => EnvOpts::default(),
+        }
     }
 }
 
@@ -765,132 +774,6 @@ fn script_of(root: &Path, rel: &str) -> Option<(PathBuf, std::fs::Metadata, usiz
         end = rel[..end].rfind('/')?;
         if end == 0 {
             return None;
-        }
-    }
-}
-
-/// What the environment is built from.
-pub struct EnvFrom<'a> {
-    pub buf: &'a [u8],
-    pub head: &'a Head,
-    pub headers: &'a [Header],
-    pub conn: &'a ConnInfo<'a>,
-    pub conf: &'a ReqConf,
-    /// The URL path of the script and the path info after it.
-    pub script_name: &'a str,
-    pub path_info: &'a str,
-    pub script_filename: &'a Path,
-    pub document_root: &'a Path,
-    pub query: Option<&'a [u8]>,
-    /// The target as the client sent it (REQUEST_URI), and after rewrites (REDIRECT_URI).
-    pub request_uri: &'a [u8],
-    pub redirect_status: Option<u16>,
-    pub remote_user: Option<&'a str>,
-    pub auth_type: Option<&'a str>,
-    pub scheme: &'a str,
-}
-
-/// The CGI/1.1 environment (RFC 3875 §4.1) with lighttpd's additions.
-pub fn build_env(f: &EnvFrom, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-    let mut put = |n: &str, v: &[u8]| out.push((n.as_bytes().to_vec(), v.to_vec()));
-    put("SERVER_SOFTWARE", f.conf.server_tag.as_bytes());
-    put("GATEWAY_INTERFACE", b"CGI/1.1");
-    put("REQUEST_SCHEME", f.scheme.as_bytes());
-    if f.scheme == "https" {
-        put("HTTPS", b"on");
-    }
-    let host = f.head.host.map(|h| h.get(f.buf)).unwrap_or_default();
-    let server_name = match host.iter().rposition(|&c| c == b':') {
-        Some(i) if !host.ends_with(b"]") => &host[..i],
-        _ => host,
-    };
-    if server_name.is_empty() {
-        put("SERVER_NAME", f.conn.local.ip().to_string().as_bytes());
-    } else {
-        put("SERVER_NAME", server_name);
-    }
-    put(
-        "SERVER_PROTOCOL",
-        match f.head.version {
-            request::Version::Http10 => b"HTTP/1.0",
-            request::Version::Http11 => b"HTTP/1.1",
-        },
-    );
-    put("SERVER_PORT", f.conn.local.port().to_string().as_bytes());
-    put("SERVER_ADDR", f.conn.local.ip().to_string().as_bytes());
-    put("REQUEST_METHOD", f.head.method.as_str().as_bytes());
-    put(
-        "REDIRECT_STATUS",
-        f.redirect_status.unwrap_or(200).to_string().as_bytes(),
-    );
-    put("REQUEST_URI", f.request_uri);
-    put("QUERY_STRING", f.query.unwrap_or_default());
-    put("REMOTE_ADDR", f.conn.peer.ip().to_string().as_bytes());
-    put("REMOTE_PORT", f.conn.peer.port().to_string().as_bytes());
-    if let Some(u) = f.remote_user {
-        put("REMOTE_USER", u.as_bytes());
-    }
-    if let Some(t) = f.auth_type {
-        put("AUTH_TYPE", t.as_bytes());
-    }
-    if let Some(n) = f.head.content_length {
-        put("CONTENT_LENGTH", n.to_string().as_bytes());
-    }
-    if let Some(ct) = request::header(f.buf, f.headers, "Content-Type") {
-        put("CONTENT_TYPE", ct);
-    }
-    put("SCRIPT_NAME", f.script_name.as_bytes());
-    if !f.path_info.is_empty() {
-        put("PATH_INFO", f.path_info.as_bytes());
-        let mut t = f.document_root.as_os_str().as_encoded_bytes().to_vec();
-        if t.ends_with(b"/") {
-            t.pop();
-        }
-        t.extend_from_slice(f.path_info.as_bytes());
-        put("PATH_TRANSLATED", &t);
-    }
-    put(
-        "SCRIPT_FILENAME",
-        f.script_filename.as_os_str().as_encoded_bytes(),
-    );
-    put(
-        "DOCUMENT_ROOT",
-        f.document_root.as_os_str().as_encoded_bytes(),
-    );
-    // Request fields as HTTP_*; Proxy never (httpoxy), and the two CGI has as its own.
-    for h in f.headers {
-        let name = h.name.get(f.buf);
-        if name.eq_ignore_ascii_case(b"Proxy")
-            || name.eq_ignore_ascii_case(b"Content-Type")
-            || name.eq_ignore_ascii_case(b"Content-Length")
-        {
-            continue;
-        }
-        let mut n = b"HTTP_".to_vec();
-        n.extend(name.iter().map(|&c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                b'_'
-            }
-        }));
-        let v = h.value.get(f.buf);
-        match out.iter_mut().find(|(k, _)| *k == n) {
-            Some((_, old)) => {
-                let sep: &[u8] = if n == b"HTTP_COOKIE" { b"; " } else { b", " };
-                old.extend_from_slice(sep);
-                old.extend_from_slice(v);
-            }
-            None => out.push((n, v.to_vec())),
-        }
-    }
-    #[cfg(feature = "setenv")]
-    {
-        for (k, v) in &f.conf.setenv.add_environment {
-            out.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
-        }
-        for (k, v) in &f.conf.setenv.set_environment {
-            set_env(out, k.as_bytes(), v.as_bytes());
         }
     }
 }

@@ -123,7 +123,22 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                 if let Some((script, split, plan)) = pipe.backend.take() {
                     // The head comes from the backend: drop the place kept for ours.
                     b.segs.truncate(first_seg - 1);
-                    let env = backend_env(ex, b, rlen, conn, &head, &pipe, &conf, &script, split);
+                    let rel = pipe.rel.as_deref().unwrap_or(&b.path);
+                    let path_info = rel.get(split..).unwrap_or("");
+                    let script_name = b.path.strip_suffix(path_info).unwrap_or(&b.path);
+                    let opts = backend::EnvOpts::for_plan(&plan);
+                    let env = backend_env(
+                        ex,
+                        b,
+                        rlen,
+                        conn,
+                        &head,
+                        &pipe,
+                        &conf,
+                        &script,
+                        (script_name, path_info),
+                        &opts,
+                    );
                     let mut gw = backend::Gw::new(plan, env, ctx, Rc::clone(&conf));
                     gw.saved = pipe.saved;
                     ex.backend = Some(Box::new(gw));
@@ -212,7 +227,8 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     ex.target = pipe.target.take();
 }
 
-/// The environment for the backend of a request the pipeline gave to one.
+/// The environment for the backend of a request the pipeline gave to one: the script
+/// (or the gateway's idea of it) is `rel[..split]`, the path info what follows.
 #[cfg(feature = "backend")]
 #[allow(clippy::too_many_arguments)]
 fn backend_env(
@@ -224,43 +240,99 @@ fn backend_env(
     pipe: &Pipe,
     conf: &ReqConf,
     script: &std::path::Path,
-    split: usize,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+    names: (&str, &str),
+    opts: &backend::EnvOpts,
+) -> crate::backend::env::EnvBuf {
+    use std::os::unix::ffi::OsStrExt;
     let buf = &b.rbuf[..rlen];
-    let rel = pipe.rel.as_deref().unwrap_or(&b.path);
-    let path_info = rel.get(split..).unwrap_or("");
-    let script_name = b.path.strip_suffix(path_info).unwrap_or(&b.path);
+    let (script_name, path_info) = names;
     let root = pipe
         .root
         .as_deref()
         .or(conf.document_root.as_deref())
         .unwrap_or(std::path::Path::new("/"));
-    let from = backend::EnvFrom {
-        buf,
-        head,
-        headers: &b.headers[..head.header_count],
-        conn,
-        conf,
-        script_name,
-        path_info,
-        script_filename: script,
-        document_root: root,
-        query: query_of(&pipe.target, buf, head),
+    // The request's fields as mod_setenv left them.
+    let mut fields: Vec<(&[u8], &[u8])> = b.headers[..head.header_count]
+        .iter()
+        .map(|h| (h.name.get(buf), h.value.get(buf)))
+        .collect();
+    #[cfg(feature = "setenv")]
+    {
+        for (k, v) in &conf.setenv.set_request_header {
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(k.as_bytes()));
+            if !v.is_empty() {
+                fields.push((k.as_bytes(), v.as_bytes()));
+            }
+        }
+        for (k, v) in &conf.setenv.add_request_header {
+            fields.push((k.as_bytes(), v.as_bytes()));
+        }
+    }
+    let mut vars: Vec<(&[u8], &[u8])> = Vec::new();
+    #[cfg(feature = "setenv")]
+    {
+        for (k, v) in &conf.setenv.add_environment {
+            vars.push((k.as_bytes(), v.as_bytes()));
+        }
+        for (k, v) in &conf.setenv.set_environment {
+            vars.retain(|(n, _)| *n != k.as_bytes());
+            vars.push((k.as_bytes(), v.as_bytes()));
+        }
+    }
+    #[cfg(feature = "extforward")]
+    let remote = match &pipe.fwd_ip {
+        Some((ip, _)) => SocketAddr::new(*ip, conn.peer.port()),
+        None => conn.peer,
+    };
+    #[cfg(not(feature = "extforward"))]
+    let remote = conn.peer;
+    #[cfg(feature = "extforward")]
+    let scheme = pipe.fwd_scheme.unwrap_or("http");
+    #[cfg(not(feature = "extforward"))]
+    let scheme = "http";
+    let target = pipe
+        .target
+        .as_deref()
+        .map_or(head.target.get(buf), str::as_bytes);
+    let host = head.host.map(|h| h.get(buf)).unwrap_or_default();
+    let input = crate::backend::env::Input {
+        method: head.method.as_str(),
+        protocol: match head.version {
+            request::Version::Http10 => "HTTP/1.0",
+            request::Version::Http11 => "HTTP/1.1",
+        },
         request_uri: head.target.get(buf),
-        redirect_status: pipe.saved.as_ref().map(|s| s.status()),
+        target,
+        query: query_of(&pipe.target, buf, head).unwrap_or_default(),
+        script_name: script_name.as_bytes(),
+        path_info: path_info.as_bytes(),
+        physical_path: script.as_os_str().as_bytes(),
+        basedir: root.as_os_str().as_bytes(),
+        docroot: opts.docroot.map(|d| d.as_os_str().as_bytes()),
+        strip_request_uri: opts.strip_request_uri.map(str::as_bytes),
+        break_scriptfilename: false,
+        authorizer: opts.authorizer,
+        content_length: head.content_length.unwrap_or(0),
+        scheme,
+        server_software: conf.server_tag.as_bytes(),
+        server_name: host,
+        local: conn.local,
+        remote,
         #[cfg(feature = "auth")]
-        remote_user: ex.remote_user.as_deref(),
+        remote_user: ex.remote_user.as_deref().map(str::as_bytes),
         #[cfg(not(feature = "auth"))]
         remote_user: None,
         #[cfg(feature = "auth")]
-        auth_type: ex.auth_type,
+        auth_type: ex.auth_type.map(str::as_bytes),
         #[cfg(not(feature = "auth"))]
         auth_type: None,
-        scheme: "http",
+        redirect_status: pipe.saved.as_ref().map(|s| s.status()),
+        headers: &fields,
+        env: &vars,
     };
     let _ = ex;
-    let mut env = Vec::with_capacity(32);
-    backend::build_env(&from, &mut env);
+    let mut env = crate::backend::env::EnvBuf::new();
+    crate::backend::env::build(&input, &mut env);
     env
 }
 

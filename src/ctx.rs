@@ -85,6 +85,9 @@ pub struct Ctx {
     /// The loop's registry: backends register their descriptors with it.
     #[cfg(feature = "backend")]
     pub registry: mio::Registry,
+    /// Per gateway host (`GwHost::index`): the next process to try.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    gw_next: Vec<u32>,
 }
 
 impl Ctx {
@@ -137,6 +140,8 @@ impl Ctx {
             auth_secret: auth_secret()?,
             #[cfg(feature = "backend")]
             registry,
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            gw_next: Vec::new(),
         };
         #[cfg(feature = "status")]
         {
@@ -144,6 +149,29 @@ impl Ctx {
         }
         ctx.refresh_clock();
         Ok(ctx)
+    }
+
+    /// Which process of a gateway host takes the next request: round robin over a spawned
+    /// pool's processes (a host lightd does not spawn is one address).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn pick_proc(&mut self, host: &crate::config::gateway::GwHost) -> u32 {
+        let procs = if host.bin_path.is_some() {
+            host.max_procs.max(1)
+        } else {
+            1
+        };
+        if self.gw_next.len() <= host.index {
+            self.gw_next.resize(host.index + 1, 0);
+        }
+        let n = self.gw_next[host.index] % procs;
+        self.gw_next[host.index] = (n + 1) % procs;
+        n
+    }
+
+    /// A connect to process `n` of `host` failed.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn proc_failed(&mut self, host: &crate::config::gateway::GwHost, n: u32) {
+        let _ = (host, n);
     }
 
     pub fn take_bufs(&mut self) -> Box<Bufs> {

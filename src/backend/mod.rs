@@ -2,6 +2,8 @@
 //! pipes, sockets to FastCGI, SCGI and HTTP servers, spooled request bodies, and the
 //! environment handed to them.
 
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+pub mod connect;
 pub mod env;
 #[cfg(feature = "fastcgi")]
 pub mod fcgi;

@@ -12,6 +12,8 @@ use std::rc::Rc;
 use crate::backend::env::EnvBuf;
 use crate::backend::job::{Got, Job};
 use crate::backend::spool::Spool;
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+use crate::config::gateway::{GwConf, GwHost, Mode, Proto};
 use crate::config::ReqConf;
 use crate::ctx::{Bufs, Ctx};
 use crate::handlers::Seg;
@@ -37,6 +39,14 @@ pub enum Plan {
     Cgi {
         argv: Vec<std::ffi::OsString>,
         cwd: PathBuf,
+    },
+    /// Send it to a gateway host (FastCGI, SCGI): which protocol, which host, and whether
+    /// the host only authorizes (FastCGI's authorizer role).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    Gw {
+        proto: Proto,
+        host: Rc<GwHost>,
+        authorizer: bool,
     },
 }
 
@@ -103,6 +113,8 @@ pub struct Gw {
     conf: Rc<ReqConf>,
     /// The request is an error handler's restart: the answer's status follows its rules.
     pub saved: Option<crate::modules::errors::Saved>,
+    /// A FastCGI authorizer: on 200 the request goes on to its handler.
+    authorizer: bool,
 }
 
 /// What a turn of the backend produced for the connection.
@@ -138,7 +150,10 @@ impl Gw {
         Gw {
             mode: match plan {
                 Plan::Cgi { .. } => gw_head::Mode::Cgi,
+                #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+                Plan::Gw { .. } => gw_head::Mode::Gateway,
             },
+            authorizer: plan_authorizes(&plan),
             plan: Some(plan),
             env,
             spool: Some(Spool::new(SPOOL_MEM, dirs)),
@@ -206,6 +221,25 @@ impl Gw {
     }
 }
 
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::FastCgi => "fastcgi",
+        Proto::Scgi => "scgi",
+        Proto::Proxy => "proxy",
+        Proto::WsTunnel => "wstunnel",
+    }
+}
+
+/// Whether a plan is a FastCGI authorizer's.
+fn plan_authorizes(plan: &Plan) -> bool {
+    match plan {
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        Plan::Gw { authorizer, .. } => *authorizer,
+        _ => false,
+    }
+}
+
 /// Start the backend: spawn the CGI child (or connect), register its descriptors under the
 /// connection's key. Err is the status to answer with.
 pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Result<(), u16> {
@@ -239,6 +273,55 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
             let stdin = has_body.then_some(child.stdin);
             Job::pipes(child.pid as libc::pid_t, stdin, child.stdout, body, ctx.now)
         }
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        Plan::Gw {
+            proto,
+            host,
+            authorizer,
+        } => {
+            if body_complete && !authorizer {
+                g.env
+                    .replace_first(b"CONTENT_LENGTH", body.total().to_string().as_bytes());
+            }
+            let n = ctx.pick_proc(&host);
+            let addr = crate::backend::connect::proc_addr(&host.addr, host.bin_path.is_some(), n);
+            let (sock, connecting) = crate::backend::connect::connect(&addr).map_err(|e| {
+                log::error!("{}: connecting to {}: {}", proto_name(proto), addr, e);
+                ctx.proc_failed(&host, n);
+                // lighttpd: a backend that cannot be reached is 503.
+                503u16
+            })?;
+            let mut head = Vec::with_capacity(g.env.byte_len() + 64);
+            let wire = match proto {
+                #[cfg(feature = "fastcgi")]
+                Proto::FastCgi => {
+                    use crate::http::fcgi;
+                    let role = if authorizer {
+                        fcgi::Role::Authorizer
+                    } else {
+                        fcgi::Role::Responder
+                    };
+                    fcgi::begin_request(&mut head, 1, role, false);
+                    if let Err(e) = fcgi::params(&mut head, 1, g.env.iter()) {
+                        log::error!("fastcgi: the environment: {}", e);
+                        return Err(500);
+                    }
+                    crate::backend::job::Wire::Fcgi(crate::backend::fcgi::Fcgi::new(1))
+                }
+                #[cfg(feature = "scgi")]
+                Proto::Scgi => {
+                    let len = if body_complete { body.total() } else { 0 };
+                    if let Err(e) = crate::http::scgi::request_header(&mut head, len, g.env.iter())
+                    {
+                        log::error!("scgi: the environment: {}", e);
+                        return Err(500);
+                    }
+                    crate::backend::job::Wire::Raw
+                }
+                _ => return Err(500),
+            };
+            Job::socket(wire, sock, connecting, head, body, ctx.now)
+        }
     };
     job.body_complete = body_complete;
     if let Err(e) = job.register(&ctx.registry, key) {
@@ -261,8 +344,107 @@ impl EnvOpts<'_> {
     pub fn for_plan(plan: &Plan) -> EnvOpts<'_> {
         match plan {
             Plan::Cgi { .. } => EnvOpts::default(),
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            Plan::Gw {
+                host, authorizer, ..
+            } => EnvOpts {
+                docroot: host.docroot.as_deref(),
+                strip_request_uri: host.strip_request_uri.as_deref(),
+                authorizer: *authorizer,
+            },
         }
     }
+}
+
+/// The gateway modules' lists, in the order lighttpd's default module order runs them.
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+fn gateways(conf: &ReqConf) -> impl Iterator<Item = (Proto, &GwConf)> {
+    let mut v: Vec<(Proto, &GwConf)> = Vec::new();
+    #[cfg(feature = "fastcgi")]
+    v.push((Proto::FastCgi, &conf.fastcgi));
+    #[cfg(feature = "scgi")]
+    v.push((Proto::Scgi, &conf.scgi));
+    v.into_iter().filter(|(_, g)| !g.exts.is_empty())
+}
+
+/// A backend's choice for a request: the plan, and the SCRIPT_NAME / PATH_INFO split.
+pub struct Choice {
+    pub plan: Plan,
+    pub script_name: String,
+    pub path_info: String,
+}
+
+/// The gateways' check (lighttpd's gw_check_extension). `uri_path` is the request's
+/// normalised path; `physical` is its file once the physical phase found one (None in
+/// uri_clean, where only hosts with check-local disabled take requests). `authorized`: an
+/// authorizer already said yes, so only responders are looked for.
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+pub fn select_gw(
+    conf: &ReqConf,
+    uri_path: &str,
+    physical: Option<&str>,
+    authorized: bool,
+) -> Option<Choice> {
+    for (proto, gw) in gateways(conf) {
+        for mode in [Mode::Authorizer, Mode::Responder] {
+            if mode == Mode::Authorizer && authorized {
+                continue;
+            }
+            let name = physical.unwrap_or(uri_path);
+            // *.map-extensions first: a mapped suffix is handled as the one it maps to.
+            let mapped = gw
+                .map_extensions
+                .iter()
+                .find(|(from, _)| name.ends_with(from.as_str()))
+                .map(|(_, to)| to.as_str());
+            let ext = gw.exts.iter().find(|e| {
+                e.hosts.iter().any(|h| h.mode == mode)
+                    && match mapped {
+                        Some(m) => e.key == m,
+                        None if e.key.starts_with('/') => uri_path.starts_with(e.key.as_str()),
+                        None => name.ends_with(e.key.as_str()),
+                    }
+            });
+            let Some(ext) = ext else { continue };
+            let host = pick_host(gw, &ext.hosts, mode)?;
+            if physical.is_none() && host.check_local {
+                // Decided in the physical phase, once the file is known to exist.
+                return None;
+            }
+            let authorizer = mode == Mode::Authorizer;
+            let (mut script_name, mut path_info) = (uri_path.to_string(), String::new());
+            // Only "/prefix" entries split off path info, and not for an authorizer.
+            if physical.is_none() && ext.key.starts_with('/') && !authorizer {
+                if ext.key.len() == 1 && host.fix_root_scriptname {
+                    path_info = std::mem::take(&mut script_name);
+                } else if let Some(i) = uri_path
+                    .get(ext.key.len()..)
+                    .and_then(|rest| rest.find('/'))
+                {
+                    let cut = ext.key.len() + i;
+                    path_info = uri_path[cut..].to_string();
+                    script_name.truncate(cut);
+                }
+            }
+            return Some(Choice {
+                plan: Plan::Gw {
+                    proto,
+                    host: Rc::clone(host),
+                    authorizer,
+                },
+                script_name,
+                path_info,
+            });
+        }
+    }
+    None
+}
+
+/// The host of an entry that takes the request: by `*.balance` among those of `mode`.
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+fn pick_host<'a>(gw: &GwConf, hosts: &'a [Rc<GwHost>], mode: Mode) -> Option<&'a Rc<GwHost>> {
+    let _ = gw.balance;
+    hosts.iter().find(|h| h.mode == mode)
 }
 
 /// One turn of the backend: send it what is pending, read what it answered, and queue the
@@ -374,6 +556,24 @@ fn on_head(
     let mut status = h
         .status
         .unwrap_or(if location.is_some() { 302 } else { 200 });
+    // A FastCGI authorizer's yes: the request goes on, with its Variable-* fields.
+    #[cfg(feature = "fastcgi")]
+    if g.authorizer && status == 200 {
+        let vars = h
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let name = f.name.get(&raw);
+                let var = name.get(9..)?;
+                if !name[..9].eq_ignore_ascii_case(b"Variable-") || var.is_empty() {
+                    return None;
+                }
+                Some((var.to_vec(), f.value.get(&raw).to_vec()))
+            })
+            .collect();
+        ex.authorized = Some(vars);
+        return Turn::Restart;
+    }
     if !(100..=999).contains(&status) {
         status = 502;
     }
@@ -759,7 +959,7 @@ pub fn select_cgi(
 
 /// The longest prefix of `rel` (cut at a '/') that is a regular file under `root`: the file,
 /// its metadata, and where in `rel` the path info begins.
-fn script_of(root: &Path, rel: &str) -> Option<(PathBuf, std::fs::Metadata, usize)> {
+pub fn script_of(root: &Path, rel: &str) -> Option<(PathBuf, std::fs::Metadata, usize)> {
     let mut end = rel.len();
     // Bounded by the number of '/' in the path.
     loop {

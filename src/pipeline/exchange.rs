@@ -58,6 +58,10 @@ pub struct Exchange {
     /// The backend answering this request, once the pipeline chose one.
     #[cfg(feature = "backend")]
     pub backend: Option<Box<super::backend::Gw>>,
+    /// A FastCGI authorizer allowed the request: its `Variable-*` fields, for the
+    /// environment of whatever handles the request next.
+    #[cfg(feature = "fastcgi")]
+    pub authorized: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl Exchange {
@@ -84,6 +88,8 @@ impl Exchange {
             auth_type: None,
             #[cfg(feature = "backend")]
             backend: None,
+            #[cfg(feature = "fastcgi")]
+            authorized: None,
         }
     }
 }

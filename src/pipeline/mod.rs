@@ -120,12 +120,10 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
             }
             #[cfg(feature = "backend")]
             Step::Backend => {
-                if let Some((script, split, plan)) = pipe.backend.take() {
+                if let Some((script, c)) = pipe.backend.take() {
                     // The head comes from the backend: drop the place kept for ours.
                     b.segs.truncate(first_seg - 1);
-                    let rel = pipe.rel.as_deref().unwrap_or(&b.path);
-                    let path_info = rel.get(split..).unwrap_or("");
-                    let script_name = b.path.strip_suffix(path_info).unwrap_or(&b.path);
+                    let plan = c.plan;
                     let opts = backend::EnvOpts::for_plan(&plan);
                     let env = backend_env(
                         ex,
@@ -136,7 +134,7 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                         &pipe,
                         &conf,
                         &script,
-                        (script_name, path_info),
+                        (&c.script_name, &c.path_info),
                         &opts,
                     );
                     let mut gw = backend::Gw::new(plan, env, ctx, Rc::clone(&conf));
@@ -269,6 +267,11 @@ fn backend_env(
         }
     }
     let mut vars: Vec<(&[u8], &[u8])> = Vec::new();
+    // What a FastCGI authorizer passed on (Variable-NAME: value gives NAME=value).
+    #[cfg(feature = "fastcgi")]
+    if let Some(auth) = &ex.authorized {
+        vars.extend(auth.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+    }
     #[cfg(feature = "setenv")]
     {
         for (k, v) in &conf.setenv.add_environment {
@@ -336,6 +339,18 @@ fn backend_env(
     env
 }
 
+/// Whether a FastCGI authorizer already allowed this request.
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+fn gw_authorized(ex: &Exchange) -> bool {
+    #[cfg(feature = "fastcgi")]
+    return ex.authorized.is_some();
+    #[cfg(not(feature = "fastcgi"))]
+    {
+        let _ = ex;
+        false
+    }
+}
+
 /// Per-request pipeline state that lives across internal restarts.
 #[derive(Default)]
 struct Pipe {
@@ -376,7 +391,7 @@ struct Pipe {
     /// The backend chosen: the script file, where its path info starts in `rel`, and what
     /// to start.
     #[cfg(feature = "backend")]
-    backend: Option<(std::path::PathBuf, usize, backend::Plan)>,
+    backend: Option<(std::path::PathBuf, backend::Choice)>,
 }
 
 /// The query string, from the rewritten target if there is one.
@@ -597,6 +612,22 @@ fn prepare(
         }
     }
 
+    // The gateways whose hosts do not check for a local file take the request by its URL
+    // path (lighttpd decides this in uri_clean; the document root is still worked out, and
+    // SCRIPT_FILENAME is the script's path under it).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    if let Some(c) = backend::select_gw(conf, &b.path, None, gw_authorized(ex)) {
+        let mut script = pipe
+            .root
+            .as_deref()
+            .or(conf.document_root.as_deref())
+            .map(|r| r.as_os_str().to_owned())
+            .unwrap_or_default();
+        script.push(&c.script_name);
+        pipe.backend = Some((script.into(), c));
+        return Step::Backend;
+    }
+
     // physical: userdir, alias, then the if-not-file rewrites.
     #[cfg(feature = "userdir")]
     if conf.userdir.path.is_some() && b.path.starts_with("/~") {
@@ -681,6 +712,28 @@ fn prepare(
             }
         }
     }
+    // The handler: a gateway for an existing file (check-local), then mod_cgi for a file
+    // cgi.assign names.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    if let Some(root) = pipe.root.as_deref().or(conf.document_root.as_deref()) {
+        let rel = pipe.rel.as_deref().unwrap_or(&b.path);
+        if let Some((script, _, split)) = backend::script_of(root, rel) {
+            let physical = script.to_string_lossy();
+            if let Some(mut c) =
+                backend::select_gw(conf, &b.path, Some(&physical), gw_authorized(ex))
+            {
+                let path_info = rel.get(split..).unwrap_or("");
+                c.path_info = path_info.to_string();
+                c.script_name = b
+                    .path
+                    .strip_suffix(path_info)
+                    .unwrap_or(&b.path)
+                    .to_string();
+                pipe.backend = Some((script, c));
+                return Step::Backend;
+            }
+        }
+    }
     // The handler: mod_cgi for a file cgi.assign names.
     #[cfg(feature = "cgi")]
     if !conf.cgi.assign.is_empty() {
@@ -689,8 +742,15 @@ fn prepare(
             match backend::select_cgi(conf, root, rel) {
                 None => {}
                 Some(Err(s)) => return Step::Error(s),
-                Some(Ok(sel)) => {
-                    pipe.backend = Some(sel);
+                Some(Ok((script, split, plan))) => {
+                    let path_info = rel.get(split..).unwrap_or("").to_string();
+                    let script_name = b.path.strip_suffix(path_info.as_str()).unwrap_or(&b.path);
+                    let c = backend::Choice {
+                        plan,
+                        script_name: script_name.to_string(),
+                        path_info,
+                    };
+                    pipe.backend = Some((script, c));
                     return Step::Backend;
                 }
             }

@@ -704,6 +704,7 @@ mod tests {
     #[test]
     fn clashing_field_names_are_flagged() {
         // (fields, clash?)
+        #[allow(clippy::type_complexity)]
         let cases: &[(&[(&[u8], &[u8])], bool)] = &[
             // Reads as a field lighttpd knows.
             (&[(b"X_Forwarded_For", b"1.2.3.4")], true),

@@ -477,7 +477,7 @@ pub(crate) mod tests {
 
     thread_local! {
         /// Take the path of kernels without close_range (set per test thread).
-        static FORCE_FALLBACK: Cell<bool> = Cell::new(false);
+        static FORCE_FALLBACK: Cell<bool> = const { Cell::new(false) };
     }
 
     pub(super) fn force_fallback() -> bool {

@@ -358,6 +358,8 @@ impl EnvOpts<'_> {
 
 /// The gateway modules' lists, in the order lighttpd's default module order runs them.
 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+// Pushed one by one: each module is a feature of its own.
+#[allow(clippy::vec_init_then_push)]
 fn gateways(conf: &ReqConf) -> impl Iterator<Item = (Proto, &GwConf)> {
     let mut v: Vec<(Proto, &GwConf)> = Vec::new();
     #[cfg(feature = "fastcgi")]

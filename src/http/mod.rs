@@ -2,6 +2,8 @@
 
 pub mod chunked;
 pub mod date;
+#[cfg(feature = "backend")]
+pub mod gw_head;
 #[cfg(any(feature = "vhost", feature = "extforward"))]
 pub mod host;
 pub mod path;

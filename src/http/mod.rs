@@ -2,6 +2,8 @@
 
 pub mod chunked;
 pub mod date;
+#[cfg(feature = "fastcgi")]
+pub mod fcgi;
 #[cfg(feature = "backend")]
 pub mod gw_head;
 #[cfg(any(feature = "vhost", feature = "extforward"))]

@@ -12,6 +12,8 @@ pub mod path;
 pub mod range;
 pub mod request;
 pub mod response;
+#[cfg(feature = "scgi")]
+pub mod scgi;
 pub mod util;
 
 /// A parse failure that maps to a response status; the connection is closed after it.

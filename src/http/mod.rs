@@ -15,6 +15,8 @@ pub mod response;
 #[cfg(feature = "scgi")]
 pub mod scgi;
 pub mod util;
+#[cfg(feature = "wstunnel")]
+pub mod websocket;
 
 /// A parse failure that maps to a response status; the connection is closed after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -487,7 +487,12 @@ impl Conn {
         // until the body is read (and discarded).
         self.respond(ctx);
         #[cfg(feature = "backend")]
-        if self.ex.as_ref().is_some_and(|ex| ex.backend.is_some()) {
+        if let Some(ex) = self.ex.as_mut().filter(|ex| ex.backend.is_some()) {
+            if let (BodyState::Chunked(dec), false) =
+                (&mut ex.body, ctx.cfg.trailer_whitelist.is_empty())
+            {
+                dec.keep_trailers();
+            }
             self.phase = Phase::Backend;
             return;
         }
@@ -567,6 +572,11 @@ impl Conn {
         })?;
         let seen = ex.body_seen;
         if done {
+            // Whitelisted request trailers reach a backend's environment.
+            #[cfg(feature = "backend")]
+            if let (BodyState::Chunked(dec), Some(g)) = (&ex.body, ex.backend.as_mut()) {
+                g.request_trailers(dec.trailers(), &ctx.cfg.trailer_whitelist);
+            }
             ex.body = BodyState::None;
         }
         if let Some(b) = self.bufs.as_mut() {

@@ -1368,6 +1368,33 @@ fn feature_flags(_c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Co
         };
         p.graceful_flag = Some(want_secs(&inner, 0)?);
     }
+    // Request trailer fields a backend may see, merged into the request's fields (lighttpd
+    // drops the others).
+    #[cfg(feature = "backend")]
+    if let Some((_, v)) = items
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("request.trailer-whitelist"))
+    {
+        let names: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().map(|(_, v)| v).collect(),
+            v => vec![v],
+        };
+        _c.trailer_whitelist.clear();
+        for n in names {
+            match n {
+                Value::Str(n) if !n.is_empty() => _c.trailer_whitelist.push(n.to_ascii_lowercase()),
+                other => {
+                    return Err(err(
+                        s,
+                        format!(
+                            "\"request.trailer-whitelist\": expected field names, got {}",
+                            other.describe()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
     // mod_auth's delay after wrong credentials; on unless disabled.
     #[cfg(feature = "auth")]
     if let Some((_, v)) = items

@@ -373,6 +373,10 @@ pub struct Config {
     /// `ReqConf::stream_request_body` / `stream_response_body` (builds with backends).
     pub stream_request_body: u8,
     pub stream_response_body: u8,
+    /// `server.feature-flags` "request.trailer-whitelist": request trailer fields passed to
+    /// backends (lower case).
+    #[cfg(feature = "backend")]
+    pub trailer_whitelist: Vec<String>,
     /// Every gateway host of every block, by `GwHost::index` (see config/gateway.rs).
     #[cfg(feature = "backend")]
     pub gw_hosts: Vec<std::rc::Rc<super::gateway::GwHost>>,

@@ -431,6 +431,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
         stream_response_body: 0,
         #[cfg(feature = "backend")]
         gw_hosts: Vec::new(),
+        #[cfg(feature = "backend")]
+        trailer_whitelist: Vec::new(),
         base: default_req(),
         base_settings: Vec::new(),
         conds: Vec::new(),

@@ -117,6 +117,9 @@ pub struct ChunkedDecoder {
     /// The trailer field name read so far (`name[..name_len]`).
     name: [u8; MAX_TRAILER_NAME],
     name_len: u8,
+    /// The trailer section as received, when the caller asked to keep it
+    /// ([`ChunkedDecoder::keep_trailers`]); bounded like the section itself.
+    kept: Option<Vec<u8>>,
 }
 
 impl Default for ChunkedDecoder {
@@ -129,6 +132,7 @@ impl Default for ChunkedDecoder {
             trailer_len: 0,
             name: [0; MAX_TRAILER_NAME],
             name_len: 0,
+            kept: None,
         }
     }
 }
@@ -141,6 +145,18 @@ pub type Declared<'a> = Option<&'a dyn Fn(&[u8]) -> bool>;
 impl ChunkedDecoder {
     pub fn new() -> Self {
         ChunkedDecoder::default()
+    }
+
+    /// Keep the trailer section's bytes (checked as usual) for [`ChunkedDecoder::trailers`].
+    pub fn keep_trailers(&mut self) {
+        self.kept = Some(Vec::new());
+    }
+
+    /// The trailer fields kept, "Name: value" lines each ending in CRLF, without the final
+    /// empty line (empty when none came, or none were kept).
+    pub fn trailers(&self) -> &[u8] {
+        let t = self.kept.as_deref().unwrap_or_default();
+        t.strip_suffix(b"\r\n").unwrap_or(t)
     }
 
     /// Whether the last chunk and the trailers have been read.
@@ -240,6 +256,9 @@ impl ChunkedDecoder {
                 self.trailer_len += 1;
                 if self.trailer_len > MAX_TRAILERS {
                     return Err(HttpError::new(400, "trailer section too large"));
+                }
+                if let Some(k) = self.kept.as_mut() {
+                    k.push(b);
                 }
                 self.trailer_byte(b, declared)?
             }
@@ -504,6 +523,35 @@ mod tests {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         let got = run(&bytes);
         assert!(same(&got, want), "{shown:?} byte by byte: got {got:?}");
+    }
+
+    #[test]
+    fn kept_trailers_are_the_field_lines() {
+        let body = b"3\r\nabc\r\n0\r\nA: 1\r\nB-C: two\r\n\r\nNEXT";
+        // Whatever the split, the payload and the kept lines are the same.
+        for cut in 0..body.len() {
+            let mut d = ChunkedDecoder::new();
+            d.keep_trailers();
+            let mut data = Vec::new();
+            let (u1, _) = d
+                .feed(&body[..cut], None, &mut |x| data.extend_from_slice(x))
+                .unwrap();
+            let (u2, done) = d
+                .feed(&body[u1..], None, &mut |x| data.extend_from_slice(x))
+                .unwrap();
+            assert!(done, "cut {cut}");
+            assert_eq!(&body[u1 + u2..], b"NEXT", "cut {cut}");
+            assert_eq!(data, b"abc");
+            assert_eq!(d.trailers(), b"A: 1\r\nB-C: two\r\n", "cut {cut}");
+        }
+        // Not kept unless asked, and none when none came.
+        let mut d = ChunkedDecoder::new();
+        d.feed(body, None, &mut |_| {}).unwrap();
+        assert_eq!(d.trailers(), b"");
+        let mut d = ChunkedDecoder::new();
+        d.keep_trailers();
+        d.feed(b"0\r\n\r\n", None, &mut |_| {}).unwrap();
+        assert_eq!(d.trailers(), b"");
     }
 
     #[test]

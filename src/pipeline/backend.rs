@@ -180,6 +180,31 @@ impl Gw {
             .get_or_insert_with(|| Spool::new(SPOOL_MEM, Rc::from(Vec::new())))
     }
 
+    /// The request's trailer section arrived: the whitelisted fields join the environment
+    /// as HTTP_* variables (lighttpd merges them into the request's fields).
+    pub fn request_trailers(&mut self, trailers: &[u8], whitelist: &[String]) {
+        for line in trailers.split(|&c| c == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(i) = line.iter().position(|&c| c == b':') else {
+                continue;
+            };
+            let name = &line[..i];
+            if !whitelist
+                .iter()
+                .any(|w| w.as_bytes().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            let mut var = b"HTTP_".to_vec();
+            var.extend(name.iter().map(|&c| match c {
+                b'-' => b'_',
+                c => c.to_ascii_uppercase(),
+            }));
+            self.env
+                .push(&var, crate::http::request::trim_ows(&line[i + 1..]));
+        }
+    }
+
     /// Whether the connection should read more body from the client now.
     pub fn wants_body(&self) -> bool {
         match &self.job {
@@ -629,7 +654,11 @@ fn on_head(
         Framing::Close
     };
     g.source = if h.chunked {
-        Source::Chunked(Box::default())
+        let mut dec = Box::<crate::http::chunked::ChunkedDecoder>::default();
+        // Its trailer fields reach the client: merged into a collected response's head, or
+        // as the trailer of a chunked one.
+        dec.keep_trailers();
+        Source::Chunked(dec)
     } else if let (Some(n), true) = (h.content_length, g.mode == gw_head::Mode::Http) {
         Source::Length(n)
     } else {
@@ -793,6 +822,10 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             &data
         }
     };
+    let trailers: Vec<u8> = match (&g.source, complete) {
+        (Source::Chunked(dec), true) => dec.trailers().to_vec(),
+        _ => Vec::new(),
+    };
     let from = b.wbuf.len();
     let mut framing = framing;
     match framing {
@@ -823,7 +856,9 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             chunk(b, payload);
             ex.body_len += payload.len() as u64;
             if complete {
-                b.wbuf.extend_from_slice(b"0\r\n\r\n");
+                b.wbuf.extend_from_slice(b"0\r\n");
+                b.wbuf.extend_from_slice(&trailers);
+                b.wbuf.extend_from_slice(b"\r\n");
             }
         }
         Framing::Close => {
@@ -837,6 +872,16 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             let tag = g.held_head.clone().unwrap_or_default();
             if complete {
                 g.held_head = None;
+                // The backend's trailer fields join the head (lighttpd merges them too).
+                for line in trailers.split(|&c| c == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if let Some(i) = line.iter().position(|&c| c == b':') {
+                        if let Ok(name) = std::str::from_utf8(&line[..i]) {
+                            let value = crate::http::request::trim_ows(&line[i + 1..]);
+                            response::header(&mut b.hdrs, name, value);
+                        }
+                    }
+                }
                 let len = b.wbuf.len();
                 b.segs.push_back(Seg::Head(0, 0));
                 let at = b.segs.len();

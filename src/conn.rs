@@ -564,7 +564,11 @@ impl Conn {
         #[cfg(feature = "backend")]
         if let Some(e) = spool_err {
             log::error!("{}: spooling the request body: {}", self.peer, e);
-            return Err(500);
+            // No descriptor for the spool file is load, not a fault: 503.
+            return Err(match e.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => 503,
+                _ => 500,
+            });
         }
         let (used, done) = fed.map_err(|e| {
             log::debug!("{}: bad request body: {}", self.peer, e.reason);

@@ -256,6 +256,11 @@ fn proto_name(p: Proto) -> &'static str {
     }
 }
 
+/// Whether an error means the process (or the system) has no descriptor left.
+fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
 /// Whether a plan is a FastCGI authorizer's.
 fn plan_authorizes(plan: &Plan) -> bool {
     match plan {
@@ -291,8 +296,13 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
                         argv.last().map_or("?".into(), |a| a.to_string_lossy()),
                         e
                     );
-                    // lighttpd answers a script that cannot be run with 500.
-                    500u16
+                    // Out of descriptors is the server's load (503, try again); a script that
+                    // cannot be run is its own error (500, as lighttpd answers).
+                    if out_of_fds(&e) {
+                        503u16
+                    } else {
+                        500u16
+                    }
                 })?;
             // Without a body the script's stdin is closed at once: it reads end of file.
             let stdin = has_body.then_some(child.stdin);

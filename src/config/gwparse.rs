@@ -58,8 +58,8 @@ pub(crate) fn stream_mode(s: &Setting, warnings: &mut Vec<String>) -> Result<i64
     let n = want_int(s, 0, 65535)?;
     if n > 3 {
         warnings.push(format!(
-            "{}: only the values 0, 1 and 2 mean anything (lighttpd reads bits 1 and 2); {n} \
-             is read as {}",
+            "{}: only its two low bits mean anything (1: stream, 2: stream with minimal \
+             buffering); {n} is read as {}",
             s.key,
             n & 3
         ));
@@ -439,7 +439,7 @@ mod gw {
     /// Longest host name lighttpd accepts in `"name" => ( ... )`.
     const MAX_HOST_NAME: usize = 128;
 
-    /// lighttpd's limit on a unix socket path: sizeof(sun_path) - 2, counting the NUL.
+    /// lighttpd's limit on a unix socket path: with its NUL, at most sizeof(sun_path) - 2.
     const MAX_SOCKET_PATH: usize = 105;
 
     /// lighttpd's default listen backlog for spawned processes: SOMAXCONN, at least 1024.
@@ -745,7 +745,10 @@ mod gw {
                     Some(_) => 1 + (h.max_procs - 1).to_string().len(),
                     None => 0,
                 };
-                if path.len() + suffix > MAX_SOCKET_PATH || path.contains('\0') {
+                if path.contains('\0') {
+                    return Err(fail("the socket path contains a NUL byte".to_string()));
+                }
+                if path.len() + suffix > MAX_SOCKET_PATH {
                     return Err(fail(format!(
                         "the socket path is too long (at most {MAX_SOCKET_PATH} bytes{}): \"{}\"",
                         if suffix > 0 {

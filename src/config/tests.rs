@@ -1755,7 +1755,7 @@ fn body_keys() {
     );
     assert_eq!(
         warnings("server.stream-request-body = 5"),
-        ["T/main.conf:1: server.stream-request-body: only the values 0, 1 and 2 mean anything (lighttpd reads bits 1 and 2); 5 is read as 1"]
+        ["T/main.conf:1: server.stream-request-body: only its two low bits mean anything (1: stream, 2: stream with minimal buffering); 5 is read as 1"]
     );
     for (src, want) in [
         ("server.upload-dirs = \"/tmp\"", "T/main.conf:1: server.upload-dirs: expected a list of strings such as ( \"a\", \"b\" ), got the string \"/tmp\""),

@@ -230,7 +230,7 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
 #[test]
 fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     let b = site(
-        "deflate.mimetypes = ( \"text/html\" )\ncgi.assign = ( \".pl\" => \"/usr/bin/perl\" )",
+        "deflate.mimetypes = ( \"text/html\" )\nsockproxy.server = ( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )",
     )
     .errorlog();
     let log = b.dir().join("error.log");
@@ -240,7 +240,8 @@ fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     let errlog = fs::read_to_string(&log).unwrap_or_default();
     let stderr = server.stderr();
     let warning = "lightd.conf:4: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored";
-    let refusal = "lightd.conf:5: cgi.assign needs mod_cgi, which lightd does not implement";
+    let refusal =
+        "lightd.conf:5: sockproxy.server needs mod_sockproxy, which lightd does not implement";
     for (place, text) in [("stderr", &stderr), ("server.errorlog", &errlog)] {
         for needle in [warning, refusal, "refusing to start"] {
             assert_eq!(
@@ -289,8 +290,9 @@ fn print_marks_ignored_keys() {
         assert!(out.stdout.contains(&needle), "{needle:?} not in:\n{}", out.stdout);
     }
     // -p refuses what the server would refuse.
-    let out = site("cgi.assign = ( \".pl\" => \"/usr/bin/perl\" )").run(&["-p"]);
-    assert_refused(&out, "4", "cgi.assign", "mod_cgi");
+    let out =
+        site("sockproxy.server = ( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )").run(&["-p"]);
+    assert_refused(&out, "4", "sockproxy.server", "mod_sockproxy");
 }
 
 #[test]

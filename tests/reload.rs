@@ -893,8 +893,8 @@ fn reload_onto_an_unloadable_config_fails_and_the_old_generation_keeps_serving()
             "/gone",
         ),
         (
-            "cgi.assign = ( \".pl\" => \"/usr/bin/perl\" )\n".to_string(),
-            "cgi.assign needs mod_cgi",
+            "sockproxy.server = ( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )\n".to_string(),
+            "sockproxy.server needs mod_sockproxy",
         ),
     ] {
         fs::write(site.conf(), format!("{good}{extra}")).unwrap();

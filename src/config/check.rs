@@ -181,8 +181,7 @@ fn check_backends(cfg: &Config) -> Result<(), ConfigError> {
                 loc,
                 format!(
                     "{}: this build reads {m}'s settings but does not run its backends yet; \
-                     lightd will not start rather than answer these requests from the document \
-                     root",
+                     refusing to start rather than answer these requests from the document root",
                     s.name()
                 ),
             )),

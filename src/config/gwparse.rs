@@ -58,8 +58,8 @@ pub(crate) fn stream_mode(s: &Setting, warnings: &mut Vec<String>) -> Result<i64
     let n = want_int(s, 0, 65535)?;
     if n > 3 {
         warnings.push(format!(
-            "{}: only the values 0, 1 and 2 mean anything (lighttpd reads bits 1 and 2); {n} \
-             is read as {}",
+            "{}: only its two low bits mean anything (1: stream, 2: stream with minimal \
+             buffering); {n} is read as {}",
             s.key,
             n & 3
         ));
@@ -439,7 +439,7 @@ mod gw {
     /// Longest host name lighttpd accepts in `"name" => ( ... )`.
     const MAX_HOST_NAME: usize = 128;
 
-    /// lighttpd's limit on a unix socket path: sizeof(sun_path) - 2, counting the NUL.
+    /// lighttpd's limit on a unix socket path: with its NUL, at most sizeof(sun_path) - 2.
     const MAX_SOCKET_PATH: usize = 105;
 
     /// lighttpd's default listen backlog for spawned processes: SOMAXCONN, at least 1024.
@@ -745,7 +745,10 @@ mod gw {
                     Some(_) => 1 + (h.max_procs - 1).to_string().len(),
                     None => 0,
                 };
-                if path.len() + suffix > MAX_SOCKET_PATH || path.contains('\0') {
+                if path.contains('\0') {
+                    return Err(fail("the socket path contains a NUL byte".to_string()));
+                }
+                if path.len() + suffix > MAX_SOCKET_PATH {
                     return Err(fail(format!(
                         "the socket path is too long (at most {MAX_SOCKET_PATH} bytes{}): \"{}\"",
                         if suffix > 0 {
@@ -1010,7 +1013,7 @@ mod gw {
     /// host it spawns again, and the second spawn finds the port taken and uses the running
     /// processes. lightd shares one index for the same address and bin-path, unix or TCP,
     /// and refuses one address with two bin-paths or two protocols. Identical definitions
-    /// (every option equal) share their index too, spawned or not.
+    /// (every option equal, same protocol) share their index too, spawned or not.
     ///
     /// Also: with `server.max-worker` above 1, a spawned pool does not grow on its own (as
     /// lighttpd disables adaptive spawning with workers): min-procs becomes max-procs.
@@ -1053,12 +1056,23 @@ mod gw {
         Ok(())
     }
 
-    /// A spawned pool: its address, protocol, program and where it was first defined.
+    /// A spawned pool: its first definition (whose spawn options it uses), protocol, and
+    /// where that was written.
     struct Pool {
-        index: usize,
+        first: Rc<GwHost>,
         proto: Proto,
         key: &'static str,
         loc: Option<Loc>,
+    }
+
+    impl Pool {
+        /// "fastcgi.server (T/main.conf:3)", for messages.
+        fn place(&self) -> String {
+            match &self.loc {
+                Some(l) => format!("{} ({l})", self.key),
+                None => self.key.to_string(),
+            }
+        }
     }
 
     struct Indexer {
@@ -1066,8 +1080,8 @@ mod gw {
         /// `Config::gw_hosts` being built.
         hosts: Vec<Rc<GwHost>>,
         /// Every distinct definition made so far (pool members with their own options
-        /// included), so identical ones share one value.
-        seen: Vec<Rc<GwHost>>,
+        /// included) and its protocol, so identical ones share one value.
+        seen: Vec<(Proto, Rc<GwHost>)>,
         pools: Vec<Pool>,
     }
 
@@ -1127,80 +1141,69 @@ mod gw {
             loc: &Option<Loc>,
             warnings: &mut Vec<String>,
         ) -> Result<Rc<GwHost>, ConfigError> {
-            let at = |l: &Option<Loc>| l.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+            let at = loc.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
             let mut h = h.clone();
             if self.max_worker > 1 && h.bin_path.is_some() && h.min_procs != h.max_procs {
                 h.min_procs = h.max_procs;
                 warnings.push(format!(
-                    "{}{key}: {}: adaptive backend spawning disabled (server.max-worker is {}): \
-                     min-procs is max-procs, {}",
-                    at(loc),
-                    h.addr,
-                    self.max_worker,
-                    h.max_procs
+                    "{at}{key}: {}: adaptive backend spawning disabled (server.max-worker is \
+                     {}): min-procs is max-procs, {}",
+                    h.addr, self.max_worker, h.max_procs
                 ));
             }
-            if let Some(same_def) = self.seen.iter().find(|s| same(s, &h)) {
+            if let Some((_, same_def)) = self.seen.iter().find(|(p, s)| *p == proto && same(s, &h))
+            {
                 // The same pool or host, written again (often by `+=` in a block).
                 return Ok(Rc::clone(same_def));
             }
-            if h.bin_path.is_some() {
-                if let Some(pool) = self.pools.iter().find(|p| {
-                    self.hosts
-                        .get(p.index)
-                        .is_some_and(|first| first.addr == h.addr)
-                }) {
-                    let first = self.hosts.get(pool.index).cloned();
-                    let Some(first) = first else {
-                        // Cannot happen: pools index into hosts.
-                        return Err(ConfigError {
-                            loc: loc.clone(),
-                            msg: format!("{key}: internal error indexing {}", h.addr),
-                        });
-                    };
-                    if first.bin_path != h.bin_path || pool.proto != proto {
-                        return Err(ConfigError {
-                            loc: loc.clone(),
-                            msg: format!(
-                                "{key}: {} is already where {}{} spawns \"{}\"; two programs \
-                                 cannot listen on one address (lighttpd: duplicate unixsocket \
-                                 path)",
-                                h.addr,
-                                at(&pool.loc),
-                                pool.key,
-                                first.bin_path.as_deref().unwrap_or_default().join(" ")
-                            ),
-                        });
-                    }
-                    if !same_spawn(&first, &h) {
-                        warnings.push(format!(
-                            "{}{key}: {} shares the process pool of the same bin-path at {}{}; \
-                             its spawn options (bin-environment, min-procs, max-procs, ...) are \
-                             those of that first definition, as in lighttpd",
-                            at(loc),
+            let pool = match h.bin_path {
+                Some(_) => self.pools.iter().find(|p| p.first.addr == h.addr),
+                None => None,
+            };
+            if let Some(pool) = pool {
+                if pool.first.bin_path != h.bin_path || pool.proto != proto {
+                    return Err(ConfigError {
+                        loc: loc.clone(),
+                        msg: format!(
+                            "{key}: {} is where {} spawns \"{}\"; another bin-path or protocol \
+                             cannot use the same address (lighttpd: duplicate unixsocket path)",
                             h.addr,
-                            at(&pool.loc).trim_end_matches(": "),
-                            if pool.loc.is_some() { "" } else { pool.key },
-                        ));
-                    }
-                    h.index = pool.index;
-                    let rc = Rc::new(h);
-                    self.seen.push(Rc::clone(&rc));
-                    return Ok(rc);
+                            pool.place(),
+                            pool.first
+                                .bin_path
+                                .as_deref()
+                                .unwrap_or_default()
+                                .join(" ")
+                                .escape_debug()
+                        ),
+                    });
                 }
+                if !same_spawn(&pool.first, &h) {
+                    warnings.push(format!(
+                        "{at}{key}: {} shares the process pool that {} spawns; the pool's \
+                         options (bin-environment, min-procs, max-procs, ...) are those of that \
+                         first definition, as in lighttpd",
+                        h.addr,
+                        pool.place()
+                    ));
+                }
+                h.index = pool.first.index;
+                let rc = Rc::new(h);
+                self.seen.push((proto, Rc::clone(&rc)));
+                return Ok(rc);
             }
             h.index = self.hosts.len();
             let rc = Rc::new(h);
             if rc.bin_path.is_some() {
                 self.pools.push(Pool {
-                    index: rc.index,
+                    first: Rc::clone(&rc),
                     proto,
                     key,
                     loc: loc.clone(),
                 });
             }
             self.hosts.push(Rc::clone(&rc));
-            self.seen.push(Rc::clone(&rc));
+            self.seen.push((proto, Rc::clone(&rc)));
             Ok(rc)
         }
     }

@@ -1642,3 +1642,869 @@ fn status_keys() {
         ["T/main.conf:1: lighttpd key 'status.status-url' (mod_status) is not implemented by lightd and is ignored"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The backends: mod_cgi, the gateways, and the request/response body keys
+
+/// `src` with the backend modules this build has loaded, on its first line (so line numbers
+/// stay as written): their keys then load without the "not in server.modules" warning.
+#[cfg(any(feature = "cgi", feature = "fastcgi"))]
+fn with_mods(src: &str) -> String {
+    let mods: Vec<String> = [
+        ("mod_cgi", cfg!(feature = "cgi")),
+        ("mod_fastcgi", cfg!(feature = "fastcgi")),
+        ("mod_scgi", cfg!(feature = "scgi")),
+        ("mod_proxy", cfg!(feature = "proxy")),
+        ("mod_wstunnel", cfg!(feature = "wstunnel")),
+    ]
+    .iter()
+    .filter(|(_, built)| *built)
+    .map(|(m, _)| format!("\"{m}\""))
+    .collect();
+    format!("server.modules = ( {} ); {src}", mods.join(", "))
+}
+
+/// Every conditional branch of a config, depth-first in config order.
+#[cfg(feature = "fastcgi")]
+fn branches(cfg: &Config) -> Vec<&CondBranch> {
+    fn walk<'a>(chains: &'a [CondChain], out: &mut Vec<&'a CondBranch>) {
+        for b in chains.iter().flat_map(|c| &c.branches) {
+            out.push(b);
+            walk(&b.children, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&cfg.conds, &mut out);
+    out
+}
+
+/// The settings a request in branch `id` (and its parents) runs with.
+#[cfg(feature = "backend")]
+fn merged_for(cfg: &Config, ids: &[usize]) -> ReqConf {
+    let mut set = MatchSet::default();
+    for id in ids {
+        set.set(*id);
+    }
+    cfg.merged(&set)
+}
+
+#[cfg(feature = "backend")]
+#[test]
+fn backend_defaults() {
+    let cfg = ok("");
+    // lighttpd's default spool directory (chunk.c): $TMPDIR, else /var/tmp.
+    let tmp = std::env::var("TMPDIR")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "/var/tmp".to_string());
+    assert_eq!(cfg.upload_dirs, vec![PathBuf::from(tmp)]);
+    assert_eq!(cfg.upload_temp_file_size, 1 << 20);
+    assert_eq!((cfg.stream_request_body, cfg.stream_response_body), (0, 0));
+    assert_eq!(
+        (cfg.base.stream_request_body, cfg.base.stream_response_body),
+        (0, 0)
+    );
+    assert!(cfg.gw_hosts.is_empty());
+    #[cfg(feature = "cgi")]
+    {
+        let c = &cfg.base.cgi;
+        assert!(c.assign.is_empty() && c.x_sendfile_docroot.is_empty());
+        assert!(!c.execute_x_only && !c.x_sendfile && !c.local_redir && !c.upgrade);
+        assert_eq!(c.limits, gateway::CgiLimits::default());
+    }
+    #[cfg(feature = "proxy")]
+    {
+        let p = &cfg.base.proxy;
+        assert!(p.exts.is_empty() && p.map_extensions.is_empty());
+        assert_eq!((p.balance, p.debug), (gateway::Balance::Fair, 0));
+        assert_eq!(p.proxy_forwarded, gateway::Forwarded::default());
+        assert!(!p.proxy_header.upgrade && p.proxy_header.map_urlpath.is_empty());
+        assert!(!p.replace_http_host);
+    }
+    #[cfg(feature = "wstunnel")]
+    {
+        let w = &cfg.base.wstunnel;
+        assert!(!w.ws_binary && w.ws_origins.is_empty() && w.ws_ping_interval == 0);
+    }
+}
+
+#[cfg(feature = "backend")]
+#[test]
+fn body_keys() {
+    let cfg = ok("server.upload-dirs = ( \"/srv/up\", \"/var/tmp\" )\n\
+                  server.upload-temp-file-size = 65536\n\
+                  server.stream-request-body = 1\n\
+                  server.stream-response-body = 2\n\
+                  $HTTP[\"url\"] =^ \"/big/\" {\n  server.stream-request-body = 2\n  server.stream-response-body = \"3\"\n}");
+    assert_eq!(
+        cfg.upload_dirs,
+        vec![PathBuf::from("/srv/up"), PathBuf::from("/var/tmp")]
+    );
+    assert_eq!(cfg.upload_temp_file_size, 65536);
+    assert_eq!((cfg.stream_request_body, cfg.stream_response_body), (1, 2));
+    // lighttpd allows them in conditionals; 3 (both bits) is "minimal buffering".
+    let m = merged_for(&cfg, &[0]);
+    assert_eq!((m.stream_request_body, m.stream_response_body), (2, 2));
+    assert_eq!(
+        ok("server.upload-temp-file-size = 0").upload_temp_file_size,
+        1 << 20
+    );
+    assert_eq!(
+        ok("server.upload-dirs = ()").upload_dirs,
+        ok("").upload_dirs
+    );
+    assert_eq!(
+        warnings("server.stream-request-body = 5"),
+        ["T/main.conf:1: server.stream-request-body: only its two low bits mean anything (1: stream, 2: stream with minimal buffering); 5 is read as 1"]
+    );
+    for (src, want) in [
+        ("server.upload-dirs = \"/tmp\"", "T/main.conf:1: server.upload-dirs: expected a list of strings such as ( \"a\", \"b\" ), got the string \"/tmp\""),
+        ("server.upload-dirs = ( \"/tmp\", \"\" )", "T/main.conf:1: server.upload-dirs: a directory must not be empty"),
+        ("\nserver.upload-temp-file-size = -1", "T/main.conf:2: server.upload-temp-file-size: expected a value from 0 to 4294967295, got -1"),
+        ("server.stream-request-body = \"on\"", "T/main.conf:1: server.stream-request-body: expected an integer, got the string \"on\""),
+        ("server.stream-response-body = 65536", "T/main.conf:1: server.stream-response-body: expected a value from 0 to 65535, got 65536"),
+        ("$HTTP[\"url\"] =^ \"/a\" {\n  server.upload-dirs = ( \"/tmp\" )\n}", "T/main.conf:2: server.upload-dirs cannot be set inside a conditional"),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+#[cfg(feature = "cgi")]
+#[test]
+fn cgi_keys() {
+    let cfg = ok("server.modules = ( \"mod_cgi\" )\n\
+                  cgi.assign = ( \".pl\" => \"/usr/bin/perl\", \".cgi\" => \"\" )\n\
+                  cgi.execute-x-only = \"enable\"\n\
+                  cgi.x-sendfile = \"enable\"\n\
+                  cgi.x-sendfile-docroot = ( \"//srv/./a/../b\", \"/tmp/\", \"/../x\" )\n\
+                  cgi.local-redir = \"enable\"\n\
+                  cgi.upgrade = 1\n\
+                  cgi.limits = ( \"read-timeout\" => 30, \"Write-Timeout\" => \"7\", \"tcp-fin-propagate\" => \"SIGHUP\" )\n\
+                  $HTTP[\"host\"] == \"b\" {\n  cgi.assign = ( \".sh\" => \"/bin/sh\" )\n  cgi.local-redir = \"disable\"\n}");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let c = &cfg.base.cgi;
+    assert_eq!(
+        &c.assign[..],
+        &[
+            (".pl".to_string(), Some(PathBuf::from("/usr/bin/perl"))),
+            (".cgi".to_string(), None)
+        ]
+    );
+    assert!(c.execute_x_only && c.x_sendfile && c.local_redir && c.upgrade);
+    assert_eq!(
+        &c.x_sendfile_docroot[..],
+        &[
+            PathBuf::from("/srv/b/"),
+            PathBuf::from("/tmp/"),
+            PathBuf::from("/x/")
+        ]
+    );
+    assert_eq!(c.limits.read_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.write_timeout, Duration::from_secs(7));
+    assert_eq!(c.limits.fin_signal, libc::SIGHUP);
+    // A block's keys override the global ones one by one.
+    let b = merged_for(&cfg, &[0]).cgi;
+    assert_eq!(
+        &b.assign[..],
+        &[(".sh".to_string(), Some(PathBuf::from("/bin/sh")))]
+    );
+    assert!(!b.local_redir && b.x_sendfile && b.upgrade);
+
+    // tcp-fin-propagate: a number, a signal name (any case, SIG optional), enable/disable.
+    for (v, sig) in [
+        ("\"TERM\"", libc::SIGTERM),
+        ("\"sigkill\"", libc::SIGKILL),
+        ("\"USR1\"", libc::SIGUSR1),
+        ("2", libc::SIGINT),
+        ("\"0\"", 0),
+        ("\"enable\"", libc::SIGTERM),
+        ("\"disable\"", 0),
+    ] {
+        let c = ok(&format!("cgi.limits = ( \"tcp-fin-propagate\" => {v} )"));
+        assert_eq!(c.base.cgi.limits.fin_signal, sig, "{v}");
+    }
+    for (src, want) in [
+        (
+            "cgi.limits = ( \"tcp-fin-propagate\" => \"SIGBOGUS\" )",
+            &["T/main.conf:1: cgi.limits: \"tcp-fin-propagate\": unknown signal \"SIGBOGUS\"; SIGTERM is sent, as lighttpd does"][..],
+        ),
+        (
+            "\ncgi.limits = ( \"idle-timeout\" => 3 )",
+            &["T/main.conf:2: cgi.limits: unrecognized cgi.limits param: \"idle-timeout\" (ignored; known: read-timeout, write-timeout, tcp-fin-propagate)"],
+        ),
+        (
+            "cgi.debug = 1",
+            &["T/main.conf:1: lighttpd key 'cgi.debug' (mod_cgi) is not implemented by lightd and is ignored"],
+        ),
+        // Without mod_cgi loaded, lighttpd would serve the scripts as files; lightd runs them.
+        (
+            "server.modules = ()\ncgi.assign = ( \".pl\" => \"/usr/bin/perl\" )",
+            &["T/main.conf:2: cgi.assign is set but mod_cgi is not in server.modules; lighttpd would ignore it, lightd enforces it (add mod_cgi to server.modules)"],
+        ),
+    ] {
+        let src = if src.starts_with("server.modules") {
+            src.to_string()
+        } else {
+            with_mods(src)
+        };
+        assert_eq!(warnings(&src), want, "{src:?}");
+    }
+    assert_eq!(
+        ok("cgi.limits = ( \"tcp-fin-propagate\" => \"x\" )")
+            .base
+            .cgi
+            .limits
+            .fin_signal,
+        libc::SIGTERM
+    );
+    for (src, want) in [
+        ("cgi.assign = ( \".pl\" )", "T/main.conf:1: cgi.assign: expected a map of strings such as ( \".html\" => \"text/html\" ), got an entry without a key (the string \".pl\")"),
+        ("cgi.assign = \"/usr/bin/perl\"", "T/main.conf:1: cgi.assign: expected a map of strings such as ( \".html\" => \"text/html\" ), got the string \"/usr/bin/perl\""),
+        ("\ncgi.execute-x-only = \"maybe\"", "T/main.conf:2: cgi.execute-x-only: expected \"enable\" or \"disable\", got the string \"maybe\""),
+        ("cgi.x-sendfile = 2", "T/main.conf:1: cgi.x-sendfile: expected \"enable\" or \"disable\", got the integer 2"),
+        ("cgi.local-redir = ( )", "T/main.conf:1: cgi.local-redir: expected \"enable\" or \"disable\", got an empty array"),
+        ("cgi.upgrade = \"yes\"", "T/main.conf:1: cgi.upgrade: expected \"enable\" or \"disable\", got the string \"yes\""),
+        ("cgi.x-sendfile-docroot = ( \"srv/files\" )", "T/main.conf:1: cgi.x-sendfile-docroot: paths must begin with '/'; invalid: \"srv/files\""),
+        ("cgi.x-sendfile-docroot = \"/srv\"", "T/main.conf:1: cgi.x-sendfile-docroot: expected a list of strings such as ( \"a\", \"b\" ), got the string \"/srv\""),
+        ("cgi.limits = \"30\"", "T/main.conf:1: cgi.limits: expected ( \"read-timeout\" => 30, \"write-timeout\" => 30, \"tcp-fin-propagate\" => \"SIGTERM\" ), got the string \"30\""),
+        ("cgi.limits = ( 30 )", "T/main.conf:1: cgi.limits: expected ( \"read-timeout\" => 30, \"write-timeout\" => 30, \"tcp-fin-propagate\" => \"SIGTERM\" ): an entry has no key (the integer 30)"),
+        ("cgi.limits = ( \"read-timeout\" => -1 )", "T/main.conf:1: cgi.limits: \"read-timeout\": expected an integer from 0 to 2147483647, got the integer -1"),
+        ("cgi.limits = ( \"write-timeout\" => \"soon\" )", "T/main.conf:1: cgi.limits: \"write-timeout\": expected an integer from 0 to 2147483647, got the string \"soon\""),
+        ("cgi.limits = ( \"tcp-fin-propagate\" => 99 )", "T/main.conf:1: cgi.limits: \"tcp-fin-propagate\": expected a signal number from 0 to 64 or a signal name, got 99"),
+        ("cgi.limits = ( \"tcp-fin-propagate\" => ( 1 ) )", "T/main.conf:1: cgi.limits: \"tcp-fin-propagate\": expected a signal number or name, got an array"),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+/// A host of `cfg.base.<module>.exts[ext]`, by position.
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
+fn host_of(exts: &[gateway::GwExt], ext: &str, n: usize) -> std::rc::Rc<gateway::GwHost> {
+    let e = exts
+        .iter()
+        .find(|e| e.key == ext)
+        .unwrap_or_else(|| panic!("no {ext:?} in {exts:?}"));
+    e.hosts
+        .get(n)
+        .cloned()
+        .unwrap_or_else(|| panic!("{ext}: no host {n}"))
+}
+
+/// Every host of every block points at a `gw_hosts` entry with its address and program,
+/// and each entry's index is its position.
+#[cfg(feature = "fastcgi")]
+fn assert_indexed(cfg: &Config) {
+    for (i, h) in cfg.gw_hosts.iter().enumerate() {
+        assert_eq!(h.index, i, "{h:?}");
+    }
+    let mut all: Vec<&ReqSetting> = cfg.base_settings.iter().collect();
+    for b in branches(cfg) {
+        all.extend(&b.settings);
+    }
+    for s in all {
+        if let Val::GwServer(_, exts) = &s.val {
+            for h in exts.iter().flat_map(|e| &e.hosts) {
+                let pool = cfg
+                    .gw_hosts
+                    .get(h.index)
+                    .unwrap_or_else(|| panic!("{h:?}: index out of range"));
+                assert_eq!((&pool.addr, &pool.bin_path), (&h.addr, &h.bin_path));
+            }
+        }
+    }
+}
+
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_host_forms_and_defaults() {
+    use gateway::{Addr, Mode};
+    let cfg = ok("server.modules = ( \"mod_fastcgi\" )\n\
+                  fastcgi.server = (\n\
+                    \".php\" => ( (\n\
+                      \"socket\" => \"/run/php.sock\",\n\
+                      \"bin-path\" => \"/usr/bin/php-cgi -c  /etc/php.ini\",\n\
+                      \"max-procs\" => 2,\n\
+                      \"min-procs\" => 3,\n\
+                    ) ),\n\
+                    \"/app\" => (\n\
+                      \"grisu\" => ( \"host\" => \"10.0.0.1\", \"port\" => 9000 ),\n\
+                      \"other\" => ( \"host\" => \"::1\", \"port\" => \"9001\", \"check-local\" => \"disable\" ),\n\
+                    ),\n\
+                    \"\" => ( ( \"host\" => \"/run/any.sock\" ), ( \"bin-path\" => \"/opt/app\", \"port\" => 7000 ) ),\n\
+                  )\n");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let exts = &cfg.base.fastcgi.exts;
+    let keys: Vec<&str> = exts.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, [".php", "/app", ""]);
+
+    // The unnamed form: id "", lighttpd's defaults.
+    let php = host_of(exts, ".php", 0);
+    assert_eq!(php.id, "");
+    assert_eq!(php.addr, Addr::Unix(PathBuf::from("/run/php.sock")));
+    // Split on each space, as lighttpd does (two spaces make an empty argument).
+    assert_eq!(
+        php.bin_path.as_deref(),
+        Some(&["/usr/bin/php-cgi", "-c", "", "/etc/php.ini"].map(String::from)[..])
+    );
+    assert_eq!(php.program(), Some("/usr/bin/php-cgi"));
+    // min-procs above max-procs is lowered to it.
+    assert_eq!((php.min_procs, php.max_procs), (2, 2));
+    assert_eq!(php.kill_signal, libc::SIGTERM);
+    assert!(php.listen_backlog >= 1024);
+    assert!(php.check_local && php.mode == Mode::Responder);
+    assert_eq!(php.connect_timeout, Duration::from_secs(8));
+    assert_eq!(
+        (php.read_timeout, php.write_timeout),
+        (Duration::ZERO, Duration::ZERO)
+    );
+    assert_eq!(php.disable_time, Duration::from_secs(1));
+    assert_eq!(php.idle_timeout, Duration::from_secs(60));
+    assert_eq!(php.max_load_per_proc, 1);
+    assert!(php.bin_env.is_empty() && php.bin_copy_env.is_empty());
+    assert!(!php.x_sendfile && !php.upgrade && !php.fix_root_scriptname);
+    assert!(php.docroot.is_none() && php.strip_request_uri.is_none());
+
+    // The named form, TCP; a host that is not spawned has one "process".
+    let grisu = host_of(exts, "/app", 0);
+    assert_eq!(grisu.id, "grisu");
+    assert_eq!(grisu.addr, Addr::Tcp("10.0.0.1".to_string(), 9000));
+    assert_eq!((grisu.min_procs, grisu.max_procs), (1, 1));
+    assert!(grisu.bin_path.is_none() && grisu.check_local);
+    let other = host_of(exts, "/app", 1);
+    assert_eq!(other.addr, Addr::Tcp("::1".to_string(), 9001));
+    assert_eq!(other.addr.to_string(), "[::1]:9001");
+    assert!(!other.check_local);
+
+    // A host that is a path is a unix socket; a spawned TCP host defaults to 127.0.0.1.
+    let any = host_of(exts, "", 0);
+    assert_eq!(any.addr, Addr::Unix(PathBuf::from("/run/any.sock")));
+    let spawned = host_of(exts, "", 1);
+    assert_eq!(spawned.addr, Addr::Tcp("127.0.0.1".to_string(), 7000));
+    assert_eq!((spawned.min_procs, spawned.max_procs), (4, 4));
+
+    assert_eq!(cfg.gw_hosts.len(), 5);
+    assert_indexed(&cfg);
+}
+
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_every_host_option() {
+    use gateway::{Addr, Mode};
+    let cfg = ok(&with_mods(
+        "fastcgi.server = ( \".fcgi\" => ( \"all\" => (\n\
+                    \"host\" => \"127.0.0.2\",\n\
+                    \"port\" => 65536,\n\
+                    \"listen-backlog\" => 16,\n\
+                    \"bin-path\" => \"/opt/app.fcgi\",\n\
+                    \"kill-signal\" => 9,\n\
+                    \"check-local\" => \"disabled\",\n\
+                    \"mode\" => \"authorizer\",\n\
+                    \"docroot\" => \"/srv/app\",\n\
+                    \"min-procs\" => 1,\n\
+                    \"max-procs\" => 1,\n\
+                    \"max-load-per-proc\" => 5,\n\
+                    \"idle-timeout\" => 10,\n\
+                    \"disable-time\" => 3,\n\
+                    \"bin-environment\" => ( \"PHP_FCGI_MAX_REQUESTS\" => \"500\" ),\n\
+                    \"bin-copy-environment\" => ( \"PATH\", \"USER\" ),\n\
+                    \"broken-scriptfilename\" => \"enable\",\n\
+                    \"strip-request-uri\" => \"/app/\",\n\
+                    \"fix-root-scriptname\" => \"true\",\n\
+                    \"allow-x-send-file\" => \"enable\",\n\
+                    \"x-sendfile-docroot\" => ( \"/srv/files/./a/..\" ),\n\
+                    \"tcp-fin-propagate\" => 1,\n\
+                    \"connect-timeout\" => 2,\n\
+                    \"write-timeout\" => \"4\",\n\
+                    \"read-timeout\" => 5,\n\
+                    \"upgrade\" => \"enable\",\n\
+                  ) ) )\n\
+                  fastcgi.balance = \"round-robin\"\n\
+                  fastcgi.debug = \"2\"\n\
+                  fastcgi.map-extensions = ( \".php3\" => \".fcgi\" )\n",
+    ));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let h = host_of(&cfg.base.fastcgi.exts, ".fcgi", 0);
+    // 65536 is taken as 65535, as lighttpd's T_CONFIG_SHORT does.
+    assert_eq!(h.addr, Addr::Tcp("127.0.0.2".to_string(), 65535));
+    assert_eq!(h.listen_backlog, 16);
+    assert_eq!(h.kill_signal, 9);
+    assert!(!h.check_local);
+    assert_eq!(h.mode, Mode::Authorizer);
+    assert_eq!(h.docroot, Some(PathBuf::from("/srv/app")));
+    assert_eq!((h.min_procs, h.max_procs, h.max_load_per_proc), (1, 1, 5));
+    assert_eq!(h.idle_timeout, Duration::from_secs(10));
+    assert_eq!(h.disable_time, Duration::from_secs(3));
+    assert_eq!(
+        h.bin_env,
+        vec![("PHP_FCGI_MAX_REQUESTS".to_string(), "500".to_string())]
+    );
+    assert_eq!(h.bin_copy_env, vec!["PATH", "USER"]);
+    assert!(h.broken_scriptfilename && h.fix_root_scriptname && h.x_sendfile);
+    // lighttpd drops the trailing slash (and simplifies the docroots, adding one).
+    assert_eq!(h.strip_request_uri.as_deref(), Some("/app"));
+    assert_eq!(h.x_sendfile_docroot, vec![PathBuf::from("/srv/files/")]);
+    assert!(h.tcp_fin_propagate && h.upgrade);
+    assert_eq!(h.connect_timeout, Duration::from_secs(2));
+    assert_eq!(h.write_timeout, Duration::from_secs(4));
+    assert_eq!(h.read_timeout, Duration::from_secs(5));
+    let f = &cfg.base.fastcgi;
+    assert_eq!(f.balance, gateway::Balance::RoundRobin);
+    assert_eq!(f.debug, 2);
+    assert_eq!(
+        f.map_extensions,
+        vec![(".php3".to_string(), ".fcgi".to_string())]
+    );
+    for (v, want) in [
+        ("\"fair\"", gateway::Balance::Fair),
+        ("\"least-connection\"", gateway::Balance::Fair),
+        ("\"hash\"", gateway::Balance::Hash),
+        ("\"sticky\"", gateway::Balance::Sticky),
+        ("\"\"", gateway::Balance::Fair),
+    ] {
+        assert_eq!(
+            ok(&format!("fastcgi.balance = {v}")).base.fastcgi.balance,
+            want,
+            "{v}"
+        );
+    }
+}
+
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_errors() {
+    let x = "T/main.conf:1: fastcgi.server: ";
+    for (server, want) in [
+        ("\"x\"", "expected ( \".ext\" => ( \"name\" => ( \"host\" => \"127.0.0.1\", \"port\" => 9000 ) ), ... ), got the string \"x\""),
+        ("( ( ( \"host\" => \"a\" ) ) )", "expected ( \".ext\" => ( \"name\" => ( \"host\" => \"127.0.0.1\", \"port\" => 9000 ) ), ... ): an entry has no extension or path prefix"),
+        ("( \".php\" => \"127.0.0.1\" )", "expected ( \".ext\" => ( \"name\" => ( \"host\" => \"127.0.0.1\", \"port\" => 9000 ) ), ... ): got the string \"127.0.0.1\" for \".php\""),
+        // The options written straight under the extension: a common mistake.
+        ("( \".php\" => ( \"host\" => \"127.0.0.1\" ) )", "\".php\" => \"host\": expected the host's options in a list of their own, such as ( \".php\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 9000 ) ) ), got the string \"127.0.0.1\""),
+        ("( \".php\" => ( ( \"127.0.0.1\" ) ) )", "\".php\" => host 1: an option has no name (the string \"127.0.0.1\"); expected ( \"host\" => \"127.0.0.1\", \"port\" => 9000, ... )"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"port\" => 1, \"socket\" => \"/s\" ) ) )", "\".php\" => host 1: either \"host\"/\"port\" or \"socket\" may be set, not both"),
+        ("( \".php\" => ( \"s\" => ( \"port\" => 9000, \"socket\" => \"/s\" ) ) )", "\".php\" => \"s\": either \"host\"/\"port\" or \"socket\" may be set, not both"),
+        ("( \".php\" => ( ( \"port\" => 9000 ) ) )", "\".php\" => host 1: \"host\" or \"bin-path\" must be set"),
+        ("( \".php\" => ( ( \"bin-path\" => \"/x\" ) ) )", "\".php\" => host 1: \"bin-path\" needs a \"socket\" or a \"port\" for the spawned processes to listen on"),
+        ("( \".php\" => ( ( \"bin-path\" => \"/x\", \"host\" => \"127.0.0.1\" ) ) )", "\".php\" => host 1: \"bin-path\" needs a \"socket\" or a \"port\" for the spawned processes to listen on"),
+        ("( \".php\" => ( ( \"bin-path\" => \"/x\", \"socket\" => \"/s\", \"max-procs\" => 0 ) ) )", "\".php\" => host 1: \"max-procs\" must be at least 1"),
+        ("( \".php\" => ( ( \"bin-path\" => \"/x\", \"port\" => 65535, \"max-procs\" => 2 ) ) )", "\".php\" => host 1: \"port\" 65535 with \"max-procs\" 2 needs ports above 65535"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"port\" => 70000 ) ) )", "\".php\" => host 1: \"port\": expected an integer from 0 to 65535, got the integer 70000"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"port\" => \"http\" ) ) )", "\".php\" => host 1: \"port\": expected an integer from 0 to 65535, got the string \"http\""),
+        ("( \".php\" => ( ( \"host\" => 5 ) ) )", "\".php\" => host 1: \"host\": expected a string, got the integer 5"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"check-local\" => \"maybe\" ) ) )", "\".php\" => host 1: \"check-local\": expected \"enable\" or \"disable\", got the string \"maybe\""),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"kill-signal\" => 0 ) ) )", "\".php\" => host 1: \"kill-signal\": expected a signal number from 1 to 64, got 0"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"connect-timeout\" => -1 ) ) )", "\".php\" => host 1: \"connect-timeout\": expected an integer from 0 to 2147483647, got the integer -1"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"bin-environment\" => ( \"A=B\" => \"1\" ) ) ) )", "\".php\" => host 1: \"bin-environment\": \"A=B\" is not a valid environment variable"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"bin-environment\" => ( \"A\" ) ) ) )", "\".php\" => host 1: \"bin-environment\": expected a map of strings such as ( \"a\" => \"b\" ), got an array"),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"bin-copy-environment\" => \"PATH\" ) ) )", "\".php\" => host 1: \"bin-copy-environment\": expected a list of strings such as ( \"a\", \"b\" ), got the string \"PATH\""),
+        ("( \".php\" => ( ( \"host\" => \"a\", \"x-sendfile-docroot\" => ( \"files\" ) ) ) )", "\".php\" => host 1: \"x-sendfile-docroot\": paths must begin with '/'; invalid: \"files\""),
+    ] {
+        let src = format!("fastcgi.server = {server}");
+        assert_eq!(fails(&src), format!("{x}{want}"), "{src}");
+    }
+    let long = format!("/{}", "s".repeat(105));
+    assert_eq!(
+        fails(&format!(
+            "fastcgi.server = ( \".php\" => ( ( \"socket\" => \"{long}\" ) ) )"
+        )),
+        format!(
+            "{x}\".php\" => host 1: the socket path is too long (at most 105 bytes): \"{long}\""
+        )
+    );
+    // A spawned pool's "-<n>" counts.
+    let edge = format!("/{}", "s".repeat(103));
+    assert!(
+        ok(&format!(
+            "fastcgi.server = ( \".php\" => ( ( \"socket\" => \"{edge}\" ) ) )"
+        ))
+        .gw_hosts
+        .len()
+            == 1
+    );
+    assert!(fails(&format!(
+        "fastcgi.server = ( \".php\" => ( ( \"socket\" => \"{edge}\", \"bin-path\" => \"/x\", \"max-procs\" => 10 ) ) )"
+    ))
+    .contains("the socket path is too long (at most 105 bytes, with the \"-<n>\" each spawned process adds)"));
+    let name = "n".repeat(129);
+    assert_eq!(
+        fails(&format!(
+            "fastcgi.server = ( \".php\" => ( \"{name}\" => ( \"host\" => \"a\" ) ) )"
+        )),
+        format!("{x}\".php\" => \"{name}\": a host name is at most 128 bytes")
+    );
+    for (src, want) in [
+        ("\nfastcgi.debug = -1", "T/main.conf:2: fastcgi.debug: expected a value from 0 to 4294967295, got -1"),
+        ("fastcgi.balance = 1", "T/main.conf:1: fastcgi.balance: expected a string, got the integer 1"),
+        ("fastcgi.map-extensions = ( \".php3\" )", "T/main.conf:1: fastcgi.map-extensions: expected a map of strings such as ( \".html\" => \"text/html\" ), got an entry without a key (the string \".php3\")"),
+        // The line of the assignment inside a block.
+        ("$HTTP[\"host\"] == \"a\" {\n  fastcgi.server = ( \".php\" => ( ( \"port\" => 1 ) ) )\n}", "T/main.conf:2: fastcgi.server: \".php\" => host 1: \"host\" or \"bin-path\" must be set"),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_warnings() {
+    for (src, want) in [
+        (
+            "fastcgi.server = ( \".php\" => ( ( \"host\" => \"a\", \"bin_path\" => \"/x\", \"chek-local\" => \"disable\" ) ) )",
+            &[
+                "T/main.conf:1: fastcgi.server: \".php\" => host 1: unknown option \"bin_path\" is ignored; did you mean \"bin-path\" (with '-' instead of '_')?",
+                "T/main.conf:1: fastcgi.server: \".php\" => host 1: unknown option \"chek-local\" is ignored; did you mean \"check-local\"?",
+            ][..],
+        ),
+        (
+            "fastcgi.server = ( \".php\" => ( \"x\" => ( \"host\" => \"a\", \"mode\" => \"filter\" ) ) )",
+            &["T/main.conf:1: fastcgi.server: \".php\" => \"x\": unknown mode \"filter\" (ignored, mode set to responder, as lighttpd does)"],
+        ),
+        (
+            "fastcgi.server = ( \".php\" => (), \".fcgi\" => ( ( \"host\" => \"a\" ) ) )",
+            &["T/main.conf:1: fastcgi.server: \".php\" has no hosts and is ignored, as lighttpd does"],
+        ),
+        (
+            "\nfastcgi.balance = \"random\"",
+            &["T/main.conf:2: fastcgi.balance has to be one of: least-connection, round-robin, hash, sticky, but not: \"random\"; using least-connection, as lighttpd does"],
+        ),
+    ] {
+        assert_eq!(warnings(&with_mods(src)), want, "{src:?}");
+    }
+    let c = ok("fastcgi.server = ( \".php\" => (), \".fcgi\" => ( ( \"host\" => \"a\", \"mode\" => \"x\" ) ) )");
+    assert_eq!(c.base.fastcgi.exts.len(), 1);
+    assert_eq!(
+        host_of(&c.base.fastcgi.exts, ".fcgi", 0).mode,
+        gateway::Mode::Responder
+    );
+    assert_eq!(
+        ok("fastcgi.balance = \"random\"").base.fastcgi.balance,
+        gateway::Balance::Fair
+    );
+}
+
+/// Pools are per config: the same bin-path on the same address is one index wherever it is
+/// written; hosts that only connect share one when their definitions are identical.
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_hosts_share_indices_across_blocks() {
+    use std::rc::Rc;
+    let spawn = "\"socket\" => \"/run/app.sock\", \"bin-path\" => \"/opt/app\", \"max-procs\" => 2";
+    let cfg = ok(&with_mods(&format!(
+        "fastcgi.server = ( \".php\" => ( ( {spawn} ) ) )\n\
+         $HTTP[\"host\"] == \"a\" {{\n\
+           fastcgi.server = ( \".php\" => ( ( {spawn} ) ), \"/remote\" => ( ( \"host\" => \"10.0.0.9\", \"port\" => 9000 ) ) )\n\
+         }}\n\
+         else $HTTP[\"host\"] == \"b\" {{\n\
+           fastcgi.server = ( \"/x\" => ( ( {spawn}, \"check-local\" => \"disable\", \"mode\" => \"authorizer\" ) ) )\n\
+           $HTTP[\"url\"] =^ \"/y\" {{\n\
+             fastcgi.server += ( \"/remote\" => ( ( \"host\" => \"10.0.0.9\", \"port\" => 9000 ) ) )\n\
+           }}\n\
+         }}\n\
+         $HTTP[\"host\"] == \"c\" {{\n\
+           fastcgi.server = ( \"/remote\" => ( ( \"host\" => \"10.0.0.9\", \"port\" => 9000, \"check-local\" => \"disable\" ) ) )\n\
+         }}\n"
+    )));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_indexed(&cfg);
+    // One pool, one remote host defined the same way twice, and one defined differently.
+    assert_eq!(cfg.gw_hosts.len(), 3, "{:#?}", cfg.gw_hosts);
+    let base = host_of(&cfg.base.fastcgi.exts, ".php", 0);
+    let a = merged_for(&cfg, &[0]).fastcgi;
+    let b = merged_for(&cfg, &[1]).fastcgi;
+    let by = merged_for(&cfg, &[1, 2]).fastcgi;
+    let c = merged_for(&cfg, &[3]).fastcgi;
+    // Identical definitions are one value.
+    assert!(Rc::ptr_eq(&base, &host_of(&a.exts, ".php", 0)));
+    // Other per-request options, same pool.
+    let bx = host_of(&b.exts, "/x", 0);
+    assert!(!Rc::ptr_eq(&base, &bx));
+    assert_eq!(bx.index, base.index);
+    assert!(!bx.check_local && bx.mode == gateway::Mode::Authorizer);
+    assert!(base.check_local && base.mode == gateway::Mode::Responder);
+    // `+=` in a nested block appends to the enclosing block's list.
+    let keys: Vec<&str> = by.exts.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["/x", "/remote"]);
+    let remote_a = host_of(&a.exts, "/remote", 0);
+    assert!(Rc::ptr_eq(&remote_a, &host_of(&by.exts, "/remote", 0)));
+    let remote_c = host_of(&c.exts, "/remote", 0);
+    assert_ne!(remote_a.index, remote_c.index);
+    assert!(Rc::ptr_eq(&cfg.gw_hosts[base.index], &base));
+
+    // The same pool with other spawn options: the first definition's apply, as in lighttpd.
+    let w = warnings(&with_mods(&format!(
+        "fastcgi.server = ( \".php\" => ( ( {spawn} ) ) )\n\
+         $HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".php\" => ( ( \"socket\" => \"/run/app.sock\", \"bin-path\" => \"/opt/app\", \"max-procs\" => 8 ) ) )\n}}"
+    )));
+    assert_eq!(
+        w,
+        ["T/main.conf:3: fastcgi.server: unix:/run/app.sock shares the process pool that fastcgi.server (T/main.conf:1) spawns; the pool's options (bin-environment, min-procs, max-procs, ...) are those of that first definition, as in lighttpd"]
+    );
+    // One address, two programs: lighttpd's "duplicate unixsocket path".
+    assert_eq!(
+        fails(&format!(
+            "fastcgi.server = ( \".php\" => ( ( {spawn} ) ) )\n\
+             $HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".php\" => ( ( \"socket\" => \"/run/app.sock\", \"bin-path\" => \"/opt/other\" ) ) )\n}}"
+        )),
+        "T/main.conf:3: fastcgi.server: unix:/run/app.sock is where fastcgi.server (T/main.conf:1) spawns \"/opt/app\"; another bin-path or protocol cannot use the same address (lighttpd: duplicate unixsocket path)"
+    );
+    // TCP pools too: the suite's FastCGI config spawns one responder from every block.
+    let tcp = "\"host\" => \"127.0.0.1\", \"port\" => 10000, \"bin-path\" => \"/opt/resp\", \"max-procs\" => 1";
+    let cfg = ok(&format!(
+        "$HTTP[\"host\"] == \"auth\" {{\n  fastcgi.server = ( \"/\" => (\n    \"auth\" => ( {tcp}, \"mode\" => \"authorizer\" ),\n    \"resp\" => ( {tcp} ) ) )\n}}\n\
+         else {{\n  fastcgi.server = ( \".php\" => ( ( {tcp}, \"check-local\" => \"disable\" ) ), \".fcgi\" => ( \"grisu\" => ( {tcp} ) ) )\n}}\n"
+    ));
+    assert_eq!(cfg.gw_hosts.len(), 1, "{:#?}", cfg.gw_hosts);
+    assert_indexed(&cfg);
+    let hosts: Vec<usize> = branches(&cfg)
+        .iter()
+        .flat_map(|b| &b.settings)
+        .filter_map(|s| match &s.val {
+            Val::GwServer(_, e) => Some(e.iter().flat_map(|e| &e.hosts).map(|h| h.index)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(hosts, [0, 0, 0, 0]);
+}
+
+/// With worker processes, a pool does not grow by itself (lighttpd disables adaptive
+/// spawning with server.max-worker).
+#[cfg(feature = "fastcgi")]
+#[test]
+fn gateway_pools_with_workers() {
+    let src = with_mods("server.max-worker = 2\nfastcgi.server = ( \".php\" => ( ( \"socket\" => \"/s\", \"bin-path\" => \"/x\", \"min-procs\" => 1, \"max-procs\" => 3 ) ) )");
+    let (dir, res) = load_files(&[("main.conf", &src)]);
+    let cfg = res.unwrap_or_else(|e| panic!("{e}"));
+    let h = host_of(&cfg.base.fastcgi.exts, ".php", 0);
+    assert_eq!((h.min_procs, h.max_procs), (3, 3));
+    let w: Vec<String> = cfg.warnings.iter().map(|w| norm(&dir, w)).collect();
+    assert_eq!(
+        w,
+        ["T/main.conf:2: fastcgi.server: unix:/s: adaptive backend spawning disabled (server.max-worker is 2): min-procs is max-procs, 3"]
+    );
+    let one = ok("server.max-worker = 1\nfastcgi.server = ( \".php\" => ( ( \"socket\" => \"/s\", \"bin-path\" => \"/x\", \"min-procs\" => 1, \"max-procs\" => 3 ) ) )");
+    let h = host_of(&one.base.fastcgi.exts, ".php", 0);
+    assert_eq!((h.min_procs, h.max_procs), (1, 3));
+}
+
+#[cfg(all(feature = "fastcgi", feature = "scgi"))]
+#[test]
+fn gateway_protocols_do_not_share_an_address() {
+    assert_eq!(
+        fails("fastcgi.server = ( \".php\" => ( ( \"socket\" => \"/s\", \"bin-path\" => \"/x\" ) ) )\nscgi.server = ( \".py\" => ( ( \"socket\" => \"/s\", \"bin-path\" => \"/x\" ) ) )"),
+        "T/main.conf:2: scgi.server: unix:/s is where fastcgi.server (T/main.conf:1) spawns \"/x\"; another bin-path or protocol cannot use the same address (lighttpd: duplicate unixsocket path)"
+    );
+}
+
+#[cfg(feature = "scgi")]
+#[test]
+fn scgi_keys() {
+    let cfg = ok("scgi.protocol = \"scgi\"\n\
+                  scgi.server = ( \".py\" => ( ( \"socket\" => \"/run/py.sock\", \"bin-path\" => \"/opt/app.py --workers 1\" ) ), \
+                                  \"/one\" => ( ( \"port\" => 9100, \"bin-path\" => \"/opt/one\" ) ) )");
+    // mod_scgi runs a command line through the shell, as lighttpd does.
+    let py = host_of(&cfg.base.scgi.exts, ".py", 0);
+    assert_eq!(
+        py.bin_path.as_deref(),
+        Some(&["/bin/sh", "-c", "exec /opt/app.py --workers 1"].map(String::from)[..])
+    );
+    assert_eq!(py.program(), Some("/opt/app.py"));
+    let one = host_of(&cfg.base.scgi.exts, "/one", 0);
+    assert_eq!(one.bin_path.as_deref(), Some(&["/opt/one".to_string()][..]));
+    assert!(py.check_local);
+    for (src, want) in [
+        ("scgi.protocol = \"uwsgi\"", "T/main.conf:1: scgi.protocol: \"uwsgi\" is not supported by lightd (it has no uwsgi protocol); only \"scgi\" is"),
+        ("scgi.protocol = \"http\"", "T/main.conf:1: scgi.protocol: expected \"scgi\" or \"uwsgi\", got \"http\""),
+        ("scgi.server = ( \".py\" => ( ( \"host\" => \"a\", \"mode\" => \"authorizer\" ) ) )", "T/main.conf:1: scgi.server: \".py\" => host 1: \"mode\" = \"authorizer\" is only supported by mod_fastcgi in lightd"),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+#[cfg(feature = "proxy")]
+#[test]
+fn proxy_keys() {
+    let cfg = ok("server.modules = ( \"mod_proxy\" )\n\
+                  proxy.server = ( \"\" => ( \"grisu\" => ( \"host\" => \"127.0.0.1\", \"port\" => 8080 ) ) )\n\
+                  proxy.balance = \"hash\"\n\
+                  proxy.debug = 1\n\
+                  proxy.forwarded = ( \"for\" => 1, \"proto\" => \"enable\", \"host\" => \"disable\", \"by\" => 0, \"remote_user\" => \"true\" )\n\
+                  proxy.header = (\n\
+                    \"map-host-request\" => ( \"-\" => \"backend.example\" ),\n\
+                    \"map-host-response\" => ( \"backend.example\" => \"-\" ),\n\
+                    \"map-urlpath\" => ( \"/a/b\" => \"/x\", \"/a\" => \"/y\" ),\n\
+                    \"map-urlpath-resp-host-include\" => ( \"backend.example\" ),\n\
+                    \"map-urlpath-resp-host-exclude\" => ( \"other.example\" ),\n\
+                    \"upgrade\" => \"enable\",\n\
+                    \"connect\" => \"enable\",\n\
+                    \"https-remap\" => \"enable\",\n\
+                    \"force-http10\" => \"disable\",\n\
+                  )\n\
+                  proxy.replace-http-host = \"enable\"\n\
+                  $HTTP[\"url\"] =^ \"/ws\" {\n  proxy.header = ( \"upgrade\" => \"enable\" )\n}");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let p = &cfg.base.proxy;
+    let h = host_of(&p.exts, "", 0);
+    // mod_proxy never looks for a local file.
+    assert!(!h.check_local);
+    assert_eq!(h.id, "grisu");
+    assert_eq!(p.balance, gateway::Balance::Hash);
+    assert_eq!(p.debug, 1);
+    assert_eq!(
+        p.proxy_forwarded,
+        gateway::Forwarded {
+            for_: true,
+            proto: true,
+            host: false,
+            by: false,
+            remote_user: true
+        }
+    );
+    let hd = &p.proxy_header;
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(hd.map_host_request, vec![pair("-", "backend.example")]);
+    assert_eq!(hd.map_host_response, vec![pair("backend.example", "-")]);
+    // Config order: lighttpd takes the first prefix that matches.
+    assert_eq!(hd.map_urlpath, vec![pair("/a/b", "/x"), pair("/a", "/y")]);
+    assert_eq!(hd.map_urlpath_resp_host_include, vec!["backend.example"]);
+    assert_eq!(hd.map_urlpath_resp_host_exclude, vec!["other.example"]);
+    assert!(hd.upgrade && hd.connect_method && hd.https_remap && !hd.force_http10);
+    assert!(p.replace_http_host);
+    // proxy.header is replaced as a whole by a block.
+    let ws = merged_for(&cfg, &[0]).proxy;
+    assert!(ws.proxy_header.upgrade && ws.proxy_header.map_urlpath.is_empty());
+    assert!(!ws.proxy_header.connect_method);
+    for (src, want) in [
+        ("proxy.server = ( \"\" => ( ( \"host\" => \"a\", \"mode\" => \"authorizer\" ) ) )", "T/main.conf:1: proxy.server: must not define any hosts with attribute \"mode\" = \"authorizer\""),
+        ("proxy.header = ( \"connect-method\" => \"enable\" )", "T/main.conf:1: proxy.header: unexpected key \"connect-method\""),
+        ("proxy.header = ( \"upgrad\" => \"enable\" )", "T/main.conf:1: proxy.header: unexpected key \"upgrad\"; did you mean \"upgrade\"?"),
+        ("proxy.header = ( \"upgrade\" => \"yes\" )", "T/main.conf:1: proxy.header: expected \"upgrade\" => \"enable\" or \"disable\", got the string \"yes\""),
+        ("proxy.header = ( \"map-urlpath\" => \"/a\" )", "T/main.conf:1: proxy.header: expected ( \"map-urlpath\" => ( \"key\" => \"value\" ) ), got the string \"/a\""),
+        ("proxy.header = ( \"map-urlpath-resp-host-include\" => ( \"a\" => \"b\" ) )", "T/main.conf:1: proxy.header: expected ( \"map-urlpath-resp-host-include\" => ( \"list\" ) ), got an array"),
+        ("proxy.header = ( \"upgrade\" )", "T/main.conf:1: proxy.header: an entry has no key (the string \"upgrade\")"),
+        ("proxy.header = \"upgrade\"", "T/main.conf:1: proxy.header: expected ( \"map-urlpath\" => ( \"/a\" => \"/b\" ), ... ), got the string \"upgrade\""),
+        ("proxy.forwarded = ( \"client\" => 1 )", "T/main.conf:1: proxy.forwarded: keys must be one of: by, for, host, proto, remote_user, but not: \"client\""),
+        ("proxy.forwarded = ( \"for\" => \"yes\" )", "T/main.conf:1: proxy.forwarded: values must be one of: 0, 1, enable, disable; error for key: for"),
+        ("proxy.forwarded = \"for\"", "T/main.conf:1: proxy.forwarded: expected ( \"for\" => \"enable\", ... ), got the string \"for\""),
+        ("proxy.replace-http-host = 3", "T/main.conf:1: proxy.replace-http-host: expected \"enable\" or \"disable\", got the integer 3"),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+#[cfg(feature = "wstunnel")]
+#[test]
+fn wstunnel_keys() {
+    let cfg = ok(
+        "wstunnel.server = ( \"/ws\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => 8081 ) ) )\n\
+                  wstunnel.frame-type = \"Binary\"\n\
+                  wstunnel.origins = ( \"example.org\", \"https://a.example\" )\n\
+                  wstunnel.ping-interval = 30\n\
+                  wstunnel.balance = \"sticky\"\n",
+    );
+    let w = &cfg.base.wstunnel;
+    assert!(!host_of(&w.exts, "/ws", 0).check_local);
+    assert!(w.ws_binary);
+    assert_eq!(w.ws_origins, vec!["example.org", "https://a.example"]);
+    assert_eq!(w.ws_ping_interval, 30);
+    assert_eq!(w.balance, gateway::Balance::Sticky);
+    // Anything but "binary" is text, as in lighttpd.
+    assert!(!ok("wstunnel.frame-type = \"bin\"").base.wstunnel.ws_binary);
+    for (src, want) in [
+        ("wstunnel.origins = ( \"example.org\", \"\" )", "T/main.conf:1: wstunnel.origins: unexpected empty string"),
+        ("wstunnel.ping-interval = 70000", "T/main.conf:1: wstunnel.ping-interval: expected a value from 0 to 65535, got 70000"),
+        ("wstunnel.frame-type = 1", "T/main.conf:1: wstunnel.frame-type: expected a string, got the integer 1"),
+        ("wstunnel.server = ( \"/ws\" => ( ( \"host\" => \"a\", \"mode\" => \"authorizer\" ) ) )", "T/main.conf:1: wstunnel.server: must not define any hosts with attribute \"mode\" = \"authorizer\""),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+}
+
+/// -tt (and start-up, which runs the same checks): a bin-path must be an executable file, and
+/// until the request path runs a backend module (gateway::WIRED), a config that hands
+/// requests to it is refused rather than answered from the document root.
+#[cfg(all(feature = "cgi", feature = "fastcgi"))]
+#[test]
+fn check_loadable_backends() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmpdir();
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap_or_default();
+    let prog = write(&dir, "app.fcgi", "#!/bin/sh\n");
+    let plain = write(&dir, "plain", "");
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (r, p, f) = (
+        root.display().to_string(),
+        prog.display().to_string(),
+        plain.display().to_string(),
+    );
+    let wired = |m: &str| gateway::WIRED.contains(&m);
+    let cases: Vec<(String, Result<(), String>)> = vec![
+        // Settings that hand nothing to a backend are fine.
+        (
+            format!("server.document-root = \"{r}\"\ncgi.assign = ()\ncgi.x-sendfile = \"enable\"\nfastcgi.server = ()"),
+            Ok(()),
+        ),
+        (
+            format!("server.document-root = \"{r}\"\nfastcgi.server = ( \".php\" => ( ( \"socket\" => \"{r}/s\", \"bin-path\" => \"{f} -x\" ) ) )"),
+            Err("T/main.conf:2: fastcgi.server: invalid \"bin-path\" => \"T/plain -x\" (check that the file exists, is a regular file, and is executable by lightd)".to_string()),
+        ),
+        (
+            format!("server.document-root = \"{r}\"\n$HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".php\" => ( ( \"socket\" => \"{r}/s\", \"bin-path\" => \"{r}\" ) ) )\n}}"),
+            Err("T/main.conf:3: fastcgi.server: invalid \"bin-path\" => \"T/root\" (check that the file exists, is a regular file, and is executable by lightd)".to_string()),
+        ),
+        (
+            format!("server.document-root = \"{r}\"\nfastcgi.server = ( \".php\" => ( ( \"socket\" => \"{r}/s\", \"bin-path\" => \"{p}\" ) ) )"),
+            if wired("mod_fastcgi") { Ok(()) } else {
+                Err("T/main.conf:2: fastcgi.server: this build reads mod_fastcgi's settings but does not run its backends yet; refusing to start rather than answer these requests from the document root".to_string())
+            },
+        ),
+        (
+            format!("server.document-root = \"{r}\"\n$HTTP[\"url\"] =^ \"/cgi-bin/\" {{\n  cgi.assign = ( \"\" => \"\" )\n}}"),
+            if wired("mod_cgi") { Ok(()) } else {
+                Err("T/main.conf:3: cgi.assign: this build reads mod_cgi's settings but does not run its backends yet; refusing to start rather than answer these requests from the document root".to_string())
+            },
+        ),
+    ];
+    for (src, want) in cases {
+        let main = write(&dir, "main.conf", &src);
+        let cfg = load(&main).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+        // -t itself loads them.
+        assert!(cfg.refusal().is_ok(), "{src:?}");
+        let got = check_loadable(&cfg).map_err(|e| norm(&dir, &e.to_string()));
+        assert_eq!(got, want, "{src:?}");
+    }
+}
+
+/// `-p` prints the backends' settings as written (they read back the same), and the spool
+/// settings in use.
+#[cfg(all(feature = "fastcgi", feature = "proxy"))]
+#[test]
+fn printed_backend_config_reads_back() {
+    let src = "server.upload-dirs = ( \"/srv/up\" )\n\
+               fastcgi.server = ( \".php\" => ( \"php\" => ( \"socket\" => \"/run/php.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n\
+               $HTTP[\"host\"] == \"a\" {\n  proxy.server = ( \"\" => ( ( \"host\" => \"10.0.0.1\", \"port\" => 80 ) ) )\n  proxy.header = ( \"upgrade\" => \"enable\" )\n}\n";
+    let (dir, res) = load_files(&[("main.conf", src)]);
+    let cfg = res.unwrap_or_else(|e| panic!("{e}"));
+    let printed = cfg.to_string();
+    for needle in [
+        "server.upload-dirs = ( \"/srv/up\" )\n",
+        "server.upload-temp-file-size = 1048576\n",
+        "fastcgi.server = ( \".php\" => ( \"php\" => ( \"socket\" => \"/run/php.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n",
+        "    proxy.header = ( \"upgrade\" => \"enable\" )\n",
+    ] {
+        assert!(printed.contains(needle), "{needle:?} not in:\n{printed}");
+    }
+    let again =
+        load(&write(&dir, "printed.conf", &printed)).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again.gw_hosts, cfg.gw_hosts);
+    assert_eq!(again.upload_dirs, cfg.upload_dirs);
+    assert_eq!(
+        merged_for(&again, &[0]).proxy.exts,
+        merged_for(&cfg, &[0]).proxy.exts
+    );
+}

@@ -69,6 +69,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub struct Conn {
     sock: TcpStream,
     /// The connection's slab key: its backend descriptors' tokens are derived from it.
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
     key: usize,
     /// Registered with the poll (lazily, when it first has to wait).
     pub registered: bool,
@@ -527,6 +528,7 @@ impl Conn {
         let mut sink = ex.backend.as_mut().map(|g| g.body_sink());
         #[cfg(feature = "backend")]
         let mut spool_err: Option<io::Error> = None;
+        #[allow(unused_mut)]
         let mut take = |d: &[u8]| {
             #[cfg(feature = "backend")]
             if let Some(s) = sink.as_mut() {

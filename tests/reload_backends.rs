@@ -49,7 +49,12 @@ fn body_of(resp: &[u8]) -> Result<&[u8], String> {
     let end = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no complete head: {:?}", text.chars().take(200).collect::<String>()))?;
+        .ok_or_else(|| {
+            format!(
+                "no complete head: {:?}",
+                text.chars().take(200).collect::<String>()
+            )
+        })?;
     let head = String::from_utf8_lossy(&resp[..end]);
     if !head.starts_with("HTTP/1.1 200 ") {
         return Err(format!("not a 200: {head}"));
@@ -58,7 +63,8 @@ fn body_of(resp: &[u8]) -> Result<&[u8], String> {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .ok_or_else(|| format!("no Content-Length: {head}"))?;
     let body = &resp[end + 4..];
@@ -70,7 +76,9 @@ fn body_of(resp: &[u8]) -> Result<&[u8], String> {
 
 /// A body of `n` bytes that differs per request.
 fn upload(n: usize, seed: u64) -> Vec<u8> {
-    (0..n).map(|i| ((i as u64 * 31 + seed) % 251) as u8).collect()
+    (0..n)
+        .map(|i| ((i as u64 * 31 + seed) % 251) as u8)
+        .collect()
 }
 
 fn sum(data: &[u8]) -> u64 {
@@ -235,7 +243,10 @@ fn sigusr1_reloads_lose_no_fastcgi_request() {
     // lighttpd's own test responder, built with the C compiler CI installs.
     let dir = common::TempDir::new("fcgi-responder");
     let bin = dir.path().join("fcgi-responder");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/lighttpd-tests/tests/fcgi-responder.c");
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/lighttpd-tests/tests/fcgi-responder.c"
+    );
     let built = std::path::Path::new(src).exists()
         && std::process::Command::new("cc")
             .args(["-O1", "-o"])

@@ -114,6 +114,7 @@ pub struct Gw {
     /// The request is an error handler's restart: the answer's status follows its rules.
     pub saved: Option<crate::modules::errors::Saved>,
     /// A FastCGI authorizer: on 200 the request goes on to its handler.
+    #[cfg_attr(not(feature = "fastcgi"), allow(dead_code))]
     authorizer: bool,
 }
 

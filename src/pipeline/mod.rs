@@ -250,6 +250,7 @@ fn backend_env(
         .or(conf.document_root.as_deref())
         .unwrap_or(std::path::Path::new("/"));
     // The request's fields as mod_setenv left them.
+    #[allow(unused_mut)]
     let mut fields: Vec<(&[u8], &[u8])> = b.headers[..head.header_count]
         .iter()
         .map(|h| (h.name.get(buf), h.value.get(buf)))
@@ -266,6 +267,7 @@ fn backend_env(
             fields.push((k.as_bytes(), v.as_bytes()));
         }
     }
+    #[allow(unused_mut)]
     let mut vars: Vec<(&[u8], &[u8])> = Vec::new();
     // What a FastCGI authorizer passed on (Variable-NAME: value gives NAME=value).
     #[cfg(feature = "fastcgi")]
@@ -416,6 +418,10 @@ enum Step {
     Redirect(u16),
     /// A backend answers: `pipe.backend` says which.
     #[cfg(feature = "backend")]
+    #[cfg_attr(
+        not(any(feature = "cgi", feature = "fastcgi", feature = "scgi")),
+        allow(dead_code)
+    )]
     Backend,
 }
 

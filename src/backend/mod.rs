@@ -8,6 +8,8 @@ pub mod env;
 #[cfg(feature = "fastcgi")]
 pub mod fcgi;
 pub mod job;
+#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+pub mod pool;
 pub mod reap;
 pub mod spawn;
 pub mod spool;

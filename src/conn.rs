@@ -699,7 +699,7 @@ impl Conn {
         ex.hold_until = None;
         #[cfg(feature = "backend")]
         if let Some(mut g) = ex.backend.take() {
-            g.stop(&ctx.registry);
+            g.stop(ctx);
         }
         pipeline::respond_error(ctx, ex, &mut bufs, status);
         self.bufs = Some(bufs);
@@ -820,7 +820,7 @@ impl Conn {
     #[cfg(feature = "backend")]
     pub fn stop_backend(&mut self, ctx: &mut Ctx) {
         if let Some(g) = self.ex.as_mut().and_then(|ex| ex.backend.as_mut()) {
-            g.stop(&ctx.registry);
+            g.stop(ctx);
         }
     }
 

@@ -88,6 +88,13 @@ pub struct Ctx {
     /// Per gateway host (`GwHost::index`): the next process to try.
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
     gw_next: Vec<u32>,
+    /// Per gateway host with a `bin-path` (`GwHost::index`): its spawned processes.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub pools: Vec<Option<crate::backend::pool::Pool>>,
+    /// The process that spawned the pools: only it restarts and stops them (worker processes
+    /// forked after the pools started use them, and leave them alone).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pools_owner: u32,
 }
 
 impl Ctx {
@@ -142,6 +149,10 @@ impl Ctx {
             registry,
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             gw_next: Vec::new(),
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            pools: Vec::new(),
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            pools_owner: 0,
         };
         #[cfg(feature = "status")]
         {
@@ -151,27 +162,132 @@ impl Ctx {
         Ok(ctx)
     }
 
-    /// Which process of a gateway host takes the next request: round robin over a spawned
-    /// pool's processes (a host lightd does not spawn is one address).
+    /// Spawn the processes of every gateway host with a `bin-path`, each pool under this
+    /// generation's tag (a reload's old and new generations never share a socket). A pool
+    /// that cannot start is logged and retried on the tick: its requests get 503 meanwhile.
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
-    pub fn pick_proc(&mut self, host: &crate::config::gateway::GwHost) -> u32 {
-        let procs = if host.bin_path.is_some() {
-            host.max_procs.max(1)
-        } else {
-            1
-        };
+    pub fn start_pools(&mut self) {
+        use crate::backend::pool::{generation_tag, Pool};
+        let tag = generation_tag();
+        self.pools_owner = std::process::id();
+        self.pools = Vec::with_capacity(self.cfg.gw_hosts.len());
+        for h in &self.cfg.gw_hosts {
+            let pool = match h.bin_path {
+                Some(_) => match Pool::start(std::rc::Rc::clone(h), &tag, self.now) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        log::error!(
+                            "spawning {} for {}: {}",
+                            h.bin_path.as_deref().unwrap_or_default().join(" "),
+                            h.addr,
+                            e
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            self.pools.push(pool);
+        }
+    }
+
+    /// The pools' periodic work (restarts, reaping); only in the process that owns them.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn tick_pools(&mut self) {
+        if self.pools_owner != std::process::id() {
+            return;
+        }
+        let now = self.now;
+        for p in self.pools.iter_mut().flatten() {
+            p.tick(now);
+        }
+    }
+
+    /// Stop the pools (end of this generation): kill-signal, sockets removed, and a short
+    /// wait to reap them. A worker process leaves them to its supervisor; the old generation
+    /// of an in-place reload (a fork of the process that spawned them) stops them itself,
+    /// since they are its generation's.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn stop_pools(&mut self, worker: bool) {
+        if worker || self.pools.iter().all(Option::is_none) {
+            return;
+        }
+        let now = Instant::now();
+        for p in self.pools.iter_mut().flatten() {
+            p.stop(now);
+        }
+        // Bounded: most backends exit at once on their kill-signal.
+        for _ in 0..50 {
+            let now = Instant::now();
+            for p in self.pools.iter_mut().flatten() {
+                p.tick(now);
+            }
+            if self.pools.iter().flatten().all(|p| p.is_stopped()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Where the next request for `host` goes: a process of its pool (the least loaded
+    /// running one, round robin among equals), or the host's own address. None: no process
+    /// takes requests now (503).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn pick_proc(
+        &mut self,
+        host: &crate::config::gateway::GwHost,
+    ) -> Option<(u32, crate::backend::connect::Target)> {
+        use crate::backend::connect::Target;
+        if host.bin_path.is_none() {
+            return Some((0, Target::Addr(host.addr.clone())));
+        }
+        let now = self.now;
+        let pool = self.pools.get_mut(host.index)?.as_mut()?;
+        if !pool.ensure_running(now) {
+            return None;
+        }
         if self.gw_next.len() <= host.index {
             self.gw_next.resize(host.index + 1, 0);
         }
-        let n = self.gw_next[host.index] % procs;
-        self.gw_next[host.index] = (n + 1) % procs;
-        n
+        let n = pool.len().max(1);
+        let start = self.gw_next[host.index] as usize % n;
+        let i = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| pool.addr(i).is_some())
+            .min_by_key(|&i| pool.load(i))?;
+        self.gw_next[host.index] = ((i + 1) % n) as u32;
+        let sa = pool.addr(i)?.clone();
+        pool.acquire(i, now);
+        Some((i as u32, Target::Sock(sa)))
     }
 
-    /// A connect to process `n` of `host` failed.
+    /// A request bound to process `n` of `host` is done with it.
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
-    pub fn proc_failed(&mut self, host: &crate::config::gateway::GwHost, n: u32) {
-        let _ = (host, n);
+    pub fn proc_done(&mut self, host: &crate::config::gateway::GwHost, n: u32) {
+        let now = self.now;
+        if let Some(p) = self.pools.get_mut(host.index).and_then(Option::as_mut) {
+            p.release(n as usize, now);
+        }
+    }
+
+    /// Connecting to process `n` of `host` failed: true if it was restarted and may be
+    /// tried again at once.
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub fn proc_failed(
+        &mut self,
+        host: &crate::config::gateway::GwHost,
+        n: u32,
+        err: &io::Error,
+    ) -> bool {
+        let now = self.now;
+        let owner = self.pools_owner == std::process::id();
+        match self.pools.get_mut(host.index).and_then(Option::as_mut) {
+            Some(p) => {
+                p.release(n as usize, now);
+                owner && p.connect_failed(n as usize, err, now) == crate::backend::pool::Retry::Now
+            }
+            None => false,
+        }
     }
 
     pub fn take_bufs(&mut self) -> Box<Bufs> {

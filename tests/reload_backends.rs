@@ -143,9 +143,10 @@ fn start_load(
                             r.extend_from_slice(&body);
                             (r, format!("{} {}", body.len(), sum(&body)).into_bytes())
                         }
+                        // lighttpd's test responder answers with the variable `env=` names.
                         _ => (
-                            format!("GET /x.fcgi?env=QUERY_STRING&{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes(),
-                            format!("env=QUERY_STRING&{q}").into_bytes(),
+                            format!("GET /x.fcgi?env=HTTP_X_Q HTTP/1.1\r\nHost: x\r\nX-Q: {q}\r\nConnection: close\r\n\r\n").into_bytes(),
+                            q.clone().into_bytes(),
                         ),
                     };
                     match exchange(addr, &req).and_then(|r| {
@@ -182,7 +183,12 @@ fn wait_ok(tally: &Tally, more_than: u64, limit: Duration) -> bool {
     false
 }
 
+/// After the reloads: `check(site)` runs with the last generation still serving.
 fn reload_with_dynamic_load(site: &mut Site, fastcgi: bool) {
+    reload_then(site, fastcgi, |_| {});
+}
+
+fn reload_then(site: &mut Site, fastcgi: bool, check: impl FnOnce(&Site)) {
     site.under_systemd();
     site.start_first();
     let stop = Arc::new(AtomicBool::new(false));
@@ -218,6 +224,7 @@ fn reload_with_dynamic_load(site: &mut Site, fastcgi: bool) {
         tally.first_failures.lock().unwrap(),
         site.dump()
     );
+    check(site);
     site.stop(pid, true);
 }
 
@@ -269,5 +276,32 @@ fn sigusr1_reloads_lose_no_fastcgi_request() {
         bin.display()
     ));
     write_scripts(&site);
-    reload_with_dynamic_load(&mut site, true);
+    let sockets = |site: &Site| -> Vec<String> {
+        std::fs::read_dir(site.dir())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("fcgi.sock-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    reload_then(&mut site, true, |site| {
+        // Each generation's pool stopped after its drain: only the last one's two
+        // processes run, and only its two sockets are left.
+        assert!(
+            wait_until(Duration::from_secs(20), || procs_with_arg(&bin).len() == 2),
+            "responder processes: {:?}\n{}",
+            procs_with_arg(&bin),
+            site.dump()
+        );
+        assert_eq!(sockets(site).len(), 2, "{:?}", sockets(site));
+    });
+    // And the last generation's pool stops with it.
+    assert!(
+        wait_until(Duration::from_secs(20), || procs_with_arg(&bin).is_empty()),
+        "responder processes left after the stop: {:?}",
+        procs_with_arg(&bin)
+    );
+    assert!(sockets(&site).is_empty(), "{:?}", sockets(&site));
 }

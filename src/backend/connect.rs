@@ -10,17 +10,30 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::config::gateway::Addr;
 
-/// Where process `n` of a host listens: a spawned pool's process n has "<socket>-<n>" or
-/// port + n, as lighttpd names them; a host lightd does not spawn is its address.
-pub fn proc_addr(addr: &Addr, spawned: bool, n: u32) -> Addr {
-    match (addr, spawned) {
-        (Addr::Unix(p), true) => {
-            let mut s = p.as_os_str().to_owned();
-            s.push(format!("-{n}"));
-            Addr::Unix(s.into())
+/// Where to connect: a configured address, or a spawned process's socket.
+pub enum Target {
+    Addr(Addr),
+    Sock(SockAddr),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Addr(a) => write!(f, "{a}"),
+            Target::Sock(s) => match (s.as_pathname(), s.as_socket()) {
+                (Some(p), _) => write!(f, "unix:{}", p.display()),
+                (_, Some(a)) => write!(f, "{a}"),
+                _ => f.write_str("?"),
+            },
         }
-        (Addr::Tcp(h, port), true) => Addr::Tcp(h.clone(), port.saturating_add(n as u16)),
-        (a, false) => a.clone(),
+    }
+}
+
+/// Start connecting to `t`.
+pub fn connect_to(t: &Target) -> io::Result<(OwnedFd, bool)> {
+    match t {
+        Target::Addr(a) => connect(a),
+        Target::Sock(sa) => connect_sockaddr(sa),
     }
 }
 
@@ -28,20 +41,22 @@ pub fn proc_addr(addr: &Addr, spawned: bool, n: u32) -> Addr {
 /// way (EINPROGRESS). A refused or unreachable host is an Err at once for unix sockets, and
 /// on the first readiness for TCP.
 pub fn connect(addr: &Addr) -> io::Result<(OwnedFd, bool)> {
-    let (domain, sa) = match addr {
-        Addr::Unix(p) => (Domain::UNIX, SockAddr::unix(Path::new(p))?),
-        Addr::Tcp(h, port) => {
-            let sa = resolve(h, *port)?;
-            (Domain::for_address(sa), SockAddr::from(sa))
-        }
+    let sa = match addr {
+        Addr::Unix(p) => SockAddr::unix(Path::new(p))?,
+        Addr::Tcp(h, port) => SockAddr::from(resolve(h, *port)?),
     };
+    connect_sockaddr(&sa)
+}
+
+fn connect_sockaddr(sa: &SockAddr) -> io::Result<(OwnedFd, bool)> {
+    let domain = sa.domain();
     let sock = Socket::new(domain, Type::STREAM.cloexec(), None)?;
     sock.set_nonblocking(true)?;
     if domain != Domain::UNIX {
         // Requests and their heads are written whole; Nagle would only delay them.
         sock.set_nodelay(true)?;
     }
-    match sock.connect(&sa) {
+    match sock.connect(sa) {
         Ok(()) => Ok((sock.into(), false)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock.into(), true)),
         // A unix socket whose listener's backlog is full.

@@ -275,6 +275,19 @@ impl Job {
                     self.wfd = None;
                     return Ok(true);
                 }
+                Err(e)
+                    if self.sock
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                        ) =>
+                {
+                    // The backend answered and closed without reading all of the request
+                    // (a FastCGI application that skips the end of STDIN does): its answer is
+                    // still to be read. If none comes, reading says so.
+                    self.input_closed = true;
+                    return Ok(true);
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -113,6 +113,9 @@ pub struct Gw {
     conf: Rc<ReqConf>,
     /// The request is an error handler's restart: the answer's status follows its rules.
     pub saved: Option<crate::modules::errors::Saved>,
+    /// The pool process this request is bound to (released when the job ends).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    pub proc: Option<(Rc<GwHost>, u32)>,
     /// A FastCGI authorizer: on 200 the request goes on to its handler.
     #[cfg_attr(not(feature = "fastcgi"), allow(dead_code))]
     authorizer: bool,
@@ -168,6 +171,8 @@ impl Gw {
             x_sendfile,
             conf,
             saved: None,
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            proc: None,
         }
     }
 
@@ -239,10 +244,15 @@ impl Gw {
         self.state != Resp::Head
     }
 
-    /// Take the job's descriptors out of the poll and let it go (its child is stopped).
-    pub fn stop(&mut self, reg: &mio::Registry) {
+    /// Take the job's descriptors out of the poll and let it go (its child is stopped, its
+    /// pool process released).
+    pub fn stop(&mut self, ctx: &mut Ctx) {
         if let Some(mut j) = self.job.take() {
-            j.deregister(reg);
+            j.deregister(&ctx.registry);
+        }
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        if let Some((host, n)) = self.proc.take() {
+            ctx.proc_done(&host, n);
         }
     }
 }
@@ -319,14 +329,33 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
                 g.env
                     .replace_first(b"CONTENT_LENGTH", body.total().to_string().as_bytes());
             }
-            let n = ctx.pick_proc(&host);
-            let addr = crate::backend::connect::proc_addr(&host.addr, host.bin_path.is_some(), n);
-            let (sock, connecting) = crate::backend::connect::connect(&addr).map_err(|e| {
-                log::error!("{}: connecting to {}: {}", proto_name(proto), addr, e);
-                ctx.proc_failed(&host, n);
-                // lighttpd: a backend that cannot be reached is 503.
-                503u16
-            })?;
+            // A process to take it; one that refuses because it died is restarted and tried
+            // again at once (bounded: each retry restarted one).
+            let mut tries = 0;
+            let (sock, connecting) = loop {
+                tries += 1;
+                let Some((n, target)) = ctx.pick_proc(&host) else {
+                    log::error!(
+                        "{}: no process of {} takes requests",
+                        proto_name(proto),
+                        host.addr
+                    );
+                    return Err(503);
+                };
+                match crate::backend::connect::connect_to(&target) {
+                    Ok(s) => {
+                        g.proc = Some((Rc::clone(&host), n));
+                        break s;
+                    }
+                    Err(e) => {
+                        log::error!("{}: connecting to {}: {}", proto_name(proto), target, e);
+                        if !ctx.proc_failed(&host, n, &e) || tries >= 3 {
+                            // lighttpd: a backend that cannot be reached is 503.
+                            return Err(503);
+                        }
+                    }
+                }
+            };
             let mut head = Vec::with_capacity(g.env.byte_len() + 64);
             let wire = match proto {
                 #[cfg(feature = "fastcgi")]

@@ -261,6 +261,19 @@ impl Server {
 
     /// Run until stopped.
     pub fn run(&mut self) -> io::Result<Exit> {
+        // The FastCGI/SCGI processes this generation spawns, before any worker is forked (the
+        // workers use them), after privileges were dropped (they run as the server's user,
+        // as lighttpd's do).
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        self.ctx.start_pools();
+        let exit = self.run_loop();
+        // This generation's requests are done (or cut at the deadline): its pools go too.
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        self.ctx.stop_pools(self.role == Role::Worker);
+        exit
+    }
+
+    fn run_loop(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
         self.spawn_workers();
         loop {
@@ -341,6 +354,12 @@ impl Server {
                 || self.ctx.drain_started.is_some()
             {
                 self.scan_timeouts();
+                // Children that ended (a coalesced SIGCHLD is caught here), and the pools'
+                // restarts.
+                #[cfg(feature = "backend")]
+                crate::backend::reap::reap(self.ctx.now);
+                #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+                self.ctx.tick_pools();
                 self.check_reload();
                 self.log_pending = crate::log::flush_suppressed();
             }
@@ -410,11 +429,25 @@ impl Server {
             || !self.workers.is_empty()
             || !self.old_gens.is_empty()
             || self.log_pending
+            || self.backend_children()
         {
             return Some(idle.map_or(TICK, |d| d.min(TICK)));
         }
         // Nothing else to time out: sleep until something happens.
         idle
+    }
+
+    /// Children of backends to reap or to watch: the loop keeps its tick for them.
+    fn backend_children(&self) -> bool {
+        #[cfg(feature = "backend")]
+        if crate::backend::reap::pending() > 0 {
+            return true;
+        }
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        if self.ctx.pools.iter().any(Option::is_some) {
+            return true;
+        }
+        false
     }
 
     fn idle_expired(&self) -> bool {
@@ -653,7 +686,11 @@ impl Server {
                     return Some(Exit::Immediate);
                 }
                 #[cfg(feature = "backend")]
-                libc::SIGCHLD => crate::backend::reap::reap(self.ctx.now),
+                libc::SIGCHLD => {
+                    crate::backend::reap::reap(self.ctx.now);
+                    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+                    self.ctx.tick_pools();
+                }
                 libc::SIGHUP => {
                     self.signal_workers(libc::SIGHUP);
                     self.signal_old_gens(libc::SIGHUP);

@@ -243,9 +243,18 @@ impl Conn {
             }
             #[cfg(feature = "backend")]
             Phase::Backend => {
-                // Waiting on the backend (its read timeout, else server.max-read-idle) or on
-                // the client (server.max-write-idle), whichever side is stalled.
-                let idle = cfg.max_read_idle.max(cfg.max_write_idle);
+                // Waiting on the client to take output (server.max-write-idle), or on the
+                // backend (its read-timeout, else server.max-read-idle).
+                let writing = self.bufs.as_ref().is_some_and(|b| !b.segs.is_empty());
+                let idle = if writing {
+                    cfg.max_write_idle
+                } else {
+                    self.ex
+                        .as_ref()
+                        .and_then(|ex| ex.backend.as_ref())
+                        .and_then(|g| g.read_timeout())
+                        .unwrap_or(cfg.max_read_idle)
+                };
                 self.last_io + idle
             }
             Phase::Write => match self.ex.as_ref().and_then(|ex| ex.hold_until) {

@@ -239,6 +239,23 @@ impl Gw {
         }
     }
 
+    /// The backend's own `read-timeout`, when it has one.
+    pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        if let Some(Plan::Gw { host, .. }) = &self.plan {
+            return (!host.read_timeout.is_zero()).then_some(host.read_timeout);
+        }
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        if let Some((host, _)) = &self.proc {
+            return (!host.read_timeout.is_zero()).then_some(host.read_timeout);
+        }
+        #[cfg(feature = "cgi")]
+        if !self.conf.cgi.limits.read_timeout.is_zero() {
+            return Some(self.conf.cgi.limits.read_timeout);
+        }
+        None
+    }
+
     /// The response's head has been queued for the client.
     pub fn head_sent(&self) -> bool {
         self.state != Resp::Head
@@ -525,8 +542,18 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
         return Turn::Wait;
     };
     let mut progress = false;
+    let connecting = job.connecting;
     match job.pump() {
         Ok(p) => progress |= p,
+        Err(e) if connecting => {
+            // The host refused or is unreachable: down, as lighttpd answers it.
+            log::error!("backend: connecting: {}", e);
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            if let Some((host, n)) = g.proc.take() {
+                ctx.proc_failed(&host, n, &e);
+            }
+            return Turn::Fail(503);
+        }
         Err(e) => {
             log::error!("backend: sending the request: {}", e);
             return if g.head_sent() {

@@ -341,6 +341,25 @@ fn backend_env(
     env
 }
 
+/// For a directory (a path ending in '/'), the first `index-file.names` entry that is a file
+/// in it: what the request is about once mod_indexfile has had its say.
+#[cfg(any(feature = "cgi", feature = "fastcgi", feature = "scgi"))]
+fn index_of<'c>(root: &std::path::Path, rel: &str, conf: &'c ReqConf) -> Option<&'c str> {
+    if !rel.ends_with('/') {
+        return None;
+    }
+    conf.index_files
+        .iter()
+        .filter(|n| !n.is_empty() && !n.starts_with('/') && !n.contains("/../"))
+        .find(|n| {
+            let mut p = root.as_os_str().to_owned();
+            p.push(rel);
+            p.push(n.as_str());
+            std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+        })
+        .map(String::as_str)
+}
+
 /// Whether a FastCGI authorizer already allowed this request.
 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
 fn gw_authorized(ex: &Exchange) -> bool {
@@ -719,38 +738,41 @@ fn prepare(
         }
     }
     // The handler: a gateway for an existing file (check-local), then mod_cgi for a file
-    // cgi.assign names.
-    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    // cgi.assign names. A directory is looked at through its index file, as lighttpd's
+    // mod_indexfile hands it on: a directory's index.php must run, never be served.
+    #[cfg(any(feature = "cgi", feature = "fastcgi", feature = "scgi"))]
     if let Some(root) = pipe.root.as_deref().or(conf.document_root.as_deref()) {
         let rel = pipe.rel.as_deref().unwrap_or(&b.path);
-        if let Some((script, _, split)) = backend::script_of(root, rel) {
+        let (rel, url) = match index_of(root, rel, conf) {
+            Some(name) => (
+                std::borrow::Cow::Owned(format!("{rel}{name}")),
+                std::borrow::Cow::Owned(format!("{}{name}", b.path)),
+            ),
+            None => (
+                std::borrow::Cow::Borrowed(rel),
+                std::borrow::Cow::Borrowed(b.path.as_str()),
+            ),
+        };
+        #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+        if let Some((script, _, split)) = backend::script_of(root, &rel) {
             let physical = script.to_string_lossy();
-            if let Some(mut c) =
-                backend::select_gw(conf, &b.path, Some(&physical), gw_authorized(ex))
+            if let Some(mut c) = backend::select_gw(conf, &url, Some(&physical), gw_authorized(ex))
             {
                 let path_info = rel.get(split..).unwrap_or("");
                 c.path_info = path_info.to_string();
-                c.script_name = b
-                    .path
-                    .strip_suffix(path_info)
-                    .unwrap_or(&b.path)
-                    .to_string();
+                c.script_name = url.strip_suffix(path_info).unwrap_or(&url).to_string();
                 pipe.backend = Some((script, c));
                 return Step::Backend;
             }
         }
-    }
-    // The handler: mod_cgi for a file cgi.assign names.
-    #[cfg(feature = "cgi")]
-    if !conf.cgi.assign.is_empty() {
-        if let Some(root) = pipe.root.as_deref().or(conf.document_root.as_deref()) {
-            let rel = pipe.rel.as_deref().unwrap_or(&b.path);
-            match backend::select_cgi(conf, root, rel) {
+        #[cfg(feature = "cgi")]
+        if !conf.cgi.assign.is_empty() {
+            match backend::select_cgi(conf, root, &rel) {
                 None => {}
                 Some(Err(s)) => return Step::Error(s),
                 Some(Ok((script, split, plan))) => {
                     let path_info = rel.get(split..).unwrap_or("").to_string();
-                    let script_name = b.path.strip_suffix(path_info.as_str()).unwrap_or(&b.path);
+                    let script_name = url.strip_suffix(path_info.as_str()).unwrap_or(&url);
                     let c = backend::Choice {
                         plan,
                         script_name: script_name.to_string(),

@@ -438,17 +438,37 @@ impl EnvOpts<'_> {
     }
 }
 
-/// The gateway modules' lists, in the order lighttpd's default module order runs them.
+/// The gateway modules' lists, in the order lighttpd's default module order runs them. No
+/// allocation: this runs for every request of a config that has a gateway module compiled in.
 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
-// Pushed one by one: each module is a feature of its own.
-#[allow(clippy::vec_init_then_push)]
 fn gateways(conf: &ReqConf) -> impl Iterator<Item = (Proto, &GwConf)> {
-    let mut v: Vec<(Proto, &GwConf)> = Vec::new();
     #[cfg(feature = "fastcgi")]
-    v.push((Proto::FastCgi, &conf.fastcgi));
+    let fastcgi = Some((Proto::FastCgi, &conf.fastcgi));
+    #[cfg(not(feature = "fastcgi"))]
+    let fastcgi = None;
     #[cfg(feature = "scgi")]
-    v.push((Proto::Scgi, &conf.scgi));
-    v.into_iter().filter(|(_, g)| !g.exts.is_empty())
+    let scgi = Some((Proto::Scgi, &conf.scgi));
+    #[cfg(not(feature = "scgi"))]
+    let scgi = None;
+    [fastcgi, scgi]
+        .into_iter()
+        .flatten()
+        .filter(|(_, g)| !g.exts.is_empty())
+}
+
+/// Whether any backend module could take a request with these settings: the physical
+/// phase looks for a script only then.
+pub fn any_configured(conf: &ReqConf) -> bool {
+    #[cfg(feature = "cgi")]
+    if !conf.cgi.assign.is_empty() {
+        return true;
+    }
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    if gateways(conf).next().is_some() {
+        return true;
+    }
+    let _ = conf;
+    false
 }
 
 /// A backend's choice for a request: the plan, and the SCRIPT_NAME / PATH_INFO split.

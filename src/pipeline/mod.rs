@@ -741,7 +741,12 @@ fn prepare(
     // cgi.assign names. A directory is looked at through its index file, as lighttpd's
     // mod_indexfile hands it on: a directory's index.php must run, never be served.
     #[cfg(any(feature = "cgi", feature = "fastcgi", feature = "scgi"))]
-    if let Some(root) = pipe.root.as_deref().or(conf.document_root.as_deref()) {
+    if let Some(root) = pipe
+        .root
+        .as_deref()
+        .or(conf.document_root.as_deref())
+        .filter(|_| backend::any_configured(conf))
+    {
         let rel = pipe.rel.as_deref().unwrap_or(&b.path);
         let (rel, url) = match index_of(root, rel, conf) {
             Some(name) => (

@@ -118,8 +118,10 @@ pub struct ChunkedDecoder {
     name: [u8; MAX_TRAILER_NAME],
     name_len: u8,
     /// The trailer section as received, when the caller asked to keep it
-    /// ([`ChunkedDecoder::keep_trailers`]); bounded like the section itself.
-    kept: Option<Vec<u8>>,
+    /// ([`ChunkedDecoder::keep_trailers`]); bounded like the section itself. Boxed: one
+    /// pointer in every decoder, the buffer only where a backend wants the trailers.
+    #[allow(clippy::box_collection)]
+    kept: Option<Box<Vec<u8>>>,
 }
 
 impl Default for ChunkedDecoder {
@@ -149,13 +151,13 @@ impl ChunkedDecoder {
 
     /// Keep the trailer section's bytes (checked as usual) for [`ChunkedDecoder::trailers`].
     pub fn keep_trailers(&mut self) {
-        self.kept = Some(Vec::new());
+        self.kept = Some(Box::default());
     }
 
     /// The trailer fields kept, "Name: value" lines each ending in CRLF, without the final
     /// empty line (empty when none came, or none were kept).
     pub fn trailers(&self) -> &[u8] {
-        let t = self.kept.as_deref().unwrap_or_default();
+        let t: &[u8] = self.kept.as_deref().map_or(&[], |k| k.as_slice());
         t.strip_suffix(b"\r\n").unwrap_or(t)
     }
 

@@ -9,6 +9,8 @@ pub mod gw_head;
 #[cfg(any(feature = "vhost", feature = "extforward"))]
 pub mod host;
 pub mod path;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod range;
 pub mod request;
 pub mod response;

@@ -95,6 +95,9 @@ pub struct Ctx {
     /// forked after the pools started use them, and leave them alone).
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
     pools_owner: u32,
+    /// mod_proxy: idle upstream connections and the hosts' load.
+    #[cfg(feature = "proxy")]
+    pub upstreams: crate::backend::upstream::Upstreams,
 }
 
 impl Ctx {
@@ -153,6 +156,8 @@ impl Ctx {
             pools: Vec::new(),
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             pools_owner: 0,
+            #[cfg(feature = "proxy")]
+            upstreams: Default::default(),
         };
         #[cfg(feature = "status")]
         {

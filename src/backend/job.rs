@@ -380,14 +380,37 @@ impl Job {
         }
     }
 
-    /// The backend's socket, to hand back to a keep-alive pool when the response ended
-    /// cleanly.
-    pub fn take_socket(&mut self) -> Option<OwnedFd> {
-        if self.sock && self.ended {
-            self.wfd.take()
-        } else {
-            None
+    /// The backend's socket, out of the poll, to keep for the next request (an HTTP
+    /// upstream's keep-alive): only once the whole request went out and the connect is done.
+    pub fn take_socket(&mut self, reg: &Registry) -> Option<OwnedFd> {
+        if !self.sock || self.connecting || self.ended || !self.input_done() {
+            return None;
         }
+        let fd = self.wfd.take()?;
+        if self.registered {
+            let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+        Some(fd)
+    }
+
+    /// Pass the client's end of stream on: no more bytes go to the backend socket, which
+    /// may still answer (a tunnel's half-close).
+    pub fn shutdown_write(&mut self) {
+        if let (true, Some(fd)) = (self.sock, self.wfd.as_ref()) {
+            // SAFETY: an open socket.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+        }
+    }
+
+    /// Whether no byte of the request body has left the spool yet (the request could be
+    /// sent again on another connection).
+    pub fn body_untouched(&self) -> bool {
+        self.body.total() == self.body.len()
+    }
+
+    /// The request body, for sending again on another connection (see `body_untouched`).
+    pub fn take_body(&mut self) -> Spool {
+        std::mem::replace(&mut self.body, Spool::new(0, std::rc::Rc::from(Vec::new())))
     }
 }
 

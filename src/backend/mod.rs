@@ -2,7 +2,12 @@
 //! pipes, sockets to FastCGI, SCGI and HTTP servers, spooled request bodies, and the
 //! environment handed to them.
 
-#[cfg(any(feature = "fastcgi", feature = "scgi"))]
+#[cfg(any(
+    feature = "fastcgi",
+    feature = "scgi",
+    feature = "proxy",
+    feature = "wstunnel"
+))]
 pub mod connect;
 pub mod env;
 #[cfg(feature = "fastcgi")]
@@ -13,3 +18,5 @@ pub mod pool;
 pub mod reap;
 pub mod spawn;
 pub mod spool;
+#[cfg(feature = "proxy")]
+pub mod upstream;

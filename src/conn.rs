@@ -243,6 +243,13 @@ impl Conn {
             }
             #[cfg(feature = "backend")]
             Phase::Backend => {
+                // A tunnel's own deadlines (idle, pings, a drain's end).
+                #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+                if let Some(ex) = self.ex.as_ref() {
+                    if let Some(d) = crate::pipeline::tunnel::deadline(ctx, ex, self.last_io) {
+                        return d;
+                    }
+                }
                 // Waiting on the client to take output (server.max-write-idle), or on the
                 // backend (its read-timeout, else server.max-read-idle).
                 let writing = self.bufs.as_ref().is_some_and(|b| !b.segs.is_empty());
@@ -255,7 +262,15 @@ impl Conn {
                         .and_then(|g| g.read_timeout())
                         .unwrap_or(cfg.max_read_idle)
                 };
-                self.last_io + idle
+                let d = self.last_io + idle;
+                // mod_proxy's connect-timeout.
+                #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+                let d = self
+                    .ex
+                    .as_ref()
+                    .and_then(crate::pipeline::proxy::deadline)
+                    .map_or(d, |p| d.min(p));
+                d
             }
             Phase::Write => match self.ex.as_ref().and_then(|ex| ex.hold_until) {
                 Some(t) if t > self.last_io => t,
@@ -300,6 +315,14 @@ impl Conn {
             }
             #[cfg(feature = "backend")]
             Phase::Backend => {
+                #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+                if self
+                    .ex
+                    .as_ref()
+                    .is_some_and(crate::pipeline::tunnel::is_open)
+                {
+                    return self.tunnel_timeout(ctx);
+                }
                 // The backend said nothing for too long (or the client took nothing): a
                 // 504 if the head has not gone out, else the response cannot be finished.
                 log::warn!("{}: backend timed out", self.peer);
@@ -844,6 +867,15 @@ impl Conn {
         let Some(head) = self.ex.as_ref().and_then(|ex| ex.head) else {
             return Step::Close;
         };
+        // A request that became a tunnel (after a 101) relays bytes both ways instead.
+        #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+        if self
+            .ex
+            .as_ref()
+            .is_some_and(crate::pipeline::tunnel::is_open)
+        {
+            return self.step_tunnel(ctx, head.len);
+        }
         let mut progress = false;
         // The client's body, into the spool or the running job.
         let body_left = self
@@ -949,6 +981,116 @@ impl Conn {
         } else {
             Step::Wait
         }
+    }
+
+    /// A tunnel (an Upgrade through mod_proxy, or mod_wstunnel): the client's bytes, read after
+    /// the request head (which stays in the buffer for the access log), go to the tunnel, and
+    /// what the tunnel queued goes to the client. Each way stops while the other side is
+    /// behind (see `pipeline::tunnel`). Progress yields to other connections rather than
+    /// looping: a tunnel between two fast peers would otherwise never give the loop back.
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    fn step_tunnel(&mut self, ctx: &mut Ctx, head_len: usize) -> Step {
+        use crate::pipeline::tunnel::{self, Flow};
+        // Out first: it makes room for more from the backend.
+        if let Err(step) = self.send_queued(ctx) {
+            return step;
+        }
+        let mut progress = false;
+        // Bounded per turn; what is left is read on the next one.
+        for _ in 0..16 {
+            if !self.ex.as_mut().is_some_and(tunnel::wants_client) {
+                break;
+            }
+            if self.rlen > head_len {
+                let rlen = self.rlen;
+                let (Some(ex), Some(b)) = (self.ex.as_mut(), self.bufs.as_deref_mut()) else {
+                    return Step::Close;
+                };
+                let Bufs {
+                    rbuf, wbuf, segs, ..
+                } = b;
+                let data = &mut rbuf[head_len..rlen];
+                let used = tunnel::from_client(ex, data, wbuf, segs).min(rlen - head_len);
+                rbuf.copy_within(head_len + used..rlen, head_len);
+                self.rlen -= used;
+                if used == 0 {
+                    break;
+                }
+                progress = true;
+                continue;
+            }
+            if !self.readable {
+                break;
+            }
+            match self.read_more(ctx) {
+                Ok(0) => {
+                    if let Some(ex) = self.ex.as_mut() {
+                        tunnel::client_eof(ex);
+                    }
+                    progress = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.rlen += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
+                Err(e) => return self.io_error("read", e),
+            }
+        }
+        let (Some(ex), Some(b)) = (self.ex.as_mut(), self.bufs.as_deref_mut()) else {
+            return Step::Close;
+        };
+        match tunnel::turn(ex, b) {
+            Flow::Wait => {}
+            Flow::Progress => progress = true,
+            Flow::End => {
+                self.end_tunnel(ctx, head_len);
+                return Step::Again;
+            }
+        }
+        if let Err(step) = self.send_queued(ctx) {
+            return step;
+        }
+        if progress {
+            self.last_io = ctx.now;
+            Step::Yield
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// The tunnel is over: what is queued for the client goes out, then the connection closes
+    /// as after any response (logged, then a lingering close).
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    fn end_tunnel(&mut self, ctx: &mut Ctx, head_len: usize) {
+        self.stop_backend(ctx);
+        if let Some(ex) = self.ex.as_mut() {
+            ex.backend = None;
+            ex.persist = Persist::Close;
+            ex.client_closes = false;
+        }
+        // Tunnel bytes the client sent are not a next request.
+        self.rlen = self.rlen.min(head_len);
+        self.phase = Phase::Write;
+        self.last_io = ctx.now;
+    }
+
+    /// A tunnel's deadline: a ping due, or the end of it (idle, or a graceful stop's
+    /// deadline; a WebSocket client gets a close frame 1001 first).
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    fn tunnel_timeout(&mut self, ctx: &mut Ctx) -> Drive {
+        let head_len = self.ex.as_ref().and_then(|ex| ex.head).map_or(0, |h| h.len);
+        let (Some(ex), Some(b)) = (self.ex.as_mut(), self.bufs.as_deref_mut()) else {
+            return Drive::Close;
+        };
+        if crate::pipeline::tunnel::timeout(ctx, ex, b, self.last_io) {
+            self.end_tunnel(ctx, head_len);
+        }
+        self.drive(ctx)
     }
 
     /// The backend could not answer: an error response if nothing went out yet, else cut.

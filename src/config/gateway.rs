@@ -20,7 +20,13 @@ use std::time::Duration;
 /// start-up refuse it: serving it without its backend would answer from the document root,
 /// script source included (README, "Fail closed"). Each module is added here by the change
 /// that wires it to requests.
-pub const WIRED: &[&str] = &["mod_cgi", "mod_fastcgi", "mod_scgi"];
+pub const WIRED: &[&str] = &[
+    "mod_cgi",
+    "mod_fastcgi",
+    "mod_scgi",
+    "mod_proxy",
+    "mod_wstunnel",
+];
 
 /// `cgi.limits`: lighttpd's per-script limits (all off by default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

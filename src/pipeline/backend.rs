@@ -48,11 +48,14 @@ pub enum Plan {
         host: Rc<GwHost>,
         authorizer: bool,
     },
+    /// mod_proxy or mod_wstunnel: an upstream host and what to send it.
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    Proxy(Box<super::proxy::ProxyPlan>),
 }
 
 /// How the response body reaches the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     /// The backend announced a length: pass exactly that many bytes.
     Length(u64),
     /// HTTP/1.1 client, no length: chunked.
@@ -79,7 +82,7 @@ enum Source {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Resp {
+pub(super) enum Resp {
     /// Waiting for (the rest of) the backend's head.
     Head,
     Body(Framing),
@@ -96,8 +99,8 @@ pub struct Gw {
     spool: Option<Spool>,
     pub job: Option<Job>,
     /// Response bytes read and not yet handled.
-    resp: Vec<u8>,
-    state: Resp,
+    pub(super) resp: Vec<u8>,
+    pub(super) state: Resp,
     source: Source,
     /// The head waiting for a buffered body's length (Framing::Buffer): the server tag.
     held_head: Option<String>,
@@ -110,7 +113,7 @@ pub struct Gw {
     /// X-Sendfile is honoured, limited to these directories (empty: anywhere).
     x_sendfile: Option<Rc<[PathBuf]>>,
     /// The request's settings, for the response-start modules.
-    conf: Rc<ReqConf>,
+    pub(super) conf: Rc<ReqConf>,
     /// The request is an error handler's restart: the answer's status follows its rules.
     pub saved: Option<crate::modules::errors::Saved>,
     /// The pool process this request is bound to (released when the job ends).
@@ -119,6 +122,9 @@ pub struct Gw {
     /// A FastCGI authorizer: on 200 the request goes on to its handler.
     #[cfg_attr(not(feature = "fastcgi"), allow(dead_code))]
     authorizer: bool,
+    /// mod_proxy and mod_wstunnel's own state, once the upstream is chosen.
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    pub(super) up: Option<Box<super::proxy::Up>>,
 }
 
 /// What a turn of the backend produced for the connection.
@@ -151,11 +157,14 @@ impl Gw {
         );
         #[cfg(not(feature = "cgi"))]
         let (local_redir, x_sendfile) = (false, None);
+        let streams = plan_streams(&plan);
         Gw {
             mode: match plan {
                 Plan::Cgi { .. } => gw_head::Mode::Cgi,
                 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
                 Plan::Gw { .. } => gw_head::Mode::Gateway,
+                #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+                Plan::Proxy(_) => gw_head::Mode::Http,
             },
             authorizer: plan_authorizes(&plan),
             plan: Some(plan),
@@ -166,13 +175,15 @@ impl Gw {
             state: Resp::Head,
             source: Source::End,
             held_head: None,
-            stream_request: ctx.cfg.stream_request_body != 0,
+            stream_request: ctx.cfg.stream_request_body != 0 || streams,
             local_redir,
             x_sendfile,
             conf,
             saved: None,
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             proc: None,
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            up: None,
         }
     }
 
@@ -241,6 +252,11 @@ impl Gw {
 
     /// The backend's own `read-timeout`, when it has one.
     pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+        if let Some(up) = &self.up {
+            let t = up.host.read_timeout;
+            return (!t.is_zero()).then_some(t);
+        }
         #[cfg(any(feature = "fastcgi", feature = "scgi"))]
         if let Some(Plan::Gw { host, .. }) = &self.plan {
             return (!host.read_timeout.is_zero()).then_some(host.read_timeout);
@@ -287,6 +303,28 @@ fn proto_name(p: Proto) -> &'static str {
 /// Whether an error means the process (or the system) has no descriptor left.
 fn out_of_fds(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+impl Plan {
+    /// Whether the backend is given a CGI environment (mod_proxy and mod_wstunnel send an
+    /// HTTP head, or nothing, instead).
+    pub fn needs_env(&self) -> bool {
+        match self {
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            Plan::Proxy(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// Whether a plan passes the body on as it arrives whatever server.stream-request-body says:
+/// mod_proxy with a body of known length (the upstream is sent that length).
+fn plan_streams(plan: &Plan) -> bool {
+    match plan {
+        #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+        Plan::Proxy(p) => p.streams(),
+        _ => false,
+    }
 }
 
 /// Whether a plan is a FastCGI authorizer's.
@@ -404,6 +442,8 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
             };
             Job::socket(wire, sock, connecting, head, body, ctx.now)
         }
+        #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+        Plan::Proxy(p) => super::proxy::start(ctx, g, *p, body, key)?,
     };
     job.body_complete = body_complete;
     if let Err(e) = job.register(&ctx.registry, key) {
@@ -434,6 +474,8 @@ impl EnvOpts<'_> {
                 strip_request_uri: host.strip_request_uri.as_deref(),
                 authorizer: *authorizer,
             },
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            Plan::Proxy(_) => EnvOpts::default(),
         }
     }
 }
@@ -572,9 +614,19 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
             if let Some((host, n)) = g.proc.take() {
                 ctx.proc_failed(&host, n, &e);
             }
+            // mod_proxy's balancer skips the host for a while.
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            if let Some(t) = super::proxy::failed(ctx, g, true) {
+                return t;
+            }
             return Turn::Fail(503);
         }
         Err(e) => {
+            // A kept upstream connection that was dead: sent again on a new one.
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            if let Some(t) = super::proxy::failed(ctx, g, false) {
+                return t;
+            }
             log::error!("backend: sending the request: {}", e);
             return if g.head_sent() {
                 Turn::Cut
@@ -582,6 +634,10 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
                 Turn::Fail(502)
             };
         }
+    }
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    if !job.connecting && super::proxy::ws_waiting(&g.state, g.up.as_deref()) {
+        return super::proxy::ws_accept(ctx, ex, b, head);
     }
     if g.state == Resp::Done {
         return if progress { Turn::Progress } else { Turn::Done };
@@ -596,6 +652,10 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
     let got = match job.read(&mut g.resp) {
         Ok(got) => got,
         Err(e) => {
+            #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+            if let Some(t) = super::proxy::failed(ctx, g, false) {
+                return t;
+            }
             log::error!("backend: reading the response: {}", e);
             return if g.head_sent() {
                 Turn::Cut
@@ -611,6 +671,13 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
         Got::End => {}
     }
     let ended = got == Got::End;
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    if ended && g.state == Resp::Head && g.resp.is_empty() {
+        // Closed before saying anything: a kept connection the upstream had given up.
+        if let Some(t) = super::proxy::failed(ctx, g, false) {
+            return t;
+        }
+    }
     // Interim responses (1xx but 101) are dropped; bounded, each one consumed bytes.
     for _ in 0..16 {
         if g.state != Resp::Head {
@@ -626,6 +693,11 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
                 if t != Turn::Progress {
                     return t;
                 }
+                // A 101: the rest is the tunnel's, not a body.
+                #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+                if super::tunnel::is_open(ex) {
+                    return t;
+                }
             }
             Ok(None) if ended => {
                 log::error!("backend: the response ended inside its head");
@@ -639,7 +711,14 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
         }
         break;
     }
-    body_out(ctx, ex, b, ended)
+    let t = body_out(ctx, ex, b, ended);
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    if t == Turn::Done {
+        if let Some(g) = ex.backend.as_mut() {
+            super::proxy::finished(ctx, g);
+        }
+    }
+    t
 }
 
 /// The backend's head is complete: build the client's head from it.
@@ -691,6 +770,10 @@ fn on_head(
     if !(100..=999).contains(&status) {
         status = 502;
     }
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    if status == 101 && g.up.is_some() {
+        return super::proxy::upgraded(ctx, ex, b, head, &raw, h);
+    }
     if let Some(saved) = g.saved {
         status = crate::modules::errors::final_status(saved, status);
     }
@@ -717,6 +800,11 @@ fn on_head(
         let Ok(name) = std::str::from_utf8(name) else {
             continue;
         };
+        #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+        if let Some(v) = super::proxy::map_field(g, name.as_bytes(), f.value.get(&raw)) {
+            response::header(&mut b.hdrs, name, &v);
+            continue;
+        }
         response::header(&mut b.hdrs, name, f.value.get(&raw));
     }
     let conf = Rc::clone(&g.conf);
@@ -740,7 +828,11 @@ fn on_head(
         ex.persist = response::Persist::Close;
         Framing::Close
     };
-    g.source = if h.chunked {
+    g.source = if g.mode == gw_head::Mode::Http && (ex.head_only || response::bodiless(status)) {
+        // An HTTP upstream sends no body after HEAD, a 1xx, 204 or 304, whatever its
+        // fields say.
+        Source::Length(0)
+    } else if h.chunked {
         let mut dec = Box::<crate::http::chunked::ChunkedDecoder>::default();
         // Its trailer fields reach the client: merged into a collected response's head, or
         // as the trailer of a chunked one.
@@ -751,6 +843,11 @@ fn on_head(
     } else {
         Source::End
     };
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    {
+        let delimited = matches!(g.source, Source::Length(_) | Source::Chunked(_));
+        super::proxy::on_head(g, h, delimited);
+    }
     ex.status = status;
     // The rest of what was read is body.
     let rest = raw.get(h.len..).unwrap_or_default().to_vec();
@@ -875,10 +972,13 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
     // The payload, decoded from the backend's framing.
     let mut data: Vec<u8> = Vec::new();
     let mut complete = ended;
+    // Bytes after the end of the body: the upstream connection cannot be trusted again.
+    let mut extra = false;
     let payload: &[u8] = match &mut g.source {
         Source::End => &raw,
         Source::Length(left) => {
             let take = (raw.len() as u64).min(*left) as usize;
+            extra = take < raw.len();
             *left -= take as u64;
             if *left == 0 {
                 complete = true;
@@ -893,7 +993,8 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
         }
         Source::Chunked(dec) => {
             match dec.feed(&raw, None, &mut |d| data.extend_from_slice(d)) {
-                Ok((_, done)) => {
+                Ok((used, done)) => {
+                    extra = done && used < raw.len();
                     if done {
                         complete = true;
                     } else if ended {
@@ -913,6 +1014,11 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
         (Source::Chunked(dec), true) => dec.trailers().to_vec(),
         _ => Vec::new(),
     };
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    if let Some(up) = g.up.as_mut().filter(|_| extra) {
+        up.overrun = true;
+    }
+    let _ = extra;
     let from = b.wbuf.len();
     let mut framing = framing;
     match framing {

@@ -20,6 +20,10 @@ mod accesslog;
 #[cfg(feature = "backend")]
 pub mod backend;
 mod exchange;
+#[cfg(any(feature = "proxy", feature = "wstunnel"))]
+pub mod proxy;
+#[cfg(any(feature = "proxy", feature = "wstunnel"))]
+pub mod tunnel;
 
 pub use exchange::{BodyState, Exchange};
 
@@ -125,18 +129,22 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
                     b.segs.truncate(first_seg - 1);
                     let plan = c.plan;
                     let opts = backend::EnvOpts::for_plan(&plan);
-                    let env = backend_env(
-                        ex,
-                        b,
-                        rlen,
-                        conn,
-                        &head,
-                        &pipe,
-                        &conf,
-                        &script,
-                        (&c.script_name, &c.path_info),
-                        &opts,
-                    );
+                    let env = if plan.needs_env() {
+                        backend_env(
+                            ex,
+                            b,
+                            rlen,
+                            conn,
+                            &head,
+                            &pipe,
+                            &conf,
+                            &script,
+                            (&c.script_name, &c.path_info),
+                            &opts,
+                        )
+                    } else {
+                        crate::backend::env::EnvBuf::new()
+                    };
                     let mut gw = backend::Gw::new(plan, env, ctx, Rc::clone(&conf));
                     gw.saved = pipe.saved;
                     ex.backend = Some(Box::new(gw));
@@ -651,6 +659,35 @@ fn prepare(
         script.push(&c.script_name);
         pipe.backend = Some((script.into(), c));
         return Step::Backend;
+    }
+
+    // mod_wstunnel and mod_proxy, which take requests by their URL path only.
+    #[cfg(any(feature = "proxy", feature = "wstunnel"))]
+    {
+        let fwd = proxy::Fwd {
+            #[cfg(feature = "extforward")]
+            scheme: pipe.fwd_scheme,
+            #[cfg(feature = "extforward")]
+            host: pipe.fwd_host.as_deref(),
+            #[cfg(not(feature = "extforward"))]
+            scheme: None,
+            #[cfg(not(feature = "extforward"))]
+            host: None,
+        };
+        let target = pipe.target.as_deref();
+        match proxy::select(ctx, ex, b, rlen, conn, head, conf, target, &fwd) {
+            None => {}
+            Some(Err(s)) => return Step::Error(s),
+            Some(Ok(plan)) => {
+                let c = backend::Choice {
+                    plan,
+                    script_name: b.path.clone(),
+                    path_info: String::new(),
+                };
+                pipe.backend = Some((std::path::PathBuf::new(), c));
+                return Step::Backend;
+            }
+        }
     }
 
     // physical: userdir, alias, then the if-not-file rewrites.

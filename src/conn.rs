@@ -930,6 +930,7 @@ impl Conn {
             }
         }
         let turn = backend::turn(ctx, ex, &mut bufs, &head, self.rlen);
+        let queued = !bufs.segs.is_empty();
         self.bufs = Some(bufs);
         match turn {
             Turn::Wait => {}
@@ -972,6 +973,9 @@ impl Conn {
             }
         }
         match self.send_queued(ctx) {
+            // The queue emptied: the backend, held back while it was full, may be read
+            // again, and no event would say so (its data is already waiting).
+            Ok(true) if queued => progress = true,
             Ok(_) => {}
             Err(step) => return step,
         }
@@ -1044,7 +1048,9 @@ impl Conn {
         let (Some(ex), Some(b)) = (self.ex.as_mut(), self.bufs.as_deref_mut()) else {
             return Step::Close;
         };
-        match tunnel::turn(ex, b) {
+        let flow = tunnel::turn(ex, b);
+        let queued = !b.segs.is_empty();
+        match flow {
             Flow::Wait => {}
             Flow::Progress => progress = true,
             Flow::End => {
@@ -1052,8 +1058,11 @@ impl Conn {
                 return Step::Again;
             }
         }
-        if let Err(step) = self.send_queued(ctx) {
-            return step;
+        match self.send_queued(ctx) {
+            // Emptied: the backend, held back while the queue was full, may be read again.
+            Ok(true) if queued => progress = true,
+            Ok(_) => {}
+            Err(step) => return step,
         }
         if progress {
             self.last_io = ctx.now;

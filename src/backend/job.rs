@@ -383,7 +383,9 @@ impl Job {
     /// The backend's socket, out of the poll, to keep for the next request (an HTTP
     /// upstream's keep-alive): only once the whole request went out and the connect is done.
     pub fn take_socket(&mut self, reg: &Registry) -> Option<OwnedFd> {
-        if !self.sock || self.connecting || self.ended || !self.input_done() {
+        // Everything went out; not merely "input closed", which a write error also says.
+        let sent = self.body_end_sent && self.out_pos >= self.out.len() && self.body.is_empty();
+        if !self.sock || self.connecting || self.ended || self.input_closed || !sent {
             return None;
         }
         let fd = self.wfd.take()?;

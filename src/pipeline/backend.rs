@@ -175,7 +175,7 @@ impl Gw {
             state: Resp::Head,
             source: Source::End,
             held_head: None,
-            stream_request: ctx.cfg.stream_request_body != 0 || streams,
+            stream_request: streams.unwrap_or(ctx.cfg.stream_request_body != 0),
             local_redir,
             x_sendfile,
             conf,
@@ -317,13 +317,14 @@ impl Plan {
     }
 }
 
-/// Whether a plan passes the body on as it arrives whatever server.stream-request-body says:
-/// mod_proxy with a body of known length (the upstream is sent that length).
-fn plan_streams(plan: &Plan) -> bool {
+/// Whether a plan passes the body on as it arrives whatever server.stream-request-body says
+/// (None: as it says). mod_proxy streams a body of known length (the upstream is told that
+/// length) and spools a chunked one (to learn its length before the head goes out).
+fn plan_streams(plan: &Plan) -> Option<bool> {
     match plan {
         #[cfg(any(feature = "proxy", feature = "wstunnel"))]
-        Plan::Proxy(p) => p.streams(),
-        _ => false,
+        Plan::Proxy(p) => Some(p.streams()),
+        _ => None,
     }
 }
 

@@ -699,3 +699,84 @@ fn switched(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, first: 
     }
     ex.conf = Some(conf);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::gateway::{Addr, GwExt};
+    use std::time::Duration;
+
+    fn host(port: u16) -> Rc<GwHost> {
+        Rc::new(GwHost {
+            index: port as usize,
+            id: String::new(),
+            addr: Addr::Tcp("127.0.0.1".into(), port),
+            bin_path: None,
+            bin_env: Vec::new(),
+            bin_copy_env: Vec::new(),
+            min_procs: 1,
+            max_procs: 1,
+            kill_signal: libc::SIGTERM,
+            listen_backlog: 1024,
+            check_local: false,
+            mode: Default::default(),
+            docroot: None,
+            strip_request_uri: None,
+            fix_root_scriptname: false,
+            x_sendfile: false,
+            x_sendfile_docroot: Vec::new(),
+            upgrade: false,
+            tcp_fin_propagate: false,
+            connect_timeout: Duration::from_secs(8),
+            write_timeout: Duration::ZERO,
+            read_timeout: Duration::ZERO,
+            disable_time: Duration::from_secs(1),
+            max_load_per_proc: 1,
+            idle_timeout: Duration::from_secs(60),
+            broken_scriptfilename: false,
+        })
+    }
+
+    #[test]
+    fn entries_match_as_lighttpd_matches_them() {
+        let gw = GwConf {
+            exts: Rc::new([
+                GwExt {
+                    key: "/api".into(),
+                    hosts: vec![host(1)],
+                },
+                GwExt {
+                    key: ".php".into(),
+                    hosts: vec![host(2)],
+                },
+                GwExt {
+                    key: "".into(),
+                    hosts: vec![host(3)],
+                },
+            ]),
+            map_extensions: vec![
+                (".php5".into(), ".php".into()),
+                (".x".into(), ".none".into()),
+            ],
+            ..GwConf::default()
+        };
+        let port = |p: &str| entry(&gw, p).map(|h| h[0].index);
+        // A "/" key is a prefix of the path (not of a segment only, as in lighttpd).
+        assert_eq!(port("/api/v1"), Some(1));
+        assert_eq!(port("/apix"), Some(1));
+        // Others are suffixes; "" takes everything left.
+        assert_eq!(port("/a/index.php"), Some(2));
+        assert_eq!(port("/a/index.php5"), Some(2));
+        assert_eq!(port("/a/index.html"), Some(3));
+        // A mapping to no entry falls back to the usual match.
+        assert_eq!(port("/a/b.x"), Some(3));
+        let none = GwConf {
+            exts: Rc::new([GwExt {
+                key: "/only".into(),
+                hosts: vec![host(4)],
+            }]),
+            ..GwConf::default()
+        };
+        assert!(entry(&none, "/other").is_none());
+    }
+}

@@ -113,7 +113,7 @@ fn start_load(
     threads: usize,
     stop: &Arc<AtomicBool>,
     tally: &Arc<Tally>,
-    fastcgi: bool,
+    kinds: u64,
 ) -> Vec<thread::JoinHandle<()>> {
     (0..threads)
         .map(|t| {
@@ -122,7 +122,7 @@ fn start_load(
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
-                    let kind = (i + t as u64) % if fastcgi { 4 } else { 3 };
+                    let kind = (i + t as u64) % kinds;
                     let q = format!("{t}-{i}");
                     let (req, want): (Vec<u8>, Vec<u8>) = match kind {
                         0 => (
@@ -143,6 +143,11 @@ fn start_load(
                             r.extend_from_slice(&body);
                             (r, format!("{} {}", body.len(), sum(&body)).into_bytes())
                         }
+                        // Through mod_proxy to the test's upstream, which echoes the path.
+                        4 => (
+                            format!("GET /p/{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes(),
+                            format!("proxied /p/{q}").into_bytes(),
+                        ),
                         // lighttpd's test responder answers with the variable `env=` names.
                         _ => (
                             format!("GET /x.fcgi?env=HTTP_X_Q HTTP/1.1\r\nHost: x\r\nX-Q: {q}\r\nConnection: close\r\n\r\n").into_bytes(),
@@ -183,17 +188,18 @@ fn wait_ok(tally: &Tally, more_than: u64, limit: Duration) -> bool {
     false
 }
 
-/// After the reloads: `check(site)` runs with the last generation still serving.
-fn reload_with_dynamic_load(site: &mut Site, fastcgi: bool) {
-    reload_then(site, fastcgi, |_| {});
+/// The kinds of request the load sends: 3 (CGI), 4 (and FastCGI), 5 (and mod_proxy).
+fn reload_with_dynamic_load(site: &mut Site, kinds: u64) {
+    reload_then(site, kinds, |_| {});
 }
 
-fn reload_then(site: &mut Site, fastcgi: bool, check: impl FnOnce(&Site)) {
+/// After the reloads: `check(site)` runs with the last generation still serving.
+fn reload_then(site: &mut Site, kinds: u64, check: impl FnOnce(&Site)) {
     site.under_systemd();
     site.start_first();
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let threads = start_load(site.addr(), 6, &stop, &tally, fastcgi);
+    let threads = start_load(site.addr(), 6, &stop, &tally, kinds);
     assert!(
         wait_ok(&tally, 10, Duration::from_secs(30)),
         "the load does not get answers\n{}",
@@ -239,11 +245,52 @@ fn sigusr1_reloads_lose_no_cgi_request_or_upload() {
         "server.modules += ( \"mod_cgi\" )\ncgi.assign = ( \".sh\" => \"/bin/sh\" )",
     );
     write_scripts(&site);
-    reload_with_dynamic_load(&mut site, false);
+    reload_with_dynamic_load(&mut site, 3);
+}
+
+/// An HTTP/1.1 upstream for mod_proxy: answers every request with "proxied <path>", keeping
+/// connections alive.
+fn upstream() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = std::io::BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut r, &mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    // The fields, to the empty line (requests here have no body).
+                    loop {
+                        let mut f = String::new();
+                        if std::io::BufRead::read_line(&mut r, &mut f).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if f == "\r\n" {
+                            break;
+                        }
+                    }
+                    let body = format!("proxied {path}");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 #[test]
-fn sigusr1_reloads_lose_no_fastcgi_request() {
+fn sigusr1_reloads_lose_no_fastcgi_or_proxied_request() {
     if common::skip_without_direct_exec() {
         return;
     }
@@ -265,13 +312,16 @@ fn sigusr1_reloads_lose_no_fastcgi_request() {
         eprintln!("skipped: the FastCGI test responder could not be built");
         return;
     }
+    let upstream = upstream();
     let mut site = Site::new("reload-fcgi", GRACE, "");
     let sock = site.dir().join("fcgi.sock");
     site.set_extra(&format!(
-        "server.modules += ( \"mod_cgi\", \"mod_fastcgi\" )\n\
+        "server.modules += ( \"mod_cgi\", \"mod_fastcgi\", \"mod_proxy\" )\n\
+         proxy.server = ( \"/p/\" => (( \"host\" => \"127.0.0.1\", \"port\" => {} )) )\n\
          cgi.assign = ( \".sh\" => \"/bin/sh\" )\n\
          fastcgi.server = ( \".fcgi\" => (( \"socket\" => \"{}\", \"bin-path\" => \"{}\", \
          \"max-procs\" => 2, \"check-local\" => \"disable\" )) )",
+        upstream.port(),
         sock.display(),
         bin.display()
     ));
@@ -286,7 +336,7 @@ fn sigusr1_reloads_lose_no_fastcgi_request() {
             })
             .unwrap_or_default()
     };
-    reload_then(&mut site, true, |site| {
+    reload_then(&mut site, 5, |site| {
         // Each generation's pool stopped after its drain: only the last one's two
         // processes run, and only its two sockets are left.
         assert!(
@@ -304,4 +354,136 @@ fn sigusr1_reloads_lose_no_fastcgi_request() {
         procs_with_arg(&bin)
     );
     assert!(sockets(&site).is_empty(), "{:?}", sockets(&site));
+}
+
+/// A client WebSocket frame (masked, as RFC 6455 requires of clients).
+fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode];
+    assert!(payload.len() < 126);
+    f.push(0x80 | payload.len() as u8);
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// One server frame: (opcode, payload).
+fn ws_read(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h)?;
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l)?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l)?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut p = vec![0u8; len];
+    s.read_exact(&mut p)?;
+    Ok((h[0] & 0x0f, p))
+}
+
+/// A WebSocket through mod_wstunnel to a TCP echo backend; the 101 is read.
+fn ws_open(addr: SocketAddr) -> TcpStream {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        c.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    c
+}
+
+#[test]
+fn a_websocket_open_across_a_reload_works_until_the_deadline_then_closes_cleanly() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
+    // A TCP echo backend.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = s;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 || w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let grace = 3;
+    let mut site = Site::new(
+        "reload-ws",
+        grace,
+        &format!(
+            "server.modules += ( \"mod_wstunnel\" )\n\
+             wstunnel.server = ( \"/ws\" => (( \"host\" => \"127.0.0.1\", \"port\" => {} )) )",
+            echo.port()
+        ),
+    );
+    site.under_systemd();
+    site.start_first();
+    let mut c = ws_open(site.addr());
+    c.write_all(&ws_frame(1, b"before")).unwrap();
+    assert_eq!(ws_read(&mut c).unwrap(), (1, b"before".to_vec()));
+    // The tunnel keeps echoing from its own thread while the reload runs, until the old
+    // generation's deadline closes it.
+    let echoes = thread::spawn(move || {
+        let mut ok = 0u32;
+        for i in 0..200 {
+            let msg = format!("during {i}");
+            if c.write_all(&ws_frame(1, msg.as_bytes())).is_err() {
+                return (ok, None, String::from("write failed before a close frame"));
+            }
+            match ws_read(&mut c) {
+                Ok((1, p)) if p == msg.as_bytes() => ok += 1,
+                Ok((8, p)) => {
+                    let code = p.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    return (ok, code, String::new());
+                }
+                other => return (ok, None, format!("unexpected {other:?}")),
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        (ok, None, String::from("never closed"))
+    });
+    let old = site.current_pid();
+    let t = Instant::now();
+    send_signal(old, libc::SIGUSR1);
+    let new = site.finish_reload(old);
+    let (ok, code, err) = echoes.join().unwrap();
+    assert!(err.is_empty(), "{err} after {ok} echoes\n{}", site.dump());
+    // It worked across the handover, for about the grace period, then closed with 1001.
+    assert_eq!(code, Some(1001), "{}", site.dump());
+    assert!(ok >= 10, "only {ok} echoes during the reload");
+    assert!(t.elapsed() >= Duration::from_secs(grace - 1));
+    // The new generation takes new tunnels.
+    let mut c = ws_open(site.addr());
+    c.write_all(&ws_frame(1, b"after")).unwrap();
+    assert_eq!(ws_read(&mut c).unwrap(), (1, b"after".to_vec()));
+    drop(c);
+    site.stop(new, true);
 }

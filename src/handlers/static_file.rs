@@ -345,11 +345,18 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
     } else {
         false
     };
+    let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
     if not_modified {
         if !get_like {
             return reply.error(412);
         }
+        // Content-Type, ETag and Last-Modified, as lighttpd sends them. RFC 9110 §15.4.5
+        // only asks for the validators and calls other metadata a SHOULD NOT unless it
+        // guides cache updates; the type is harmless there (a cache refreshing its stored
+        // response gets the same value) and clients of lighttpd see it. Not Accept-Ranges,
+        // which lighttpd adds only to a 200, and never Content-Length.
         reply.start(304);
+        reply.header("Content-Type", ctype.as_bytes());
         if !etag.is_empty() {
             reply.header("ETag", etag);
         }
@@ -357,8 +364,6 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
         reply.mtime = Some(mtime);
         return;
     }
-
-    let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
 
     let mut outcome = range::RangeOutcome::Ignore;
     if req.conf.range_requests && req.head.method == Method::Get {

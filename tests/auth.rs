@@ -582,6 +582,46 @@ fn protected_path_in_a_host_block() {
     assert_eq!(on("private.example", &basic("jan", "jan")).status, 200);
 }
 
+/// With server.force-lowercase-filenames an auth.require prefix covers every spelling of
+/// the path (lighttpd's "lowercase-auth" block in request.t), and a good login still gets
+/// the file; without it, a differently spelled path is simply another (missing) file.
+#[test]
+fn protected_path_with_lowercase_filenames() {
+    let s = builder()
+        .file("image.jpg", "a jpeg\n")
+        .dir_file("lighttpd.user", LIGHTTPD_USER)
+        .config(&format!(
+            "server.modules = ( \"mod_auth\", \"mod_authn_file\" )\n{NO_DELAY}\n\
+             auth.backend = \"plain\"\n\
+             auth.backend.plain.userfile = \"{{dir}}/lighttpd.user\"\n\
+             auth.require = ( \"/image.jpg\" => ( \"method\" => \"basic\", \
+             \"realm\" => \"download archiv\", \"require\" => \"valid-user\" ) )\n\
+             $HTTP[\"host\"] == \"lowercase-auth\" {{\n\
+               server.force-lowercase-filenames = \"enable\"\n\
+             }}"
+        ))
+        .start();
+    let on = |host: &str, path: &str, extra: &str| {
+        let mut raw = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
+        if !extra.is_empty() {
+            raw.push_str(extra);
+            raw.push_str("\r\n");
+        }
+        raw.push_str("\r\n");
+        s.request(raw.as_bytes())
+    };
+    for path in ["/image.jpg", "/image.JPG", "/IMAGE.Jpg"] {
+        let r = on("lowercase-auth", path, "");
+        assert_eq!(r.status, 401, "{path}\n{}", r.describe());
+        assert!(r.header("WWW-Authenticate").is_some(), "{path}");
+        assert!(!r.text().contains("a jpeg"), "{path} leaked");
+        let r = on("lowercase-auth", path, &basic("jan", "jan"));
+        assert_eq!((r.status, r.text().as_str()), (200, "a jpeg\n"), "{path}");
+    }
+    assert_eq!(on("exact", "/image.jpg", "").status, 401);
+    assert_eq!(on("exact", "/image.JPG", "").status, 404);
+}
+
 /// lighttpd's own mod_auth cases (tests/request.t with its tests/lighttpd.conf blocks), with
 /// the user files from its suite when this machine has it, else the copies above. The paths
 /// are files here: mod_status answers them in lighttpd.

@@ -49,7 +49,9 @@ pub fn serve(req: &Request, reply: &mut Reply) {
             return reply.error(status);
         }
     }
-    if excluded(req, req.path) {
+    // Matched against the file's path, as lighttpd's mod_staticfile does: what the suffix
+    // guards is the file served, whatever URL (alias, userdir, lower-cased) led to it.
+    if excluded(req, reply.fs_path.as_os_str().as_bytes()) {
         return reply.error(403);
     }
     if let Some((info, body)) = cached(req, reply) {
@@ -111,7 +113,7 @@ fn serve_with_pathinfo(req: &Request, reply: &mut Reply, root: &Path) {
             .path
             .get(..req.path.len().saturating_sub(info_len))
             .unwrap_or(req.path);
-        if excluded(req, candidate) || access_denied(req, url_file) {
+        if excluded(req, candidate.as_bytes()) || access_denied(req, url_file) {
             return reply.error(403);
         }
         let file = match open_nonblocking(reply.fs_path) {
@@ -167,11 +169,12 @@ fn load(
     (Source::File(file), info)
 }
 
-fn excluded(req: &Request, name: &str) -> bool {
+/// Whether `name` (a path or file name) ends in one of static-file.exclude-extensions.
+fn excluded(req: &Request, name: &[u8]) -> bool {
     req.conf
         .exclude_extensions
         .iter()
-        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_str()))
+        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_bytes()))
 }
 
 fn serve_dir(req: &Request, reply: &mut Reply) {
@@ -200,7 +203,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
 
     let dir_len = reply.fs_path.as_os_str().len();
     for name in &req.conf.index_files {
-        if name.contains('/') || excluded(req, name) {
+        if name.contains('/') || excluded(req, name.as_bytes()) {
             // lighttpd allows "/index.php"-style names that point elsewhere; lightd only
             // looks inside the directory itself.
             continue;

@@ -675,16 +675,8 @@ fn valid_host_field(v: &[u8]) -> bool {
 /// connection persists, or route it. A front end that reads a fold differently (drops it,
 /// or takes the continuation for a field of its own) would then disagree with us on where
 /// the body ends or which site is asked; a 400 leaves no such room.
-const NO_FOLD: &[&[u8]] = &[
-    b"host",
-    b"content-length",
-    b"transfer-encoding",
-    b"connection",
-    b"expect",
-    b"upgrade",
-    b"te",
-    b"trailer",
-];
+/// (One string, not a slice of them: each element would cost a pointer and a relocation.)
+const NO_FOLD: &str = "host content-length transfer-encoding connection expect upgrade te trailer";
 
 /// One `name ":" OWS value OWS` line, the cursor at its first byte (already known not to be
 /// whitespace or a line ending), with any obs-fold continuation lines (RFC 9112 §5.2).
@@ -737,25 +729,38 @@ fn field_line(s: &mut Scan) -> Result<Header, Stop> {
                 value: s.span((v0 + lead).min(v1), v1),
             });
         }
-        let n = name.get(s.buf);
-        if NO_FOLD.iter().any(|f| n.eq_ignore_ascii_case(f)) {
-            return Err(bad("obs-fold in a framing or routing field").into());
-        }
-        // Decide on the continuation before rewriting anything: its whitespace, then a
-        // token; a ':' right after the token makes it look like a field line.
-        while let SP | HT = s.peek()? {
-            s.pos += 1;
-        }
-        let t0 = s.pos;
-        if s.skip(&TCHAR)? == b':' && s.pos > t0 {
-            return Err(bad("obs-fold continuation reads as a field line").into());
-        }
-        // Accepted: the line break becomes spaces (§5.2), and the scan goes on over the
-        // bytes already looked at, all of them value bytes.
-        if let Some(brk) = s.buf.get_mut(line_end..fold_end) {
-            brk.fill(SP);
-        }
+        unfold(s, name, line_end..fold_end)?;
     }
+}
+
+/// The obs-fold whose line break is `brk`, the cursor on the continuation line's first
+/// byte (SP or HT): refused, or accepted and rewritten to spaces, the cursor then past the
+/// bytes looked at (whitespace and a token, all of them value bytes). Rare, so kept out of
+/// the field loop.
+#[cold]
+#[inline(never)]
+fn unfold(s: &mut Scan, name: Span, brk: std::ops::Range<usize>) -> Result<(), Stop> {
+    let n = name.get(s.buf);
+    if NO_FOLD
+        .split(' ')
+        .any(|f| n.eq_ignore_ascii_case(f.as_bytes()))
+    {
+        return Err(bad("obs-fold in a framing or routing field").into());
+    }
+    // Decide on the continuation before rewriting anything: its whitespace, then a token;
+    // a ':' right after the token makes it look like a field line.
+    while let SP | HT = s.peek()? {
+        s.pos += 1;
+    }
+    let t0 = s.pos;
+    if s.skip(&TCHAR)? == b':' && s.pos > t0 {
+        return Err(bad("obs-fold continuation reads as a field line").into());
+    }
+    // Accepted: the line break becomes spaces (§5.2).
+    if let Some(b) = s.buf.get_mut(brk) {
+        b.fill(SP);
+    }
+    Ok(())
 }
 
 /// Push without ever letting the vector's capacity pass `max`: the default doubling could

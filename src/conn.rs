@@ -422,7 +422,7 @@ impl Conn {
             let limits = ctx.limits;
             let rlen = self.rlen;
             let bufs = self.bufs(ctx);
-            let parsed = request::parse(&bufs.rbuf[..rlen], &limits, &mut bufs.headers);
+            let parsed = request::parse(&mut bufs.rbuf[..rlen], &limits, &mut bufs.headers);
             match parsed {
                 Ok(Some(head)) => {
                     *served += 1;

@@ -342,7 +342,7 @@ fn invariants_reject_wrong_answers() {
     let req = b"GET /a?b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nBODY";
     let limits = invariants::DEFAULT_LIMITS;
     let mut headers = Vec::new();
-    let head = match parse(req, &limits, &mut headers) {
+    let head = match parse(&mut req.to_vec(), &limits, &mut headers) {
         Ok(Some(head)) => head,
         other => panic!("{other:?}"),
     };

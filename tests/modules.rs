@@ -380,3 +380,96 @@ fn static_files_take_path_info_unless_disabled() {
     assert_eq!(s.get("/strict/s.txt/more").status, 404);
     assert_eq!(s.get("/missing/more").status, 404);
 }
+
+/// server.force-lowercase-filenames, with lighttpd.conf's "lowercase-*" host blocks from its
+/// request.t: the file is looked up by the lower-cased path, and url.access-deny,
+/// static-file.exclude-extensions and alias.url see that path (or match without regard to
+/// case), so no spelling of a name escapes a rule written in lower case.
+#[test]
+fn force_lowercase_filenames() {
+    let b = site(
+        "$HTTP[\"host\"] == \"lowercase-allow\" {\n  server.force-lowercase-filenames = \"enable\"\n}\n\
+         $HTTP[\"host\"] == \"lowercase-deny\" {\n  server.force-lowercase-filenames = \"enable\"\n  \
+           url.access-deny = ( \".jpg\" )\n}\n\
+         $HTTP[\"host\"] == \"lowercase-exclude\" {\n  server.force-lowercase-filenames = \"enable\"\n  \
+           static-file.exclude-extensions = ( \".jpg\" )\n}\n\
+         $HTTP[\"host\"] == \"lowercase-alias\" {\n  server.force-lowercase-filenames = \"enable\"\n  \
+           alias.url = ( \"/pics/\" => \"{dir}/Pictures/\" )\n}\n\
+         $HTTP[\"host\"] == \"exact-deny\" {\n  url.access-deny = ( \".jpg\" )\n}",
+    )
+    .file("image.jpg", "a jpeg")
+    .file("sub/page.html", "a page")
+    .file("Upper.txt", "upper")
+    .dir_file("Pictures/cat.png", "a cat");
+    let s = b.start();
+    for (host, path, want) in [
+        // Every spelling finds the lower-case file.
+        ("lowercase-allow", "/image.JPG", 200),
+        ("lowercase-allow", "/IMAGE.jpg", 200),
+        ("lowercase-allow", "/Sub/Page.HTML", 200),
+        // A file whose name has capitals cannot be reached at all: lighttpd's semantics
+        // (the option is for file systems where case does not matter).
+        ("lowercase-allow", "/Upper.txt", 404),
+        // Without the option, case matters as usual.
+        ("other", "/image.JPG", 404),
+        ("other", "/Upper.txt", 200),
+        // Deny and exclude rules hold for every spelling.
+        ("lowercase-deny", "/image.JPG", 403),
+        ("lowercase-deny", "/image.jpg", 403),
+        ("lowercase-exclude", "/image.JPG", 403),
+        ("lowercase-exclude", "/image.jpg", 403),
+        ("lowercase-exclude", "/sub/PAGE.html", 200),
+        // The alias matches any spelling of its prefix; its directory keeps its case and
+        // the rest of the path is lowered.
+        ("lowercase-alias", "/PICS/CAT.PNG", 200),
+        ("lowercase-alias", "/pics/cat.png", 200),
+        // Without the option, a denied suffix in capitals is not the same name (and the
+        // file it would name does not exist).
+        ("exact-deny", "/image.jpg", 403),
+        ("exact-deny", "/image.JPG", 404),
+    ] {
+        let r = get(&s, path, host);
+        assert_eq!(r.status, want, "{host} {path}\n{}", r.describe());
+        if want == 200 {
+            let body = r.text();
+            assert!(
+                ["a jpeg", "a page", "upper", "a cat"].contains(&body.as_str()),
+                "{host} {path}: {body:?}"
+            );
+        } else {
+            assert!(!r.text().contains("a jpeg"), "{host} {path} leaked");
+        }
+    }
+    assert_eq!(get(&s, "/Pics/Cat.png", "lowercase-alias").text(), "a cat");
+}
+
+/// Unset in the global scope, server.force-lowercase-filenames is detected from the document
+/// root as lighttpd does: where its upper-case spelling is the same directory (here by a
+/// symlink, standing in for a case-insensitive file system), lower-casing is on, and a deny
+/// rule holds for "/x.JPG"; set explicitly, the setting wins.
+#[test]
+fn force_lowercase_filenames_is_detected_from_the_document_root() {
+    let serve = |explicit: &str| {
+        let b = builder();
+        let dir = b.dir().to_path_buf();
+        write_file(&dir.join("site/image.jpg"), "a jpeg");
+        write_file(&dir.join("site/page.html"), "a page");
+        std::os::unix::fs::symlink("site", dir.join("SITE")).unwrap();
+        // A relative document root, so that only its own name has letters to change case.
+        b.cwd(&dir)
+            .raw_config(&format!(
+                "server.document-root = \"site\"\nserver.bind = \"127.0.0.1\"\n\
+                 server.port = 0\nserver.modules = ( \"mod_access\" )\n\
+                 url.access-deny = ( \".jpg\" )\n{explicit}"
+            ))
+            .start()
+    };
+    let s = serve("");
+    assert_eq!(s.get("/PAGE.HTML").text(), "a page");
+    assert_eq!(s.get("/image.JPG").status, 403);
+    assert_eq!(s.get("/image.jpg").status, 403);
+    let s = serve("server.force-lowercase-filenames = \"disable\"");
+    assert_eq!(s.get("/PAGE.HTML").status, 404);
+    assert_eq!(s.get("/image.JPG").status, 404);
+    assert_eq!(s.get("/page.html").text(), "a page");
+}

@@ -493,3 +493,42 @@ fn a_file_caught_empty_mid_rewrite_is_not_served_empty_afterwards() {
     }
     panic!("could not fit a rewrite into one second in 5 attempts");
 }
+
+/// A 304 carries the fields a 200 would carry about the representation, as lighttpd's does:
+/// Content-Type, ETag and Last-Modified, but neither a body nor Content-Length (nor
+/// Accept-Ranges, which lighttpd adds to a 200 only). lighttpd's request.t: "Status 304 has
+/// no Content-Length (#1002)".
+#[test]
+fn not_modified_keeps_the_representation_fields() {
+    let s = builder()
+        .file("page.html", "<p>x</p>\n")
+        .file("notes.txt", "notes\n")
+        .start();
+    for path in ["/page.html", "/notes.txt"] {
+        let full = s.get(path);
+        assert_eq!(full.status, 200, "{}", full.describe());
+        let ctype = full
+            .header("Content-Type")
+            .expect("Content-Type")
+            .to_string();
+        let etag = full.header("ETag").expect("ETag").to_string();
+        let lm = full.header("Last-Modified").expect("Last-Modified");
+        for cond in [
+            format!("If-None-Match: {etag}"),
+            format!("If-Modified-Since: {lm}"),
+        ] {
+            // HTTP/1.0 without Host, as request.t sends it; HEAD as well as GET.
+            for method in ["GET", "HEAD"] {
+                let r = s.request(format!("{method} {path} HTTP/1.0\r\n{cond}\r\n\r\n").as_bytes());
+                let what = format!("{method} {path} with {cond}\n{}", r.describe());
+                assert_eq!(r.status, 304, "{what}");
+                assert_eq!(r.header("Content-Type"), Some(ctype.as_str()), "{what}");
+                assert_eq!(r.header("ETag"), Some(etag.as_str()), "{what}");
+                assert_eq!(r.header("Last-Modified"), Some(lm), "{what}");
+                assert_eq!(r.header("Content-Length"), None, "{what}");
+                assert_eq!(r.header("Accept-Ranges"), None, "{what}");
+                assert!(r.body.is_empty(), "{what}");
+            }
+        }
+    }
+}

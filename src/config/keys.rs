@@ -101,7 +101,7 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
         "server.name server.core-files server.event-handler server.network-backend \
          server.errorfile-prefix server.error-handler server.error-handler-404 \
          server.error-intercept server.errorlog-use-syslog server.syslog-facility \
-         server.breakagelog server.force-lowercase-filenames server.protocol-http11 \
+         server.breakagelog server.protocol-http11 \
          server.stream-request-body server.stream-response-body server.kbytes-per-second \
          server.upload-dirs server.upload-temp-file-size server.chunkqueue-chunk-sz \
          server.http-parseopts server.http-parseopt-header-strict \

@@ -388,6 +388,12 @@ const CORE_KEYS: &[Key] = &[
     request!("server.follow-symlink", "core", bool_val, |c, v| {
         c.follow_symlink = v.bool()
     }),
+    request!(
+        "server.force-lowercase-filenames",
+        "core",
+        bool_val,
+        |c, v| c.force_lowercase_filenames = v.bool(),
+    ),
     request!("server.range-requests", "core", bool_val, |c, v| {
         c.range_requests = v.bool()
     }),

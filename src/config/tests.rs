@@ -2508,3 +2508,37 @@ fn printed_backend_config_reads_back() {
         merged_for(&cfg, &[0]).proxy.exts
     );
 }
+
+/// server.force-lowercase-filenames is a per-request key (lighttpd.conf sets it in
+/// `$HTTP["host"]` blocks), checked like any flag; without a global setting it follows the
+/// document root's file system, which here (a directory that does not exist, and "/", whose
+/// spelling has no case) means off.
+#[test]
+fn force_lowercase_filenames() {
+    let cfg = ok(r#"
+server.document-root = "/nonexistent-lightd-root"
+$HTTP["host"] == "lc" {
+    server.force-lowercase-filenames = "enable"
+}
+"#);
+    assert!(!cfg.base.force_lowercase_filenames);
+    let set = cfg.matches(&Req::new(&[(CondField::Host, "lc")]));
+    assert!(cfg.merged(&set).force_lowercase_filenames);
+    let set = cfg.matches(&Req::new(&[(CondField::Host, "other")]));
+    assert!(!cfg.merged(&set).force_lowercase_filenames);
+
+    let cfg = ok("server.document-root = \"/\"\nserver.force-lowercase-filenames = \"enable\"");
+    assert!(cfg.base.force_lowercase_filenames);
+    assert!(!super::validate::ignores_case(Path::new("/")));
+    assert!(!super::validate::ignores_case(Path::new(
+        "/nonexistent-lightd-root"
+    )));
+    assert_eq!(
+        fails("server.force-lowercase-filenames = 2"),
+        "T/main.conf:1: server.force-lowercase-filenames: expected \"enable\" or \"disable\", got the integer 2"
+    );
+    assert_eq!(
+        super::keys::kind("server.force-lowercase-filenames"),
+        super::keys::KeyKind::Request
+    );
+}

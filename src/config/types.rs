@@ -103,6 +103,12 @@ pub struct ReqConf {
     pub document_root: Option<PathBuf>,
     pub index_files: Vec<String>,
     pub follow_symlink: bool,
+    /// `server.force-lowercase-filenames`, for case-insensitive file systems: the file is
+    /// looked up by the lower-cased URL path, and the rules that match paths (url.access-*,
+    /// auth.require, alias.url, userdir) compare without regard to ASCII case, so no
+    /// spelling of a name escapes them. Unset in the global scope, it is detected from the
+    /// document root, as lighttpd does.
+    pub force_lowercase_filenames: bool,
     pub range_requests: bool,
     /// `static-file.etags`: send ETag and honour entity-tag preconditions.
     pub etags: bool,

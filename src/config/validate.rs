@@ -33,6 +33,7 @@ pub(crate) fn default_req() -> ReqConf {
         document_root: None,
         index_files: vec!["index.html".to_string(), "index.htm".to_string()],
         follow_symlink: true,
+        force_lowercase_filenames: false,
         range_requests: true,
         etags: true,
         static_pathinfo: true,
@@ -398,6 +399,24 @@ fn sets_accesslog(chains: &[CondChain]) -> bool {
     })
 }
 
+/// Whether the file system holding `dir` ignores case: its upper- and lower-cased spellings
+/// both exist and are the same directory. A path without letters cannot tell, and counts as
+/// case-sensitive (lighttpd's test in configfile.c, with the device compared too).
+pub(crate) fn ignores_case(dir: &Path) -> bool {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::os::unix::fs::MetadataExt;
+    let bytes = dir.as_os_str().as_bytes();
+    let upper = std::ffi::OsString::from_vec(bytes.to_ascii_uppercase());
+    let lower = std::ffi::OsString::from_vec(bytes.to_ascii_lowercase());
+    if upper == lower {
+        return false;
+    }
+    match (std::fs::metadata(&upper), std::fs::metadata(&lower)) {
+        (Ok(u), Ok(l)) => u.dev() == l.dev() && u.ino() == l.ino(),
+        _ => false,
+    }
+}
+
 pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError> {
     let mut cfg = Config {
         source: source.to_path_buf(),
@@ -491,6 +510,13 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     }
     if let (false, Some(t)) = (pending.graceful_explicit, pending.graceful_flag) {
         cfg.graceful_shutdown_timeout = t;
+    }
+    // Not set globally: lighttpd turns it on where the document root's file system ignores
+    // case, since there url.access-deny ".php" would otherwise let "/x.PHP" through.
+    if !cfg.locs.contains_key("server.force-lowercase-filenames") {
+        if let Some(root) = &cfg.base.document_root {
+            cfg.base.force_lowercase_filenames = ignores_case(root);
+        }
     }
     cfg.conds = chains(parsed.chains, &mut cfg.locs, &cfg.modules, &mut warnings)?;
     // Pools are shared across blocks, so hosts get their indices once every block is read.

@@ -49,7 +49,9 @@ pub fn serve(req: &Request, reply: &mut Reply) {
             return reply.error(status);
         }
     }
-    if excluded(req, req.path) {
+    // Matched against the file's path, as lighttpd's mod_staticfile does: what the suffix
+    // guards is the file served, whatever URL (alias, userdir, lower-cased) led to it.
+    if excluded(req, reply.fs_path.as_os_str().as_bytes()) {
         return reply.error(403);
     }
     if let Some((info, body)) = cached(req, reply) {
@@ -111,7 +113,7 @@ fn serve_with_pathinfo(req: &Request, reply: &mut Reply, root: &Path) {
             .path
             .get(..req.path.len().saturating_sub(info_len))
             .unwrap_or(req.path);
-        if excluded(req, candidate) || access_denied(req, url_file) {
+        if excluded(req, candidate.as_bytes()) || access_denied(req, url_file) {
             return reply.error(403);
         }
         let file = match open_nonblocking(reply.fs_path) {
@@ -167,11 +169,12 @@ fn load(
     (Source::File(file), info)
 }
 
-fn excluded(req: &Request, name: &str) -> bool {
+/// Whether `name` (a path or file name) ends in one of static-file.exclude-extensions.
+fn excluded(req: &Request, name: &[u8]) -> bool {
     req.conf
         .exclude_extensions
         .iter()
-        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_str()))
+        .any(|ext| !ext.is_empty() && name.ends_with(ext.as_bytes()))
 }
 
 fn serve_dir(req: &Request, reply: &mut Reply) {
@@ -200,7 +203,7 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
 
     let dir_len = reply.fs_path.as_os_str().len();
     for name in &req.conf.index_files {
-        if name.contains('/') || excluded(req, name) {
+        if name.contains('/') || excluded(req, name.as_bytes()) {
             // lighttpd allows "/index.php"-style names that point elsewhere; lightd only
             // looks inside the directory itself.
             continue;
@@ -345,11 +348,18 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
     } else {
         false
     };
+    let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
     if not_modified {
         if !get_like {
             return reply.error(412);
         }
+        // Content-Type, ETag and Last-Modified, as lighttpd sends them. RFC 9110 §15.4.5
+        // only asks for the validators and calls other metadata a SHOULD NOT unless it
+        // guides cache updates; the type is harmless there (a cache refreshing its stored
+        // response gets the same value) and clients of lighttpd see it. Not Accept-Ranges,
+        // which lighttpd adds only to a 200, and never Content-Length.
         reply.start(304);
+        reply.header("Content-Type", ctype.as_bytes());
         if !etag.is_empty() {
             reply.header("ETag", etag);
         }
@@ -357,8 +367,6 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
         reply.mtime = Some(mtime);
         return;
     }
-
-    let ctype = mime_lookup(&req.conf.mime, name).unwrap_or("application/octet-stream");
 
     let mut outcome = range::RangeOutcome::Ignore;
     if req.conf.range_requests && req.head.method == Method::Get {

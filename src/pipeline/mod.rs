@@ -695,9 +695,10 @@ fn prepare(
     if conf.userdir.path.is_some() && b.path.starts_with("/~") {
         use modules::userdir::Mapping;
         let mut is_dir = |p: &std::path::Path| p.is_dir();
+        let lower = conf.force_lowercase_filenames;
         match conf
             .userdir
-            .map(&b.path, false, &mut modules::userdir::home_dir, &mut is_dir)
+            .map(&b.path, lower, &mut modules::userdir::home_dir, &mut is_dir)
         {
             Mapping::Pass => {}
             Mapping::RedirectToDirectory => {
@@ -737,6 +738,13 @@ fn prepare(
                 pipe.rel = Some(rest.to_string());
             }
         }
+    }
+    // server.force-lowercase-filenames: the file is the lower-cased path under its root (the
+    // document root or the directory a module chose keeps its case), as in lighttpd.
+    if conf.force_lowercase_filenames {
+        pipe.rel
+            .get_or_insert_with(|| b.path.clone())
+            .make_ascii_lowercase();
     }
     #[cfg(feature = "rewrite")]
     if conf.rewrite.iter().any(|(k, _)| k.if_not_file()) {
@@ -847,7 +855,7 @@ fn authenticate(
     out: &mut Vec<(&'static str, String)>,
 ) -> Option<Step> {
     use modules::auth::{self, Outcome};
-    let require = auth::find(&conf.auth.require, path, false)?;
+    let require = auth::find(&conf.auth.require, path, conf.force_lowercase_filenames)?;
     let req = auth::Request {
         path,
         authorization: request::header(buf, headers, "Authorization"),

@@ -972,6 +972,20 @@ impl Conn {
                 return Step::Again;
             }
         }
+        self.send_after_turn(ctx, queued, progress, Step::Again)
+    }
+
+    /// After a backend's or a tunnel's turn: send what is queued. `queued`: something was;
+    /// `progress`: something moved. Then `again` (come back now) or wait.
+    #[cfg(feature = "backend")]
+    fn send_after_turn(
+        &mut self,
+        ctx: &mut Ctx,
+        queued: bool,
+        progress: bool,
+        again: Step,
+    ) -> Step {
+        let mut progress = progress;
         match self.send_queued(ctx) {
             // The queue emptied: the backend, held back while it was full, may be read
             // again, and no event would say so (its data is already waiting).
@@ -981,7 +995,7 @@ impl Conn {
         }
         if progress {
             self.last_io = ctx.now;
-            Step::Again
+            again
         } else {
             Step::Wait
         }
@@ -1058,18 +1072,7 @@ impl Conn {
                 return Step::Again;
             }
         }
-        match self.send_queued(ctx) {
-            // Emptied: the backend, held back while the queue was full, may be read again.
-            Ok(true) if queued => progress = true,
-            Ok(_) => {}
-            Err(step) => return step,
-        }
-        if progress {
-            self.last_io = ctx.now;
-            Step::Yield
-        } else {
-            Step::Wait
-        }
+        self.send_after_turn(ctx, queued, progress, Step::Yield)
     }
 
     /// The tunnel is over: what is queued for the client goes out, then the connection closes

@@ -284,23 +284,9 @@ fn a_slow_backend_does_not_slow_the_others() {
 
 #[test]
 fn scgi_with_lighttpds_responder() {
-    let dir = TempDir::new("scgi-responder");
-    let bin = dir.path().join("scgi-responder");
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/lighttpd-tests/tests/scgi-responder.c"
-    );
-    let built = std::path::Path::new(src).exists()
-        && std::process::Command::new("cc")
-            .args(["-O1", "-o"])
-            .arg(&bin)
-            .arg(src)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !built {
-        eprintln!("skipped: the SCGI test responder could not be built");
+    let Some((dir, bin)) = suite_responder("scgi-responder") else {
         return;
-    }
+    };
     let sock = dir.path().join("scgi.sock");
     let s = builder()
         .config("server.modules = ( \"mod_scgi\" )")

@@ -295,23 +295,9 @@ fn sigusr1_reloads_lose_no_fastcgi_or_proxied_request() {
         return;
     }
     // lighttpd's own test responder, built with the C compiler CI installs.
-    let dir = common::TempDir::new("fcgi-responder");
-    let bin = dir.path().join("fcgi-responder");
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/lighttpd-tests/tests/fcgi-responder.c"
-    );
-    let built = std::path::Path::new(src).exists()
-        && std::process::Command::new("cc")
-            .args(["-O1", "-o"])
-            .arg(&bin)
-            .arg(src)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !built {
-        eprintln!("skipped: the FastCGI test responder could not be built");
+    let Some((_dir, bin)) = common::suite_responder("fcgi-responder") else {
         return;
-    }
+    };
     let upstream = upstream();
     let mut site = Site::new("reload-fcgi", GRACE, "");
     let sock = site.dir().join("fcgi.sock");

@@ -782,39 +782,15 @@ fn invalid(msg: String) -> io::Error {
 mod tests {
     use super::*;
     use crate::backend::spawn::tests::TempDir;
-    use crate::config::gateway::Mode;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
 
     fn host(addr: Addr, bin: &[&str]) -> GwHost {
-        GwHost {
-            index: 0,
-            id: String::new(),
-            addr,
-            bin_path: Some(bin.iter().map(|s| s.to_string()).collect()),
-            bin_env: Vec::new(),
-            bin_copy_env: Vec::new(),
-            min_procs: 2,
-            max_procs: 2,
-            kill_signal: libc::SIGTERM,
-            listen_backlog: 16,
-            check_local: true,
-            mode: Mode::Responder,
-            docroot: None,
-            strip_request_uri: None,
-            fix_root_scriptname: false,
-            x_sendfile: false,
-            x_sendfile_docroot: Vec::new(),
-            upgrade: false,
-            tcp_fin_propagate: false,
-            connect_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            disable_time: Duration::from_secs(1),
-            max_load_per_proc: 1,
-            idle_timeout: Duration::from_secs(60),
-            broken_scriptfilename: false,
-        }
+        let mut h = GwHost::new("", addr);
+        h.bin_path = Some(bin.iter().map(|s| s.to_string()).collect());
+        (h.min_procs, h.max_procs, h.listen_backlog) = (2, 2, 16);
+        h.connect_timeout = Duration::ZERO;
+        h
     }
 
     /// A responder on fd 0 that answers every connection with its pid and its view of one

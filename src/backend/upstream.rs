@@ -228,34 +228,10 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn host(index: usize, name: &str, port: u16) -> Rc<GwHost> {
-        Rc::new(GwHost {
-            index,
-            id: String::new(),
-            addr: Addr::Tcp(name.into(), port),
-            bin_path: None,
-            bin_env: Vec::new(),
-            bin_copy_env: Vec::new(),
-            min_procs: 1,
-            max_procs: 1,
-            kill_signal: libc::SIGTERM,
-            listen_backlog: 1024,
-            check_local: false,
-            mode: Default::default(),
-            docroot: None,
-            strip_request_uri: None,
-            fix_root_scriptname: false,
-            x_sendfile: false,
-            x_sendfile_docroot: Vec::new(),
-            upgrade: false,
-            tcp_fin_propagate: false,
-            connect_timeout: Duration::from_secs(8),
-            write_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            disable_time: Duration::from_secs(1),
-            max_load_per_proc: 1,
-            idle_timeout: Duration::from_secs(60),
-            broken_scriptfilename: false,
-        })
+        let mut h = GwHost::new("", Addr::Tcp(name.into(), port));
+        h.index = index;
+        (h.min_procs, h.max_procs, h.check_local) = (1, 1, false);
+        Rc::new(h)
     }
 
     #[test]

@@ -194,6 +194,42 @@ pub struct GwHost {
 }
 
 impl GwHost {
+    /// A host at `addr` with lighttpd's defaults (gw_set_defaults_backend): 4 processes,
+    /// SIGTERM, check-local on, responder, an 8 s connect timeout, a 1 s disable time, a
+    /// 60 s idle timeout, and the largest listen backlog the system allows (at least 1024).
+    pub fn new(id: &str, addr: Addr) -> GwHost {
+        GwHost {
+            index: 0,
+            id: id.to_string(),
+            addr,
+            bin_path: None,
+            bin_env: Vec::new(),
+            bin_copy_env: Vec::new(),
+            min_procs: 4,
+            max_procs: 4,
+            kill_signal: libc::SIGTERM,
+            listen_backlog: u32::try_from(libc::SOMAXCONN).unwrap_or(1024).max(1024),
+            check_local: true,
+            mode: Mode::Responder,
+            docroot: None,
+            strip_request_uri: None,
+            fix_root_scriptname: false,
+            x_sendfile: false,
+            x_sendfile_docroot: Vec::new(),
+            upgrade: false,
+            tcp_fin_propagate: false,
+            connect_timeout: Duration::from_secs(8),
+            write_timeout: Duration::ZERO,
+            read_timeout: Duration::ZERO,
+            disable_time: Duration::from_secs(1),
+            max_load_per_proc: 1,
+            idle_timeout: Duration::from_secs(60),
+            broken_scriptfilename: false,
+        }
+    }
+}
+
+impl GwHost {
     /// The file lighttpd checks before spawning: the first word of `bin-path` (also when
     /// mod_scgi runs it through `/bin/sh -c`).
     pub fn program(&self) -> Option<&str> {

@@ -443,10 +443,6 @@ mod gw {
     const MAX_SOCKET_PATH: usize = 105;
 
     /// lighttpd's default listen backlog for spawned processes: SOMAXCONN, at least 1024.
-    fn default_backlog() -> u32 {
-        u32::try_from(libc::SOMAXCONN).unwrap_or(1024).max(1024)
-    }
-
     /// The module a gateway protocol belongs to, for messages.
     pub(crate) fn module(proto: Proto) -> &'static str {
         match proto {
@@ -553,34 +549,7 @@ mod gw {
         opts: &[(Option<String>, Value)],
         warnings: &mut Vec<String>,
     ) -> Result<GwHost, ConfigError> {
-        let mut h = GwHost {
-            index: 0,
-            id: id.to_string(),
-            addr: Addr::Tcp(String::new(), 0),
-            bin_path: None,
-            bin_env: Vec::new(),
-            bin_copy_env: Vec::new(),
-            min_procs: 4,
-            max_procs: 4,
-            kill_signal: libc::SIGTERM,
-            listen_backlog: default_backlog(),
-            check_local: true,
-            mode: Mode::Responder,
-            docroot: None,
-            strip_request_uri: None,
-            fix_root_scriptname: false,
-            x_sendfile: false,
-            x_sendfile_docroot: Vec::new(),
-            upgrade: false,
-            tcp_fin_propagate: false,
-            connect_timeout: Duration::from_secs(8),
-            write_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            disable_time: Duration::from_secs(1),
-            max_load_per_proc: 1,
-            idle_timeout: Duration::from_secs(60),
-            broken_scriptfilename: false,
-        };
+        let mut h = GwHost::new(id, Addr::Tcp(String::new(), 0));
         let mut host: Option<String> = None;
         let mut port = 0u32;
         let mut socket: Option<String> = None;

@@ -264,17 +264,7 @@ fn backend_env(
         .map(|h| (h.name.get(buf), h.value.get(buf)))
         .collect();
     #[cfg(feature = "setenv")]
-    {
-        for (k, v) in &conf.setenv.set_request_header {
-            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(k.as_bytes()));
-            if !v.is_empty() {
-                fields.push((k.as_bytes(), v.as_bytes()));
-            }
-        }
-        for (k, v) in &conf.setenv.add_request_header {
-            fields.push((k.as_bytes(), v.as_bytes()));
-        }
-    }
+    crate::modules::setenv::request_fields(conf, &mut fields);
     #[allow(unused_mut)]
     let mut vars: Vec<(&[u8], &[u8])> = Vec::new();
     // What a FastCGI authorizer passed on (Variable-NAME: value gives NAME=value).

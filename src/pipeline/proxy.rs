@@ -318,17 +318,7 @@ fn proxy_plan(
         .map(|h| (h.name.get(buf), h.value.get(buf)))
         .collect();
     #[cfg(feature = "setenv")]
-    {
-        for (k, v) in &conf.setenv.set_request_header {
-            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(k.as_bytes()));
-            if !v.is_empty() {
-                fields.push((k.as_bytes(), v.as_bytes()));
-            }
-        }
-        for (k, v) in &conf.setenv.add_request_header {
-            fields.push((k.as_bytes(), v.as_bytes()));
-        }
-    }
+    crate::modules::setenv::request_fields(conf, &mut fields);
     // The target as lighttpd holds it after parsing: normalised (unreserved characters
     // decoded, hex upper-cased, dot segments removed), after any rewrite.
     let raw_target = target.map_or_else(|| head.target.get(buf), str::as_bytes);
@@ -704,37 +694,12 @@ fn switched(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, first: 
 mod tests {
     use super::*;
     use crate::config::gateway::{Addr, GwExt};
-    use std::time::Duration;
 
     fn host(port: u16) -> Rc<GwHost> {
-        Rc::new(GwHost {
-            index: port as usize,
-            id: String::new(),
-            addr: Addr::Tcp("127.0.0.1".into(), port),
-            bin_path: None,
-            bin_env: Vec::new(),
-            bin_copy_env: Vec::new(),
-            min_procs: 1,
-            max_procs: 1,
-            kill_signal: libc::SIGTERM,
-            listen_backlog: 1024,
-            check_local: false,
-            mode: Default::default(),
-            docroot: None,
-            strip_request_uri: None,
-            fix_root_scriptname: false,
-            x_sendfile: false,
-            x_sendfile_docroot: Vec::new(),
-            upgrade: false,
-            tcp_fin_propagate: false,
-            connect_timeout: Duration::from_secs(8),
-            write_timeout: Duration::ZERO,
-            read_timeout: Duration::ZERO,
-            disable_time: Duration::from_secs(1),
-            max_load_per_proc: 1,
-            idle_timeout: Duration::from_secs(60),
-            broken_scriptfilename: false,
-        })
+        let mut h = GwHost::new("", Addr::Tcp("127.0.0.1".into(), port));
+        h.index = port as usize;
+        (h.min_procs, h.max_procs, h.check_local) = (1, 1, false);
+        Rc::new(h)
     }
 
     #[test]

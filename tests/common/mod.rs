@@ -1419,3 +1419,30 @@ pub fn wait_file(path: &Path, timeout: Duration) -> bool {
         thread::sleep(POLL);
     }
 }
+
+/// lighttpd's test responder `name` ("fcgi-responder" or "scgi-responder"), built with cc from
+/// the suite's source (../shared/lighttpd-tests) into a temporary directory, or None (with a
+/// note) where the source or a C compiler is missing. CI has both.
+#[allow(dead_code)]
+pub fn suite_responder(name: &str) -> Option<(TempDir, PathBuf)> {
+    let dir = TempDir::new(name);
+    let bin = dir.path().join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/lighttpd-tests/tests")
+        .join(format!("{name}.c"));
+    let built = src.exists()
+        && Command::new("cc")
+            .args(["-O1", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!(
+            "skipped: lighttpd's {name} could not be built from {}",
+            src.display()
+        );
+        return None;
+    }
+    Some((dir, bin))
+}

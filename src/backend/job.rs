@@ -254,6 +254,10 @@ impl Job {
                     break;
                 }
             }
+            // What is framed already goes in the same write: a FastCGI request without a
+            // body is its head and the empty STDIN record, one send (lighttpd's one writev);
+            // sent apart, the second often finds the application gone, having answered.
+            while self.out.len() - self.out_pos < 16 * 1024 && self.frame_more()? {}
             if !self.w_ready {
                 return Ok(moved);
             }

@@ -326,7 +326,23 @@ fn run() -> Result<bool, String> {
                 }
             }
         }
-        for s in servers.iter().flatten() {
+        for (s, run) in servers.iter().zip(&runs) {
+            let Ok(s) = s else {
+                continue;
+            };
+            // Failed requests are the servers' to explain: show what they logged.
+            let failed = run.as_ref().is_ok_and(|r| {
+                r.iter()
+                    .any(|r| r.load.socket_errors.iter().sum::<u64>() > 0 || r.load.non_2xx_3xx > 0)
+            });
+            if failed {
+                println!(
+                    "  {}: {} had failed requests; its log:{}",
+                    w.title,
+                    s.name,
+                    s.diagnostics()
+                );
+            }
             if let Some(why) = s.exited() {
                 println!(
                     "  {}: {} exited during the run ({why}){}",

@@ -104,13 +104,17 @@ const SERVERS: [&str; 3] = ["lightd", "lighttpd", "nginx"];
 struct Round {
     load: Load,
     us_per_req: f64,
+    /// The kernel's share of `us_per_req`, from utime and stime (sampled in clock ticks, so
+    /// only the split is taken from them).
+    kernel_us_per_req: Option<f64>,
     server_busy_pct: f64,
     /// The server CPU's busy time not spent by the server (other processes, interrupts), as a
     /// share of the run: how disturbed the measurement was.
     others_busy_pct: Option<f64>,
     /// TCP connections accepted machine-wide per request (PassiveOpens of /proc/net/snmp):
-    /// for the proxy, how often the server opened a new upstream connection (plus wrk's 50 and
-    /// whatever else the machine did).
+    /// for the proxy, how often the server opened a new upstream connection (about 1 when it
+    /// connects per request, near 0 when it reuses them), plus wrk's 50 and whatever else the
+    /// machine did meanwhile.
     passive_opens_per_req: Option<f64>,
 }
 
@@ -432,12 +436,20 @@ fn measure(
         }
         _ => None,
     };
+    let kernel_us_per_req = match (before.ticks, after.ticks) {
+        (Some((bu, bs)), Some((au, a_s))) => {
+            let (u, k) = (au.saturating_sub(bu) as f64, a_s.saturating_sub(bs) as f64);
+            (u + k > 0.0).then(|| server_s * 1e6 / reqs * k / (u + k))
+        }
+        _ => None,
+    };
     let passive_opens_per_req = match (before.passive_opens, after.passive_opens) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / reqs),
         _ => None,
     };
     Ok(Round {
         us_per_req: server_s * 1e6 / reqs,
+        kernel_us_per_req,
         server_busy_pct: if wall_s > 0.0 {
             100.0 * server_s / wall_s
         } else {
@@ -458,6 +470,8 @@ struct Sample {
     at: Instant,
     /// The server's run time, summed over its threads, in nanoseconds (exact).
     server_ns: u64,
+    /// The server's utime and stime from /proc/PID/stat, in clock ticks.
+    ticks: Option<(u64, u64)>,
     /// Busy time of the server's CPU from /proc/stat, in seconds (sampled in clock ticks).
     cpu_busy_s: Option<f64>,
     /// Machine-wide TCP passive opens.
@@ -469,6 +483,10 @@ impl Sample {
         Ok(Sample {
             at: Instant::now(),
             server_ns: run_time_ns(pid)?,
+            ticks: proc_stat(pid).and_then(|f| {
+                let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+                Some((tick(11)?, tick(12)?))
+            }),
             cpu_busy_s: cpu.and_then(cpu_busy_s),
             passive_opens: passive_opens(),
         })
@@ -1319,6 +1337,13 @@ fn print_tables(names: &[&str], cells: &[Vec<Cell>], secs: u64, rounds: usize) {
             list(&|r| format!("{:.2}", r.us_per_req)),
         );
         add(
+            "  of which kernel + user (us)",
+            list(&|r| match r.kernel_us_per_req {
+                Some(k) => format!("{:.0}+{:.0}", k, r.us_per_req - k),
+                None => "?".to_string(),
+            }),
+        );
+        add(
             "requests/s, each round",
             list(&|r| format!("{:.0}", r.load.req_per_s)),
         );
@@ -1332,7 +1357,7 @@ fn print_tables(names: &[&str], cells: &[Vec<Cell>], secs: u64, rounds: usize) {
         );
         if wl.kind == Kind::Proxy {
             add(
-                "TCP connections accepted per request",
+                "TCP accepts per request, machine-wide",
                 list(&|r| {
                     r.passive_opens_per_req
                         .map_or("?".into(), |v| format!("{v:.3}"))
@@ -1348,6 +1373,16 @@ fn print_tables(names: &[&str], cells: &[Vec<Cell>], secs: u64, rounds: usize) {
             list(&|r| format!("{};{}", r.load.errors_text(), r.load.non_2xx_3xx)),
         );
         print_table(&format!("{} (GET {}), per round", wl.title, wl.path), &rows);
+        if wl.kind == Kind::Proxy {
+            println!(
+                "  TCP accepts: /proc/net/snmp PassiveOpens over wrk's requests, about 1 for a \
+                 server that connects upstream per request"
+            );
+            println!(
+                "  (lighttpd's mod_proxy sends Connection: close upstream; nginx keeps \
+                 `keepalive {NGINX_KEEPALIVE}` idle upstream connections; lightd its own pool)."
+            );
+        }
         for (c, n) in row.iter().zip(names) {
             if let Err(e) = c {
                 println!("  {n}: {e}");

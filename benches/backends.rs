@@ -346,6 +346,13 @@ fn run() -> Result<bool, String> {
                     s.name,
                     s.diagnostics()
                 );
+                if w.kind == Kind::FastCgi {
+                    println!(
+                        "    (fcgi-responder.c drops a connection whose request has not arrived \
+                         25 ms after its accept: a server preempted between its connect and its \
+                         write, on a busy machine, meets that whichever server it is)"
+                    );
+                }
             }
             if let Some(why) = s.exited() {
                 println!(

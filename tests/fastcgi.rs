@@ -302,6 +302,40 @@ fn scgi_with_lighttpds_responder() {
     assert_eq!(r.text(), "/x.scgi");
     let r = s.get("/x.scgi?crlf");
     assert_eq!(r.status, 200, "{}", r.describe());
+    // The pool is lightd's: a stop ends its process and removes its socket.
+    let running = || {
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                        c.split(|&b| b == 0)
+                            .next()
+                            .is_some_and(|a| a == bin.as_os_str().as_encoded_bytes())
+                    }) && std::fs::read_to_string(e.path().join("stat")).is_ok_and(|st| {
+                        !st.rsplit_once(')')
+                            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                    })
+                })
+            })
+            .unwrap_or(false)
+    };
+    assert!(running(), "the SCGI responder does not run");
+    let mut s = s;
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+    let t = Instant::now();
+    while running() && t.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(), "the SCGI responder outlived lightd");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("scgi.sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "sockets left: {}", left.len());
 }
 
 #[test]
@@ -349,4 +383,49 @@ fn php_cgi_serves_a_php_app() {
     let r = s.get("/app/?name=idx");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(r.text().contains("name=idx"), "{}", r.describe());
+    // A stop ends lightd's php-cgi (and the children it started) with it.
+    let pid = s.pid();
+    let php_children = || children_named(pid, "php-cgi");
+    let ours = php_children();
+    assert!(!ours.is_empty(), "no php-cgi child of lightd");
+    let mut s = s;
+    s.signal(libc::SIGINT);
+    assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+    let t = Instant::now();
+    while ours.iter().any(|&p| pid_alive(p)) && t.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !ours.iter().any(|&p| pid_alive(p)),
+        "php-cgi outlived lightd: {ours:?}"
+    );
+}
+
+/// The live processes named `comm` whose parent is `parent`, and their children.
+fn children_named(parent: i32, comm: &str) -> Vec<i32> {
+    let stat = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let mut found = Vec::new();
+    let mut parents = vec![parent];
+    // Two levels: php-cgi's master, and the children it forks.
+    for _ in 0..2 {
+        let mut next = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Some(st) = stat(pid) else { continue };
+            let Some((head, rest)) = st.rsplit_once(')') else {
+                continue;
+            };
+            let name = head.split_once('(').map_or("", |(_, n)| n);
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<i32>().ok()));
+            if name == comm && state != Some("Z") && ppid.is_some_and(|p| parents.contains(&p)) {
+                next.push(pid);
+            }
+        }
+        found.extend(&next);
+        parents = next;
+    }
+    found
 }

@@ -21,6 +21,8 @@ use common::*;
 /// - "die": a head announcing 100000 bytes, 10 of them, then the connection closes;
 /// - "hang": nothing for 30 s;
 /// - "slow": "slow" after 1.5 s;
+/// - "sendfile": an X-Sendfile naming the document root's index.html ("sendfile-etc":
+///   /etc/passwd);
 /// - otherwise "hello <QUERY_STRING>", with the SCRIPT_NAME and PATH_INFO it got.
 struct App {
     port: u16,
@@ -137,6 +139,15 @@ fn serve(mut s: TcpStream, n: &AtomicU64) -> std::io::Result<()> {
             thread::sleep(Duration::from_secs(30));
             return Ok(());
         }
+        "sendfile" => stdout(
+            &mut s,
+            format!(
+                "X-Sendfile: {}/index.html\r\n\r\nignored",
+                get("DOCUMENT_ROOT")
+            )
+            .as_bytes(),
+        )?,
+        "sendfile-etc" => stdout(&mut s, b"X-Sendfile: /etc/passwd\r\n\r\n")?,
         "slow" => {
             thread::sleep(Duration::from_millis(1500));
             stdout(&mut s, b"Content-Type: text/plain\r\n\r\nslow")?;
@@ -201,6 +212,35 @@ fn requests_and_bodies_through_fastcgi() {
     c.send(&req);
     let r = c.read_response();
     assert_eq!(r.text(), format!("{} {want_sum}", body.len()));
+}
+
+#[test]
+fn x_sendfile_from_a_fastcgi_host_within_its_docroot() {
+    let app = App::start();
+    let b = builder().file("index.html", "home");
+    let root = b.docroot();
+    let s = b
+        .config("server.modules = ( \"mod_fastcgi\" )")
+        .config(&format!(
+            "fastcgi.server = ( \"/app\" => (( \"host\" => \"127.0.0.1\", \"port\" => {}, \
+             \"check-local\" => \"disable\", \"x-sendfile\" => \"enable\", \
+             \"x-sendfile-docroot\" => ( \"{}\" ) )) )",
+            app.port,
+            root.display()
+        ))
+        .start();
+    let r = s.get("/app?sendfile");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.text(), "home");
+    assert_eq!(r.header("Content-Length"), Some("4"));
+    // Outside x-sendfile-docroot: refused, and nothing of the file leaks.
+    let r = s.get("/app?sendfile-etc");
+    assert_eq!(r.status, 502, "{}", r.describe());
+    assert!(!r.text().contains("root:"));
+    // Without x-sendfile the field is only a field: the body is the application's.
+    let plain = site(&app, "");
+    let r = plain.get("/app?sendfile");
+    assert_eq!(r.text(), "ignored");
 }
 
 #[test]

@@ -148,15 +148,25 @@ pub enum Turn {
 impl Gw {
     pub fn new(plan: Plan, env: EnvBuf, ctx: &Ctx, conf: Rc<ReqConf>) -> Gw {
         let dirs: Rc<[PathBuf]> = ctx.cfg.upload_dirs.clone().into();
-        #[cfg(feature = "cgi")]
-        let (local_redir, x_sendfile) = (
-            conf.cgi.local_redir,
-            conf.cgi
-                .x_sendfile
-                .then(|| Rc::clone(&conf.cgi.x_sendfile_docroot)),
-        );
-        #[cfg(not(feature = "cgi"))]
-        let (local_redir, x_sendfile) = (false, None);
+        // mod_cgi's keys for a script; a gateway host's own x-sendfile (lighttpd never does
+        // a local redirect for a gateway).
+        let (local_redir, x_sendfile): (bool, Option<Rc<[PathBuf]>>) = match &plan {
+            #[cfg(feature = "cgi")]
+            Plan::Cgi { .. } => (
+                conf.cgi.local_redir,
+                conf.cgi
+                    .x_sendfile
+                    .then(|| Rc::clone(&conf.cgi.x_sendfile_docroot)),
+            ),
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            Plan::Gw { host, .. } => (
+                false,
+                host.x_sendfile
+                    .then(|| host.x_sendfile_docroot.clone().into()),
+            ),
+            #[allow(unreachable_patterns)]
+            _ => (false, None),
+        };
         let streams = plan_streams(&plan);
         Gw {
             mode: match plan {

@@ -95,8 +95,9 @@ pub struct Ctx {
     /// forked after the pools started use them, and leave them alone).
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
     pools_owner: u32,
-    /// mod_proxy: idle upstream connections and the hosts' load.
-    #[cfg(feature = "proxy")]
+    /// The gateways' hosts: their load and disable-time for balancing, and mod_proxy's idle
+    /// upstream connections.
+    #[cfg(any(feature = "fastcgi", feature = "scgi", feature = "proxy"))]
     pub upstreams: crate::backend::upstream::Upstreams,
 }
 
@@ -156,7 +157,7 @@ impl Ctx {
             pools: Vec::new(),
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             pools_owner: 0,
-            #[cfg(feature = "proxy")]
+            #[cfg(any(feature = "fastcgi", feature = "scgi", feature = "proxy"))]
             upstreams: Default::default(),
         };
         #[cfg(feature = "status")]

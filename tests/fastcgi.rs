@@ -244,6 +244,29 @@ fn x_sendfile_from_a_fastcgi_host_within_its_docroot() {
 }
 
 #[test]
+fn requests_are_balanced_over_the_hosts_of_an_entry() {
+    let (a, b) = (App::start(), App::start());
+    let s = builder()
+        .config("server.modules = ( \"mod_fastcgi\" )\nfastcgi.balance = \"round-robin\"")
+        .config(&format!(
+            "fastcgi.server = ( \"/app\" => ( \"a\" => ( \"host\" => \"127.0.0.1\", \"port\" => {}, \
+             \"check-local\" => \"disable\" ), \"b\" => ( \"host\" => \"127.0.0.1\", \
+             \"port\" => {}, \"check-local\" => \"disable\" ) ) )",
+            a.port, b.port
+        ))
+        .start();
+    for i in 0..10 {
+        assert_eq!(s.get(&format!("/app?{i}")).status, 200);
+    }
+    let (na, nb) = (
+        a.requests.load(Ordering::SeqCst),
+        b.requests.load(Ordering::SeqCst),
+    );
+    assert_eq!(na + nb, 10);
+    assert_eq!((na, nb), (5, 5), "round-robin over two hosts");
+}
+
+#[test]
 fn a_100_mb_upload_through_fastcgi() {
     let app = App::start();
     let s = site(&app, "server.max-request-size = 0");

@@ -18,5 +18,5 @@ pub mod pool;
 pub mod reap;
 pub mod spawn;
 pub mod spool;
-#[cfg(feature = "proxy")]
+#[cfg(any(feature = "fastcgi", feature = "scgi", feature = "proxy"))]
 pub mod upstream;

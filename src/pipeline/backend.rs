@@ -119,6 +119,9 @@ pub struct Gw {
     /// The pool process this request is bound to (released when the job ends).
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
     pub proc: Option<(Rc<GwHost>, u32)>,
+    /// The host's load count while this request is on it (least-connection balancing).
+    #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+    _load: Option<crate::backend::upstream::Load>,
     /// A FastCGI authorizer: on 200 the request goes on to its handler.
     #[cfg_attr(not(feature = "fastcgi"), allow(dead_code))]
     authorizer: bool,
@@ -192,6 +195,8 @@ impl Gw {
             saved: None,
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             proc: None,
+            #[cfg(any(feature = "fastcgi", feature = "scgi"))]
+            _load: None,
             #[cfg(any(feature = "proxy", feature = "wstunnel"))]
             up: None,
         }
@@ -411,11 +416,14 @@ pub fn start(ctx: &mut Ctx, g: &mut Gw, key: usize, body_complete: bool) -> Resu
                 match crate::backend::connect::connect_to(&target) {
                     Ok(s) => {
                         g.proc = Some((Rc::clone(&host), n));
+                        g._load = Some(ctx.upstreams.load(host.index));
                         break s;
                     }
                     Err(e) => {
                         log::error!("{}: connecting to {}: {}", proto_name(proto), target, e);
                         if !ctx.proc_failed(&host, n, &e) || tries >= 3 {
+                            // Skipped by the balancer for its disable-time.
+                            ctx.upstreams.failed(&host, ctx.now);
                             // lighttpd: a backend that cannot be reached is 503.
                             return Err(503);
                         }
@@ -537,10 +545,12 @@ pub struct Choice {
 /// authorizer already said yes, so only responders are looked for.
 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
 pub fn select_gw(
+    ctx: &mut Ctx,
     conf: &ReqConf,
     uri_path: &str,
     physical: Option<&str>,
     authorized: bool,
+    peer: &str,
 ) -> Option<Choice> {
     for (proto, gw) in gateways(conf) {
         for mode in [Mode::Authorizer, Mode::Responder] {
@@ -563,7 +573,7 @@ pub fn select_gw(
                     }
             });
             let Some(ext) = ext else { continue };
-            let host = pick_host(gw, &ext.hosts, mode)?;
+            let host = pick_host(ctx, gw, &ext.hosts, mode, uri_path, peer)?;
             if physical.is_none() && host.check_local {
                 // Decided in the physical phase, once the file is known to exist.
                 return None;
@@ -599,9 +609,31 @@ pub fn select_gw(
 
 /// The host of an entry that takes the request: by `*.balance` among those of `mode`.
 #[cfg(any(feature = "fastcgi", feature = "scgi"))]
-fn pick_host<'a>(gw: &GwConf, hosts: &'a [Rc<GwHost>], mode: Mode) -> Option<&'a Rc<GwHost>> {
-    let _ = gw.balance;
-    hosts.iter().find(|h| h.mode == mode)
+fn pick_host<'a>(
+    ctx: &mut Ctx,
+    gw: &GwConf,
+    hosts: &'a [Rc<GwHost>],
+    mode: Mode,
+    path: &str,
+    peer: &str,
+) -> Option<&'a Rc<GwHost>> {
+    use crate::backend::upstream::{djb, DJB_INIT};
+    use crate::config::gateway::Balance;
+    if hosts.len() == 1 {
+        return hosts.first().filter(|h| h.mode == mode);
+    }
+    // An entry rarely mixes modes (an authorizer beside responders); the balancer sees
+    // only the hosts of the mode asked for.
+    let of_mode: Vec<Rc<GwHost>> = hosts.iter().filter(|h| h.mode == mode).cloned().collect();
+    let base = match gw.balance {
+        Balance::Hash => djb(path.as_bytes(), DJB_INIT),
+        Balance::Sticky => djb(peer.as_bytes(), DJB_INIT),
+        _ => 0,
+    };
+    let chosen = ctx.upstreams.pick(&of_mode, gw.balance, base, ctx.now)?;
+    hosts
+        .iter()
+        .find(|h| h.index == chosen.index && h.mode == mode)
 }
 
 /// One turn of the backend: send it what is pending, read what it answered, and queue the
@@ -624,6 +656,8 @@ pub fn turn(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, head: &Head, rlen: u
             #[cfg(any(feature = "fastcgi", feature = "scgi"))]
             if let Some((host, n)) = g.proc.take() {
                 ctx.proc_failed(&host, n, &e);
+                // The balancer skips the host for its disable-time.
+                ctx.upstreams.failed(&host, ctx.now);
             }
             // mod_proxy's balancer skips the host for a while.
             #[cfg(any(feature = "proxy", feature = "wstunnel"))]

@@ -639,7 +639,7 @@ fn prepare(
     // path (lighttpd decides this in uri_clean; the document root is still worked out, and
     // SCRIPT_FILENAME is the script's path under it).
     #[cfg(any(feature = "fastcgi", feature = "scgi"))]
-    if let Some(c) = backend::select_gw(conf, &b.path, None, gw_authorized(ex)) {
+    if let Some(c) = backend::select_gw(ctx, conf, &b.path, None, gw_authorized(ex), ip) {
         let mut script = pipe
             .root
             .as_deref()
@@ -796,7 +796,8 @@ fn prepare(
         #[cfg(any(feature = "fastcgi", feature = "scgi"))]
         if let Some((script, _, split)) = backend::script_of(root, &rel) {
             let physical = script.to_string_lossy();
-            if let Some(mut c) = backend::select_gw(conf, &url, Some(&physical), gw_authorized(ex))
+            if let Some(mut c) =
+                backend::select_gw(ctx, conf, &url, Some(&physical), gw_authorized(ex), ip)
             {
                 let path_info = rel.get(split..).unwrap_or("");
                 c.path_info = path_info.to_string();

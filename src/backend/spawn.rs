@@ -746,8 +746,12 @@ pub(crate) mod tests {
         assert_ne!(status_field(&ours, "SigBlk:") & bit(libc::SIGUSR2), 0);
         assert_ne!(status_field(&ours, "SigIgn:") & bit(libc::SIGPIPE), 0);
         let theirs = String::from_utf8(out).unwrap();
-        assert_eq!(status_field(&theirs, "SigBlk:"), 0, "{}", theirs);
-        assert_eq!(status_field(&theirs, "SigIgn:"), 0, "{}", theirs);
+        // The standard signals (1 to 31). The real-time ones above are left out of the check:
+        // under qemu-user (the cross builds' tests) the emulator keeps some of those for
+        // itself, whatever the program asks.
+        let standard = (1u64 << 31) - 1;
+        assert_eq!(status_field(&theirs, "SigBlk:") & standard, 0, "{}", theirs);
+        assert_eq!(status_field(&theirs, "SigIgn:") & standard, 0, "{}", theirs);
     }
 
     #[test]

@@ -30,9 +30,10 @@
 mod common;
 
 use common::{
-    command, env_number, find_program, free_port, pattern, proc_stat, quoted, run_bounded, run_wrk,
-    setup, stop_child, tail, version_of, write_config, Capture, Load, Placement, TempDir, BIN,
-    IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
+    command, env_number, exited, find_program, free_port, pattern, proc_stat, quoted, run_bounded,
+    run_time_ns, run_wrk, server_diagnostics, setup, stop_child, tail, version_of, write_config,
+    Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS,
+    POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -500,32 +501,6 @@ impl Sample {
     }
 }
 
-/// The time every thread of `pid` has run, from schedstat.
-fn run_time_ns(pid: u32) -> Result<u64, String> {
-    let dir = format!("/proc/{pid}/task");
-    let tasks = fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
-    let mut total = 0;
-    let mut read_any = false;
-    for task in tasks.flatten() {
-        let path = task.path().join("schedstat");
-        // A thread that ended since the listing is gone, with its time.
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| format!("no run time in {}", path.display()))?;
-        read_any = true;
-    }
-    if read_any {
-        Ok(total)
-    } else {
-        Err(format!("no readable schedstat under {dir}"))
-    }
-}
-
 /// The busy time of CPU `cpu` since boot (user, nice, system, irq, softirq, steal), seconds.
 fn cpu_busy_s(cpu: usize) -> Option<f64> {
     let text = fs::read_to_string("/proc/stat").ok()?;
@@ -709,27 +684,11 @@ impl Server {
 
     /// Some(why) once the process has exited (a zombie, not yet reaped).
     fn exited(&self) -> Option<String> {
-        let stat = proc_stat(self.pid())?;
-        let state = stat.first()?;
-        (state == "Z" || state == "X").then(|| "exited".to_string())
+        exited(self.pid())
     }
 
     fn diagnostics(&self) -> String {
-        let mut out = String::new();
-        let err = self.stderr.text();
-        if !err.trim().is_empty() {
-            let _ = write!(out, "\n    stderr: {}", tail(&err, 800));
-        }
-        if let Some(log) = self
-            .errorlog
-            .as_ref()
-            .and_then(|p| fs::read_to_string(p).ok())
-        {
-            if !log.trim().is_empty() {
-                let _ = write!(out, "\n    error log: {}", tail(&log, 800));
-            }
-        }
-        out
+        server_diagnostics(&self.stderr, self.errorlog.as_deref())
     }
 }
 

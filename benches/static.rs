@@ -15,10 +15,11 @@
 mod common;
 
 use common::{
-    backdate, command, env_number, file_size, find_program, free_port, h2o_config,
-    nginx_http_block, pattern, proc_stat, quoted, run_bounded, run_wrk, run_wrk_args, setup,
-    stop_child, tail, version_of, wait_until, write_config, Capture, Load, Placement, TempDir, BIN,
-    IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
+    backdate, command, env_number, exited, file_size, find_program, free_port, h2o_config,
+    nginx_http_block, pattern, proc_stat, quoted, run_bounded, run_time_ns, run_wrk, run_wrk_args,
+    server_diagnostics, setup, stop_child, tail, version_of, wait_until, write_config, Capture,
+    Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
+    START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -857,30 +858,12 @@ impl Server {
 
     /// Some(status) once the process has exited.
     fn exit_status(&self) -> Option<String> {
-        // try_wait needs &mut; /proc answers without reaping (a zombie still has an entry, so
-        // look at its state).
-        let stat = proc_stat(self.pid())?;
-        let state = stat.first()?;
-        (state == "Z" || state == "X").then(|| "exited".to_string())
+        exited(self.pid())
     }
 
     /// The tail of what the server said, for failure messages.
     fn diagnostics(&self) -> String {
-        let mut out = String::new();
-        let err = self.stderr.text();
-        if !err.trim().is_empty() {
-            let _ = write!(out, "\n    stderr: {}", tail(&err, 800));
-        }
-        if let Some(log) = self
-            .errorlog
-            .as_ref()
-            .and_then(|p| fs::read_to_string(p).ok())
-        {
-            if !log.trim().is_empty() {
-                let _ = write!(out, "\n    error log: {}", tail(&log, 800));
-            }
-        }
-        out
+        server_diagnostics(&self.stderr, self.errorlog.as_deref())
     }
 }
 
@@ -1463,33 +1446,6 @@ fn children_of(pid: u32) -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The time every thread of `pid` has run, from schedstat. /proc/PID/schedstat is only the main
-/// thread's: a server whose event loop runs in another thread would look idle.
-fn run_time_ns(pid: u32) -> Result<u64, String> {
-    let dir = format!("/proc/{pid}/task");
-    let tasks = fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
-    let mut total = 0;
-    let mut read_any = false;
-    for task in tasks.flatten() {
-        let path = task.path().join("schedstat");
-        // A thread that ended since the listing is gone, with its time.
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| format!("no run time in {}", path.display()))?;
-        read_any = true;
-    }
-    if read_any {
-        Ok(total)
-    } else {
-        Err(format!("no readable schedstat under {dir}"))
-    }
 }
 
 /// User plus system CPU of every child this process has waited for, in microseconds.

@@ -651,3 +651,54 @@ impl Capture {
         wait_until(timeout, || self.inner.1.load(Ordering::SeqCst))
     }
 }
+
+/// The time every thread of `pid` has run, from schedstat. /proc/PID/schedstat is only the main
+/// thread's: a server whose event loop runs in another thread would look idle.
+pub fn run_time_ns(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+    let mut total = 0;
+    let mut read_any = false;
+    for task in tasks.flatten() {
+        let path = task.path().join("schedstat");
+        // A thread that ended since the listing is gone, with its time.
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("no run time in {}", path.display()))?;
+        read_any = true;
+    }
+    if read_any {
+        Ok(total)
+    } else {
+        Err(format!("no readable schedstat under {dir}"))
+    }
+}
+
+/// The tail of what a server said on stderr and in its error log, for failure messages.
+pub fn server_diagnostics(stderr: &Capture, errorlog: Option<&Path>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let err = stderr.text();
+    if !err.trim().is_empty() {
+        let _ = write!(out, "\n    stderr: {}", tail(&err, 800));
+    }
+    if let Some(log) = errorlog.and_then(|p| fs::read_to_string(p).ok()) {
+        if !log.trim().is_empty() {
+            let _ = write!(out, "\n    error log: {}", tail(&log, 800));
+        }
+    }
+    out
+}
+
+/// Some("exited") once process `pid` has exited: /proc answers without reaping it (a zombie
+/// still has an entry, so its state says).
+pub fn exited(pid: u32) -> Option<String> {
+    let stat = proc_stat(pid)?;
+    let state = stat.first()?;
+    (state == "Z" || state == "X").then(|| "exited".to_string())
+}

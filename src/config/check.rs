@@ -65,6 +65,11 @@ fn check_branches(cfg: &Config, chains: &[CondChain]) -> Result<(), ConfigError>
 
 /// Look a name up in the user or group database (files, LDAP, whatever NSS is configured).
 fn name_exists(name: &str, group: bool) -> Result<bool, String> {
+    lookup(name, group).map(|ids| ids.is_some())
+}
+
+/// A user's (uid, primary gid), or a group's (gid, gid); None if there is no such name.
+fn lookup(name: &str, group: bool) -> Result<Option<(u32, u32)>, String> {
     let cname = CString::new(name).map_err(|_| "the name contains a NUL byte".to_string())?;
     let mut buf: Vec<libc::c_char> = vec![0; 4096];
     // Entries with many members can need a bigger buffer; ERANGE says so. Bounded at 1 MiB.
@@ -83,7 +88,8 @@ fn name_exists(name: &str, group: bool) -> Result<bool, String> {
                     &mut result,
                 );
                 if rc == 0 {
-                    return Ok(!result.is_null());
+                    // SAFETY: non-null `result` points at `grp`, filled in by the call.
+                    return Ok(result.as_ref().map(|g| (g.gr_gid, g.gr_gid)));
                 }
                 rc
             }
@@ -100,7 +106,8 @@ fn name_exists(name: &str, group: bool) -> Result<bool, String> {
                     &mut result,
                 );
                 if rc == 0 {
-                    return Ok(!result.is_null());
+                    // SAFETY: non-null `result` points at `pwd`, filled in by the call.
+                    return Ok(result.as_ref().map(|p| (p.pw_uid, p.pw_gid)));
                 }
                 rc
             }
@@ -204,6 +211,58 @@ fn check_backends(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Create every `deflate.cache-dir` (and `compress.cache-dir`) that is missing, with its
+/// parents, as lighttpd does at start; failing to is a config error. lighttpd creates them
+/// after dropping privileges, so they belong to its user: lightd, still root here, hands the
+/// directories it creates to server.username / server.groupname.
+#[cfg(feature = "deflate")]
+fn make_cache_dirs(cfg: &Config) -> Result<(), ConfigError> {
+    let mut dirs: Vec<(&super::types::ReqSetting, Option<Loc>)> = Vec::new();
+    for s in &cfg.base_settings {
+        dirs.push((s, cfg.locs.get(s.name()).cloned()));
+    }
+    // Bounded by the config's own size.
+    let mut stack: Vec<&CondChain> = cfg.conds.iter().rev().collect();
+    while let Some(chain) = stack.pop() {
+        for b in &chain.branches {
+            for s in &b.settings {
+                dirs.push((s, cfg.locs.get(&format!("{}@{}", s.name(), b.id)).cloned()));
+            }
+            stack.extend(b.children.iter().rev());
+        }
+    }
+    // SAFETY: plain system call.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut owner = None;
+    if root && (cfg.username.is_some() || cfg.groupname.is_some()) {
+        let user = match &cfg.username {
+            Some(u) => lookup(u, false).ok().flatten(),
+            None => None,
+        };
+        let group = match &cfg.groupname {
+            Some(g) => lookup(g, true).ok().flatten().map(|(gid, _)| gid),
+            None => None,
+        };
+        // SAFETY: plain system calls.
+        let (my_uid, my_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        owner = Some((
+            user.map_or(my_uid, |(uid, _)| uid),
+            group.or(user.map(|(_, gid)| gid)).unwrap_or(my_gid),
+        ));
+    }
+    for (s, loc) in dirs {
+        let Val::OptStr(Some(dir)) = &s.val else {
+            continue;
+        };
+        if !s.name().ends_with(".cache-dir") {
+            continue;
+        }
+        super::deflate::create_cache_dir(Path::new(dir), owner)
+            .map_err(|e| fail(loc, format!("{}: cannot create \"{dir}\": {e}", s.name())))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
     let loc = |key: &str| cfg.locs.get(key).cloned();
     match &cfg.base.document_root {
@@ -218,6 +277,8 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
     check_branches(cfg, &cfg.conds)?;
     #[cfg(feature = "backend")]
     check_backends(cfg)?;
+    #[cfg(feature = "deflate")]
+    make_cache_dirs(cfg)?;
     #[cfg(feature = "accesslog")]
     if let Some(f) = &cfg.base.accesslog.filename {
         check_parent(

@@ -665,7 +665,7 @@ mod tests {
             ("server.feature-flags", KeyKind::Global),
             ("server.name", KeyKind::Unimplemented { owner: "core" }),
             (
-                "deflate.mimetypes",
+                "deflate.params",
                 KeyKind::Unimplemented {
                     owner: "mod_deflate",
                 },
@@ -677,6 +677,16 @@ mod tests {
             assert_eq!(kind(key), want, "{key}");
         }
         // A module in the build makes its keys implemented.
+        assert_eq!(
+            kind("deflate.mimetypes"),
+            if cfg!(feature = "deflate") {
+                KeyKind::Request
+            } else {
+                KeyKind::Unimplemented {
+                    owner: "mod_deflate",
+                }
+            }
+        );
         if cfg!(feature = "rewrite") {
             assert_eq!(kind("url.rewrite-once"), KeyKind::Request);
         }

@@ -14,6 +14,8 @@ pub mod accesslog;
 pub mod auth;
 mod check;
 mod cond;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod dirlisting;
 mod display;
 pub mod expire;

@@ -84,6 +84,13 @@ pub enum Val {
     Forwarded(super::gateway::Forwarded),
     #[cfg(feature = "proxy")]
     ProxyHeader(Rc<super::gateway::ProxyHeader>),
+    /// deflate.allowed-encodings: the codings lightd produces, and those only served
+    /// precompressed.
+    #[cfg(feature = "deflate")]
+    Encodings(Vec<super::deflate::Allowed>, Vec<&'static str>),
+    /// deflate.max-loadavg.
+    #[cfg(feature = "deflate")]
+    Float(f64),
 }
 
 impl Val {
@@ -129,7 +136,7 @@ pub(crate) enum Apply {
     ),
     /// The same, for a value that can load with a warning (lighttpd logs and goes on): the
     /// checker adds messages (without the location) to the list.
-    #[cfg(feature = "backend")]
+    #[cfg(any(feature = "backend", feature = "deflate"))]
     RequestWarn(
         fn(&Setting, &mut Vec<String>) -> Result<Val, ConfigError>,
         fn(&mut ReqConf, &Val),
@@ -173,7 +180,7 @@ impl ReqSetting {
     pub(crate) fn apply(&self, conf: &mut ReqConf) {
         match self.key.apply {
             Apply::Request(_, apply) => apply(conf, &self.val),
-            #[cfg(feature = "backend")]
+            #[cfg(any(feature = "backend", feature = "deflate"))]
             Apply::RequestWarn(_, apply) => apply(conf, &self.val),
             Apply::Global(_) => {}
         }
@@ -202,7 +209,7 @@ macro_rules! request {
     };
 }
 
-#[cfg(feature = "backend")]
+#[cfg(any(feature = "backend", feature = "deflate"))]
 macro_rules! request_warn {
     ($name:expr, $module:expr, $parse:expr, $apply:expr $(,)?) => {
         Key {
@@ -246,7 +253,7 @@ impl Val {
 /// The table, in sections: the core, then one per optional module (empty when the module's
 /// cargo feature is off, so its code is not linked in). Order does not matter; names are
 /// unique (a test checks).
-pub(crate) const KEYS: [&[Key]; 20] = [
+pub(crate) const KEYS: [&[Key]; SECTIONS] = [
     CORE_KEYS,
     ACCESS_KEYS,
     ALIAS_KEYS,
@@ -267,7 +274,16 @@ pub(crate) const KEYS: [&[Key]; 20] = [
     SCGI_KEYS,
     PROXY_KEYS,
     WSTUNNEL_KEYS,
+    #[cfg(feature = "deflate")]
+    DEFLATE_KEYS,
 ];
+
+// mod_deflate's section is left out, not empty, in a build without it: that build then
+// compiles to exactly what it did before the module existed (800 KiB budget).
+#[cfg(feature = "deflate")]
+const SECTIONS: usize = 21;
+#[cfg(not(feature = "deflate"))]
+const SECTIONS: usize = 20;
 
 /// Every implemented key of this build.
 pub(crate) fn keys() -> impl Iterator<Item = &'static Key> {
@@ -1352,6 +1368,218 @@ const WSTUNNEL_KEYS: &[Key] = gw_keys!(
 #[cfg(not(feature = "wstunnel"))]
 const WSTUNNEL_KEYS: &[Key] = &[];
 
+/// mod_deflate's settings: a block that sets one copies the shared struct.
+#[cfg(feature = "deflate")]
+fn deflate(c: &mut ReqConf) -> &mut super::deflate::DeflateConf {
+    Rc::make_mut(&mut c.deflate)
+}
+
+/// lighttpd's "short" keys: 0 to 65535 (65536 is taken as 65535), also as a decimal string.
+#[cfg(feature = "deflate")]
+fn short_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_int(s, 0, 65536).map(|n| Val::Int(n.min(65535)))
+}
+
+/// lighttpd's "int" keys: 0 to 2^32-1.
+#[cfg(feature = "deflate")]
+fn uint_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_int(s, 0, i64::from(u32::MAX)).map(Val::Int)
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_mimetypes_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_list(s).map(|l| Val::List(super::deflate::mimetypes(l)))
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_encodings_val(s: &Setting, w: &mut Vec<String>) -> Result<Val, ConfigError> {
+    let (produce, sidecar) = super::deflate::allowed(&want_list(s)?);
+    w.extend(super::deflate::sidecar_warning(&sidecar));
+    Ok(Val::Encodings(produce, sidecar))
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_loadavg_val(s: &Setting) -> Result<Val, ConfigError> {
+    want_str(s).map(|v| Val::Float(super::deflate::loadavg(v)))
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_cache_dir_val(s: &Setting) -> Result<Val, ConfigError> {
+    super::deflate::cache_dir(want_str(s)?)
+        .map(|d| Val::OptStr(d.map(|p| p.to_string_lossy().into_owned())))
+        .map_err(|e| err(s, e))
+}
+
+/// lighttpd's warning for a mod_compress key it reads as its mod_deflate replacement.
+#[cfg(feature = "deflate")]
+fn deprecated(s: &Setting, w: &mut Vec<String>, new: &str) {
+    w.push(format!("DEPRECATED: {} replaced with {new}", s.key));
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_int(v: &Val) -> u64 {
+    match v {
+        Val::Int(n) => n.unsigned_abs(),
+        _ => 0,
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn apply_deflate_encodings(c: &mut ReqConf, v: &Val) {
+    if let Val::Encodings(p, s) = v {
+        let d = deflate(c);
+        d.allowed = p.clone();
+        d.sidecar = s.clone();
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn apply_deflate_loadavg(c: &mut ReqConf, v: &Val) {
+    if let Val::Float(f) = v {
+        deflate(c).max_loadavg = *f;
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn apply_deflate_cache_dir(c: &mut ReqConf, v: &Val) {
+    deflate(c).cache_dir = v.opt().map(PathBuf::from);
+}
+
+#[cfg(feature = "deflate")]
+fn apply_deflate_max(c: &mut ReqConf, v: &Val) {
+    deflate(c).max_compress_kb = deflate_int(v);
+}
+
+/// mod_deflate's keys, and mod_compress's older names for some of them (lighttpd warns and
+/// reads them as the new ones).
+#[cfg(feature = "deflate")]
+const DEFLATE_KEYS: &[Key] = &[
+    request!(
+        "deflate.mimetypes",
+        "mod_deflate",
+        deflate_mimetypes_val,
+        |c, v| deflate(c).mimetypes = v.list(),
+    ),
+    request_warn!(
+        "deflate.allowed-encodings",
+        "mod_deflate",
+        deflate_encodings_val,
+        apply_deflate_encodings,
+    ),
+    request!(
+        "deflate.max-compress-size",
+        "mod_deflate",
+        uint_val,
+        apply_deflate_max,
+    ),
+    request!(
+        "deflate.min-compress-size",
+        "mod_deflate",
+        short_val,
+        |c, v| deflate(c).min_compress_size = deflate_int(v),
+    ),
+    request!(
+        "deflate.compression-level",
+        "mod_deflate",
+        |s| {
+            let n = short_level(s)?;
+            if n == -1 || (1..=9).contains(&n) {
+                Ok(Val::Int(n))
+            } else {
+                Err(err(
+                    s,
+                    format!("must be between 1 and 9 (or -1: the default), got {n}"),
+                ))
+            }
+        },
+        |c, v| {
+            if let Val::Int(n) = v {
+                deflate(c).level = i32::try_from(*n).unwrap_or(-1);
+            }
+        },
+    ),
+    request!(
+        "deflate.output-buffer-size",
+        "mod_deflate",
+        short_val,
+        |c, v| deflate(c).output_buffer_size = deflate_int(v),
+    ),
+    request!(
+        "deflate.work-block-size",
+        "mod_deflate",
+        short_val,
+        |c, v| deflate(c).work_block_kb = deflate_int(v),
+    ),
+    request!(
+        "deflate.max-loadavg",
+        "mod_deflate",
+        deflate_loadavg_val,
+        apply_deflate_loadavg,
+    ),
+    request!(
+        "deflate.cache-dir",
+        "mod_deflate",
+        deflate_cache_dir_val,
+        apply_deflate_cache_dir,
+    ),
+    request_warn!(
+        "compress.filetype",
+        "mod_deflate",
+        |s, w| {
+            deprecated(s, w, "deflate.mimetypes");
+            deflate_mimetypes_val(s)
+        },
+        |c, v| deflate(c).mimetypes = v.list(),
+    ),
+    request_warn!(
+        "compress.allowed-encodings",
+        "mod_deflate",
+        |s, w| {
+            deprecated(s, w, "deflate.allowed-encodings");
+            deflate_encodings_val(s, w)
+        },
+        apply_deflate_encodings,
+    ),
+    request_warn!(
+        "compress.cache-dir",
+        "mod_deflate",
+        |s, w| {
+            deprecated(s, w, "deflate.cache-dir");
+            deflate_cache_dir_val(s)
+        },
+        apply_deflate_cache_dir,
+    ),
+    request_warn!(
+        "compress.max-filesize",
+        "mod_deflate",
+        |s, w| {
+            deprecated(s, w, "deflate.max-compress-size");
+            uint_val(s)
+        },
+        apply_deflate_max,
+    ),
+    request_warn!(
+        "compress.max-loadavg",
+        "mod_deflate",
+        |s, w| {
+            deprecated(s, w, "deflate.max-loadavg");
+            deflate_loadavg_val(s)
+        },
+        apply_deflate_loadavg,
+    ),
+];
+
+/// deflate.compression-level: lighttpd reads a "short" (0..65535) and then checks 1..9; an
+/// explicit -1 (its internal "default") is accepted here too, since it means the default.
+#[cfg(feature = "deflate")]
+fn short_level(s: &Setting) -> Result<i64, ConfigError> {
+    match &s.value {
+        Value::Int(n) if *n < 0 => Ok(*n),
+        Value::Str(t) if t.trim().starts_with('-') => want_int(s, i64::MIN, i64::MAX),
+        _ => want_int(s, 0, 65536).map(|n| n.min(65535)),
+    }
+}
+
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
@@ -1418,7 +1646,8 @@ fn feature_flags(_c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Co
     Ok(())
 }
 
-/// Whether the module that reads a key is part of this build.
+/// Whether the module that reads a key is part of this build. (mod_deflate needs no arm: a
+/// build without it has no keys of its, which `keys::missing` also checks.)
 // With every optional module left out of the build, the arms all say false.
 #[allow(clippy::match_like_matches_macro)]
 pub(crate) fn compiled(module: &str) -> bool {
@@ -1460,7 +1689,7 @@ pub(crate) fn req_setting(
     };
     let val = match key.apply {
         Apply::Request(parse, _) => parse(s)?,
-        #[cfg(feature = "backend")]
+        #[cfg(any(feature = "backend", feature = "deflate"))]
         Apply::RequestWarn(parse, _) => {
             let mut said = Vec::new();
             let val = parse(s, &mut said)?;

@@ -1178,7 +1178,7 @@ fn type_error_table() {
 #[test]
 fn warning_table() {
     let cases: &[(&str, &[&str])] = &[
-        ("deflate.mimetypes = ( \"text/html\" )", &["T/main.conf:1: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored"]),
+        ("upload-progress.progress-url = \"/p\"", &["T/main.conf:1: lighttpd key 'upload-progress.progress-url' (mod_uploadprogress) is not implemented by lightd and is ignored"]),
         ("server.name = \"x\"", &["T/main.conf:1: lighttpd key 'server.name' is not implemented by lightd and is ignored"]),
         ("\nserver.documentroot = \"/x\"", &["T/main.conf:2: unknown key 'server.documentroot'; did you mean 'server.document-root'?"]),
         ("foo.bar = 1", &["T/main.conf:1: unknown key 'foo.bar' is ignored"]),
@@ -1198,9 +1198,9 @@ fn warning_table() {
             &["T/main.conf:1: lighttpd key 'usertrack.cookie-name' (mod_usertrack) is not implemented by lightd and is ignored"],
         ),
         (
-            "server.modules = ( \"mod_deflate\", \"mod_indexfile\", \"mod_usertrack\" )",
+            "server.modules = ( \"mod_flv_streaming\", \"mod_indexfile\", \"mod_usertrack\" )",
             &[
-                "T/main.conf:1: module 'mod_deflate' is not implemented by lightd; its settings are ignored",
+                "T/main.conf:1: module 'mod_flv_streaming' is not implemented by lightd; its settings are ignored",
                 "T/main.conf:1: module 'mod_usertrack' is not implemented by lightd; its settings are ignored",
             ],
         ),
@@ -2540,5 +2540,227 @@ $HTTP["host"] == "lc" {
     assert_eq!(
         super::keys::kind("server.force-lowercase-filenames"),
         super::keys::KeyKind::Request
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// mod_deflate
+
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_keys() {
+    use super::deflate::{Allowed, DeflateConf};
+    // Nothing set: lighttpd's defaults.
+    let cfg = ok("server.modules = ( \"mod_deflate\" )");
+    assert_eq!(*cfg.base.deflate, DeflateConf::default());
+    assert!(cfg.base.deflate.mimetypes.is_empty());
+    assert_eq!(cfg.base.deflate.max_compress_kb, 131_072);
+    assert_eq!(cfg.base.deflate.min_compress_size, 256);
+    assert_eq!(cfg.base.deflate.work_block_kb, 2048);
+    assert_eq!(cfg.base.deflate.level, -1);
+
+    let cfg = ok(r#"
+server.modules = ( "mod_deflate" )
+deflate.mimetypes = ( "text/*", "application/javascript", "image/svg+xml" )
+deflate.allowed-encodings = ( "deflate", "x-gzip" )
+deflate.max-compress-size = 2048
+deflate.min-compress-size = "100"
+deflate.compression-level = 9
+deflate.output-buffer-size = 65536
+deflate.work-block-size = 512
+deflate.max-loadavg = "3.5"
+deflate.cache-dir = "/var/cache/lightd/compress/"
+$HTTP["url"] =~ "^/raw/" {
+    deflate.mimetypes = ()
+    deflate.compression-level = 1
+}
+"#);
+    let d = &cfg.base.deflate;
+    assert_eq!(d.mimetypes, ["text/", "text/javascript", "image/svg+xml"]);
+    assert_eq!(d.allowed, [Allowed::Deflate, Allowed::Gzip]);
+    assert!(d.sidecar.is_empty());
+    assert_eq!(
+        (d.max_compress_kb, d.min_compress_size, d.level),
+        (2048, 100, 9)
+    );
+    assert_eq!((d.output_buffer_size, d.work_block_kb), (65535, 512));
+    assert_eq!(d.max_loadavg, 3.5);
+    assert_eq!(
+        d.cache_dir.as_deref(),
+        Some(Path::new("/var/cache/lightd/compress"))
+    );
+    // A block overrides only what it sets.
+    let m = cfg.merged(&cfg.matches(&Req::new(&[(CondField::Url, "/raw/x")])));
+    assert!(m.deflate.mimetypes.is_empty());
+    assert_eq!(m.deflate.level, 1);
+    assert_eq!(m.deflate.allowed, [Allowed::Deflate, Allowed::Gzip]);
+    let m = cfg.merged(&cfg.matches(&Req::new(&[(CondField::Url, "/other")])));
+    assert_eq!(m.deflate, cfg.base.deflate);
+    // The global block's settings are shared, not copied, by requests that do not change them.
+    assert!(std::rc::Rc::ptr_eq(&m.deflate, &cfg.base.deflate));
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_errors_and_warnings() {
+    for (src, want) in [
+        (
+            "deflate.compression-level = 0",
+            "T/main.conf:1: deflate.compression-level: must be between 1 and 9 (or -1: the default), got 0",
+        ),
+        (
+            "\ndeflate.compression-level = 10",
+            "T/main.conf:2: deflate.compression-level: must be between 1 and 9 (or -1: the default), got 10",
+        ),
+        (
+            "deflate.compression-level = -2",
+            "T/main.conf:1: deflate.compression-level: must be between 1 and 9 (or -1: the default), got -2",
+        ),
+        (
+            "deflate.compression-level = \"fast\"",
+            "T/main.conf:1: deflate.compression-level: expected an integer, got the string \"fast\"",
+        ),
+        (
+            "deflate.min-compress-size = 70000",
+            "T/main.conf:1: deflate.min-compress-size: expected a value from 0 to 65536, got 70000",
+        ),
+        (
+            "deflate.max-compress-size = -1",
+            "T/main.conf:1: deflate.max-compress-size: expected a value from 0 to 4294967295, got -1",
+        ),
+        (
+            "deflate.max-loadavg = 2",
+            "T/main.conf:1: deflate.max-loadavg: expected a string, got the integer 2",
+        ),
+        (
+            "deflate.cache-dir = \"/\"",
+            "T/main.conf:1: deflate.cache-dir: \"/\" cannot be the cache directory",
+        ),
+    ] {
+        assert_eq!(fails(src), want, "{src:?}");
+    }
+    for level in ["-1", "1", "\"6\"", "9"] {
+        ok(&format!("deflate.compression-level = {level}"));
+    }
+
+    let m = "server.modules = ( \"mod_deflate\" )\n";
+    for (src, want) in [
+        (
+            "deflate.allowed-encodings = ( \"br\", \"gzip\", \"zstd\" )",
+            vec!["T/main.conf:2: deflate.allowed-encodings: lightd compresses with gzip and deflate only; br and zstd are served only from precompressed files"],
+        ),
+        ("deflate.allowed-encodings = ( \"gzip\" )", vec![]),
+        (
+            "compress.filetype = ( \"text/plain\" )",
+            vec!["T/main.conf:2: DEPRECATED: compress.filetype replaced with deflate.mimetypes"],
+        ),
+        (
+            "compress.allowed-encodings = ( \"bzip2\" )",
+            vec![
+                "T/main.conf:2: DEPRECATED: compress.allowed-encodings replaced with deflate.allowed-encodings",
+                "T/main.conf:2: deflate.allowed-encodings: lightd compresses with gzip and deflate only; bzip2 is served only from precompressed files",
+            ],
+        ),
+        (
+            "compress.max-filesize = 10",
+            vec!["T/main.conf:2: DEPRECATED: compress.max-filesize replaced with deflate.max-compress-size"],
+        ),
+        (
+            "compress.max-loadavg = \"1\"",
+            vec!["T/main.conf:2: DEPRECATED: compress.max-loadavg replaced with deflate.max-loadavg"],
+        ),
+        (
+            "compress.cache-dir = \"\"",
+            vec!["T/main.conf:2: DEPRECATED: compress.cache-dir replaced with deflate.cache-dir"],
+        ),
+        // Removed or tuning keys lightd does not read: warned and ignored.
+        (
+            "deflate.params = ( \"BROTLI_PARAM_QUALITY\" => 5 )",
+            vec!["T/main.conf:2: lighttpd key 'deflate.params' (mod_deflate) is not implemented by lightd and is ignored"],
+        ),
+        (
+            "deflate.sync-flush = \"enable\"",
+            vec!["T/main.conf:2: lighttpd key 'deflate.sync-flush' (mod_deflate) is not implemented by lightd and is ignored"],
+        ),
+    ] {
+        assert_eq!(warnings(&format!("{m}{src}")), want, "{src:?}");
+    }
+    // Without the module loaded the keys are ignored, as by lighttpd (they protect nothing).
+    assert_eq!(
+        warnings("deflate.mimetypes = ( \"text/\" )"),
+        ["T/main.conf:1: deflate.mimetypes is ignored: mod_deflate is not in server.modules"]
+    );
+    assert!(ok("deflate.mimetypes = ( \"text/\" )")
+        .base
+        .deflate
+        .mimetypes
+        .is_empty());
+}
+
+/// mod_compress is mod_deflate under its old name (lighttpd loads mod_deflate for it), and
+/// the compress.* keys set the same things.
+#[cfg(feature = "deflate")]
+#[test]
+fn mod_compress_is_mod_deflate() {
+    use super::deflate::Allowed;
+    let cfg = ok(r#"
+server.modules = ( "mod_compress" )
+compress.filetype = ( "text/plain", "text/html" )
+compress.allowed-encodings = ( "gzip", "br" )
+compress.max-filesize = 64
+compress.max-loadavg = "0.5"
+"#);
+    assert!(cfg.modules.iter().any(|m| m == "mod_deflate"));
+    let d = &cfg.base.deflate;
+    assert_eq!(d.mimetypes, ["text/plain", "text/html"]);
+    assert_eq!(d.allowed, [Allowed::Gzip]);
+    assert_eq!(d.sidecar, ["br"]);
+    assert_eq!((d.max_compress_kb, d.max_loadavg), (64, 0.5));
+    // The later setting wins, whichever spelling.
+    let cfg = ok("server.modules = ( \"mod_deflate\" )\ncompress.max-filesize = 64\ndeflate.max-compress-size = 8");
+    assert_eq!(cfg.base.deflate.max_compress_kb, 8);
+    // Only br listed: nothing to compress on the fly, br from precompressed files.
+    let cfg = ok("server.modules = ( \"mod_deflate\" )\ndeflate.allowed-encodings = ( \"br\" )");
+    assert!(cfg.base.deflate.allowed.is_empty());
+    // An empty list is lighttpd's default.
+    let cfg = ok("server.modules = ( \"mod_deflate\" )\ndeflate.allowed-encodings = ( )");
+    assert_eq!(cfg.base.deflate.allowed, [Allowed::Gzip, Allowed::Deflate]);
+}
+
+/// The cache directory is made (with its parents) by the start-up checks, not by -t; one that
+/// cannot be made stops the start with the key's file and line.
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_cache_dir_is_created_at_start() {
+    let dir = tmpdir();
+    let cache = dir.0.join("cache/deflate/x");
+    let src = format!(
+        "server.document-root = \"{}\"\nserver.modules = ( \"mod_deflate\" )\n$HTTP[\"host\"] == \"a\" {{\n  deflate.cache-dir = \"{}/\"\n}}\n",
+        dir.0.display(),
+        cache.display()
+    );
+    let main = write(&dir.0, "main.conf", &src);
+    let cfg = load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cache.exists(), "-t must not create it");
+    super::check_loadable(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cache.is_dir());
+
+    let file = write(&dir.0, "plain-file", "x");
+    let src = format!(
+        "server.document-root = \"{}\"\nserver.modules = ( \"mod_deflate\" )\n\ndeflate.cache-dir = \"{}/sub\"\n",
+        dir.0.display(),
+        file.display()
+    );
+    let main = write(&dir.0, "main.conf", &src);
+    let cfg = load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let e = norm(
+        &dir.0,
+        &super::check_loadable(&cfg)
+            .expect_err("under a file")
+            .to_string(),
+    );
+    assert!(
+        e.starts_with("T/main.conf:4: deflate.cache-dir: cannot create \"T/plain-file/sub\": "),
+        "{e}"
     );
 }

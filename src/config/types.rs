@@ -188,6 +188,9 @@ pub struct ReqConf {
     pub stream_request_body: u8,
     #[cfg(feature = "backend")]
     pub stream_response_body: u8,
+    /// mod_deflate (shared: most requests use the global block's).
+    #[cfg(feature = "deflate")]
+    pub deflate: std::rc::Rc<super::deflate::DeflateConf>,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).

@@ -83,6 +83,8 @@ pub(crate) fn default_req() -> ReqConf {
         stream_request_body: 0,
         #[cfg(feature = "backend")]
         stream_response_body: 0,
+        #[cfg(feature = "deflate")]
+        deflate: Default::default(),
     }
 }
 
@@ -247,6 +249,12 @@ fn modules(
     for (i, m) in list.into_iter().enumerate() {
         // Each module's own line when the list was written out (or appended to with +=).
         let at = item_locs.get(i).unwrap_or(&loc).clone();
+        // lighttpd replaced mod_compress with mod_deflate, which reads compress.* too.
+        #[cfg(feature = "deflate")]
+        let m = match m.as_str() {
+            "mod_compress" => "mod_deflate".to_string(),
+            _ => m,
+        };
         if !keys::is_lighttpd_module(&m) {
             let hint = keys::suggest(&m, keys::lighttpd_modules())
                 .map(|s| format!("; did you mean '{s}'?"))

@@ -10,6 +10,8 @@ pub mod accesslog;
 pub mod alias;
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod errors;
 #[cfg(feature = "expire")]
 pub mod expire;

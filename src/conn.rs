@@ -729,6 +729,10 @@ impl Conn {
         ex.body = BodyState::None;
         ex.file = None;
         ex.hold_until = None;
+        #[cfg(feature = "deflate")]
+        {
+            ex.deflate = None;
+        }
         #[cfg(feature = "backend")]
         if let Some(mut g) = ex.backend.take() {
             g.stop(ctx);
@@ -828,9 +832,39 @@ impl Conn {
             }
         }
         match self.send_queued(ctx) {
+            #[cfg(feature = "deflate")]
+            Ok(true) if self.ex.as_ref().is_some_and(|ex| ex.deflate.is_some()) => {
+                self.step_deflate(ctx)
+            }
             Ok(true) => self.finish_response(ctx),
             Ok(false) => Step::Wait,
             Err(step) => step,
+        }
+    }
+
+    /// A body compressed as it is sent: the next slice, once the last one is out. One slice
+    /// per turn, then the others get theirs.
+    #[cfg(feature = "deflate")]
+    fn step_deflate(&mut self, ctx: &mut Ctx) -> Step {
+        let (Some(ex), Some(b)) = (self.ex.as_mut(), self.bufs.as_deref_mut()) else {
+            return Step::Close;
+        };
+        match pipeline::deflate::produce(ex, b) {
+            Ok(true) => {
+                // The end is queued: what remains is an ordinary send.
+                ex.deflate = None;
+                Step::Again
+            }
+            Ok(false) => match self.send_queued(ctx) {
+                Ok(true) => Step::Yield,
+                Ok(false) => Step::Wait,
+                Err(step) => step,
+            },
+            Err(e) => {
+                // The head is out: the body cannot be finished honestly.
+                log::warn!("{}: compressing the response: {}", self.peer, e);
+                Step::Close
+            }
         }
     }
 

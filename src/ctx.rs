@@ -99,6 +99,12 @@ pub struct Ctx {
     /// upstream connections.
     #[cfg(any(feature = "fastcgi", feature = "scgi", feature = "proxy"))]
     pub upstreams: crate::backend::upstream::Upstreams,
+    /// mod_deflate: compressors running at once (see `pipeline::deflate::Slot`).
+    #[cfg(feature = "deflate")]
+    pub deflate_streams: Rc<std::cell::Cell<usize>>,
+    /// The 1-minute load average and the second it was read (deflate.max-loadavg).
+    #[cfg(feature = "deflate")]
+    load: std::cell::Cell<(u64, f64)>,
 }
 
 impl Ctx {
@@ -159,6 +165,10 @@ impl Ctx {
             pools_owner: 0,
             #[cfg(any(feature = "fastcgi", feature = "scgi", feature = "proxy"))]
             upstreams: Default::default(),
+            #[cfg(feature = "deflate")]
+            deflate_streams: Rc::default(),
+            #[cfg(feature = "deflate")]
+            load: std::cell::Cell::new((u64::MAX, 0.0)),
         };
         #[cfg(feature = "status")]
         {
@@ -356,6 +366,22 @@ impl Ctx {
     /// The address listener `i` is actually bound to.
     pub fn listener_local(&self, i: usize) -> SocketAddr {
         self.listener_addrs[i]
+    }
+
+    /// The 1-minute load average, read at most once a second (lighttpd samples it once a
+    /// second too). 0 when the system will not say.
+    #[cfg(feature = "deflate")]
+    pub fn loadavg(&self) -> f64 {
+        let (at, value) = self.load.get();
+        if at == self.now_secs {
+            return value;
+        }
+        let mut avg = [0f64; 1];
+        // SAFETY: the buffer has room for the one sample asked for.
+        let n = unsafe { libc::getloadavg(avg.as_mut_ptr(), 1) };
+        let value = if n == 1 { avg[0] } else { 0.0 };
+        self.load.set((self.now_secs, value));
+        value
     }
 
     /// Read the clocks after a wake-up; the Date header is formatted once per second.

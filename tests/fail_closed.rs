@@ -230,7 +230,7 @@ fn protective_configs_are_enforced_or_refuse_to_start() {
 #[test]
 fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     let b = site(
-        "deflate.mimetypes = ( \"text/html\" )\nsockproxy.server = ( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )",
+        "upload-progress.progress-url = \"/p\"\nsockproxy.server = ( ( \"host\" => \"127.0.0.1\", \"port\" => 22 ) )",
     )
     .errorlog();
     let log = b.dir().join("error.log");
@@ -239,7 +239,7 @@ fn warnings_and_refusals_go_to_the_error_log_too_once_each() {
     assert_eq!(status.code(), Some(1));
     let errlog = fs::read_to_string(&log).unwrap_or_default();
     let stderr = server.stderr();
-    let warning = "lightd.conf:4: lighttpd key 'deflate.mimetypes' (mod_deflate) is not implemented by lightd and is ignored";
+    let warning = "lightd.conf:4: lighttpd key 'upload-progress.progress-url' (mod_uploadprogress) is not implemented by lightd and is ignored";
     let refusal =
         "lightd.conf:5: sockproxy.server needs mod_sockproxy, which lightd does not implement";
     for (place, text) in [("stderr", &stderr), ("server.errorlog", &errlog)] {

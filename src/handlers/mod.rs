@@ -83,6 +83,10 @@ pub struct Reply<'a> {
     pub body_len: u64,
     /// The modification time of the file served, for mod_expire's "modification" rules.
     pub mtime: Option<u64>,
+    /// Whether mod_deflate will compress a body of this Content-Type and length for this
+    /// request. Such a response ignores Range, as lighttpd's does: ranges are of the
+    /// unencoded content.
+    pub compressed: Option<&'a dyn Fn(&str, u64) -> bool>,
 }
 
 impl Reply<'_> {

@@ -369,7 +369,8 @@ fn serve_file(req: &Request, reply: &mut Reply, src: Source, info: &FileInfo, na
     }
 
     let mut outcome = range::RangeOutcome::Ignore;
-    if req.conf.range_requests && req.head.method == Method::Get {
+    let compressed = reply.compressed.is_some_and(|f| f(ctype, len));
+    if req.conf.range_requests && req.head.method == Method::Get && !compressed {
         if let Some(r) = req.header("Range") {
             let if_range_ok = match req.header("If-Range") {
                 None => true,

@@ -128,6 +128,9 @@ pub struct Gw {
     /// mod_proxy and mod_wstunnel's own state, once the upstream is chosen.
     #[cfg(any(feature = "proxy", feature = "wstunnel"))]
     pub(super) up: Option<Box<super::proxy::Up>>,
+    /// mod_deflate compresses the body on its way to the client.
+    #[cfg(feature = "deflate")]
+    pub(super) zip: Option<Box<super::deflate::Zip>>,
 }
 
 /// What a turn of the backend produced for the connection.
@@ -199,6 +202,8 @@ impl Gw {
             _load: None,
             #[cfg(any(feature = "proxy", feature = "wstunnel"))]
             up: None,
+            #[cfg(feature = "deflate")]
+            zip: None,
         }
     }
 
@@ -772,7 +777,7 @@ fn on_head(
     ex: &mut Exchange,
     b: &mut Bufs,
     head: &Head,
-    _rlen: usize,
+    rlen: usize,
     h: &GwHead,
 ) -> Turn {
     let Some(g) = ex.backend.as_mut() else {
@@ -898,10 +903,14 @@ fn on_head(
     let rest = raw.get(h.len..).unwrap_or_default().to_vec();
     g.resp = rest;
     g.state = Resp::Body(framing);
+    super::response_start(ctx, ex, b, head, &conf, None, true);
+    #[cfg(feature = "deflate")]
+    let framing = deflate_head(ctx, ex, b, head, rlen, &conf, framing, &mut content_length);
+    #[cfg(not(feature = "deflate"))]
+    let _ = rlen;
     if framing == Framing::Chunked {
         response::header(&mut b.hdrs, "Transfer-Encoding", b"chunked");
     }
-    super::response_start(ctx, ex, b, head, &conf, None, true);
     // A Server field from the backend replaces the tag, as in lighttpd.
     let tag = if response::find(&b.hdrs, "Server").is_some() {
         String::new()
@@ -925,6 +934,61 @@ fn on_head(
     }
     ex.conf = Some(conf);
     Turn::Progress
+}
+
+/// mod_deflate's say on a backend's response (after the other response-start modules, as
+/// in lighttpd): the framing to use. A compressed body has no length until it ends: it is
+/// collected and compressed whole when short (server.stream-response-body = 0), else
+/// streamed.
+#[cfg(feature = "deflate")]
+#[allow(clippy::too_many_arguments)]
+fn deflate_head(
+    ctx: &Ctx,
+    ex: &mut Exchange,
+    b: &mut Bufs,
+    head: &Head,
+    rlen: usize,
+    conf: &ReqConf,
+    framing: Framing,
+    content_length: &mut Option<u64>,
+) -> Framing {
+    if framing == Framing::Discard || conf.deflate.mimetypes.is_empty() {
+        return framing;
+    }
+    let req = super::deflate::Req {
+        buf: b.rbuf.get(..rlen).unwrap_or_default(),
+        headers: b.headers.get(..head.header_count).unwrap_or_default(),
+        head,
+    };
+    let decided =
+        super::deflate::backend_response(ctx, conf, &req, ex.status, &mut b.hdrs, *content_length);
+    let Some(g) = ex.backend.as_mut() else {
+        return framing;
+    };
+    let framing = match decided {
+        Ok(None) => return framing,
+        Ok(Some(zip)) => {
+            g.zip = Some(zip);
+            *content_length = None;
+            if ctx.cfg.stream_response_body == 0 {
+                Framing::Buffer
+            } else if head.version == request::Version::Http11 {
+                Framing::Chunked
+            } else {
+                ex.persist = response::Persist::Close;
+                Framing::Close
+            }
+        }
+        Err(status) => {
+            // The compressed entity is what the client has: no body, the backend's is
+            // read and dropped.
+            ex.status = status;
+            *content_length = if status == 304 { None } else { Some(0) };
+            Framing::Discard
+        }
+    };
+    g.state = Resp::Body(framing);
+    framing
 }
 
 /// Fields of a backend's head that never reach the client as they are: the framing, which
@@ -1064,6 +1128,20 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
         up.overrun = true;
     }
     let _ = extra;
+    // mod_deflate: what goes out is the compressed payload (a collected body is compressed
+    // whole, below).
+    #[cfg(feature = "deflate")]
+    let zipped: Vec<u8>;
+    #[cfg(feature = "deflate")]
+    let payload: &[u8] = match g.zip.as_mut() {
+        Some(z) if !matches!(framing, Framing::Buffer | Framing::Discard) => {
+            let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+            z.run(payload, complete, &mut out);
+            zipped = out;
+            &zipped
+        }
+        _ => payload,
+    };
     let from = b.wbuf.len();
     let mut framing = framing;
     match framing {
@@ -1110,6 +1188,14 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             let tag = g.held_head.clone().unwrap_or_default();
             if complete {
                 g.held_head = None;
+                #[cfg(feature = "deflate")]
+                if let Some(z) = g.zip.as_mut() {
+                    let mut out = Vec::with_capacity(b.wbuf.len() / 2 + 64);
+                    z.run(&b.wbuf, true, &mut out);
+                    b.wbuf.clear();
+                    b.wbuf.extend_from_slice(&out);
+                    ex.body_len = out.len() as u64;
+                }
                 // The backend's trailer fields join the head (lighttpd merges them too).
                 for line in trailers.split(|&c| c == b'\n') {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -1137,6 +1223,14 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             }
             // Too much to hold: stream it after all.
             g.held_head = None;
+            #[cfg(feature = "deflate")]
+            if let Some(z) = g.zip.as_mut() {
+                let mut out = Vec::with_capacity(b.wbuf.len() / 2 + 64);
+                z.run(&b.wbuf, false, &mut out);
+                b.wbuf.clear();
+                b.wbuf.extend_from_slice(&out);
+                ex.body_len = out.len() as u64;
+            }
             let len = b.wbuf.len();
             let chunked = ex
                 .head
@@ -1153,13 +1247,17 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             g.resp.clear();
             b.segs.push_back(Seg::Head(0, 0));
             let at = b.segs.len();
-            b.segs.push_back(Seg::Mem(0, len));
-            if chunked {
+            if len > 0 {
+                b.segs.push_back(Seg::Mem(0, len));
+            }
+            // (Nothing collected can only be a compressor that kept it all: no chunk then,
+            // as an empty one would end the body.)
+            if chunked && len > 0 {
                 b.wbuf.extend_from_slice(b"\r\n");
                 b.segs.push_back(Seg::Mem(len, len + 2));
             }
             super::write_head(ctx, ex, b, at, &tag, None);
-            if chunked {
+            if chunked && len > 0 {
                 // The chunk-size line of what was collected goes right after the head.
                 use std::io::Write;
                 let _ = write!(b.hbuf, "{:x}\r\n", len);

@@ -62,6 +62,9 @@ pub struct Exchange {
     /// environment of whatever handles the request next.
     #[cfg(feature = "fastcgi")]
     pub authorized: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// mod_deflate: a large file being compressed as it is sent.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<Box<super::deflate::Stream>>,
 }
 
 impl Exchange {
@@ -90,6 +93,8 @@ impl Exchange {
             backend: None,
             #[cfg(feature = "fastcgi")]
             authorized: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }

@@ -19,6 +19,8 @@
 mod accesslog;
 #[cfg(feature = "backend")]
 pub mod backend;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 mod exchange;
 #[cfg(any(feature = "proxy", feature = "wstunnel"))]
 pub mod proxy;
@@ -69,6 +71,7 @@ macro_rules! reply {
             content_length: None,
             body_len: 0,
             mtime: None,
+            compressed: None,
         }
     };
 }
@@ -103,8 +106,29 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
         } else {
             prepare(ctx, ex, b, rlen, conn, &head, &mut pipe, &mut conf)
         };
+        // mod_deflate's answer to "would this be compressed?", for the handler's ranges.
+        #[cfg(feature = "deflate")]
+        let accept = (matches!(step, Step::Handle)
+            && !conf.deflate.mimetypes.is_empty()
+            && head.method == Method::Get)
+            .then(|| {
+                let headers = b.headers.get(..head.header_count).unwrap_or_default();
+                request::header(&b.rbuf[..rlen], headers, "Accept-Encoding")
+            })
+            .flatten()
+            .map(<[u8]>::to_vec);
+        #[cfg(feature = "deflate")]
+        let probe = |ctype: &str, len: u64| {
+            accept
+                .as_deref()
+                .is_some_and(|a| deflate::would_compress(&conf, a, ctype, len))
+        };
         let mut reply = reply!(ctx, ex, b);
         reply.discard_body(first_seg);
+        #[cfg(feature = "deflate")]
+        if accept.is_some() {
+            reply.compressed = Some(&probe);
+        }
         match step {
             Step::Restart => continue,
             Step::Error(s) => {
@@ -212,6 +236,12 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
         }
     }
     response_start(ctx, ex, b, &head, &conf, mtime, pipe.clean);
+    #[cfg(feature = "deflate")]
+    let content_length = if conf.deflate.mimetypes.is_empty() {
+        content_length
+    } else {
+        deflate::static_response(ctx, ex, b, rlen, &head, &conf, first_seg, content_length, mtime)
+    };
     // Only mod_setenv can have given the response a Server field of its own; the tag then
     // yields to it. (Looked for only then: scanning every head would cost every request.)
     let own_server = pipe.clean

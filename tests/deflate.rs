@@ -102,8 +102,18 @@ fn a_static_file_is_gzipped_with_a_length_and_decompresses_exactly() {
     let s = site().file("page.html", &body).start();
     let r = s.request(&gz_req("/page.html", &[]));
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
-    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        r.header("Vary"),
+        Some("Accept-Encoding"),
+        "{}",
+        r.describe()
+    );
     let len: usize = r
         .header("Content-Length")
         .and_then(|v| v.parse().ok())
@@ -113,7 +123,10 @@ fn a_static_file_is_gzipped_with_a_length_and_decompresses_exactly() {
     let etag = r.header("ETag").expect("ETag");
     assert!(etag.ends_with("-gzip\""), "{etag}");
     assert!(r.body.starts_with(&[0x1f, 0x8b]), "not gzip");
-    assert!(gunzip(&r.body) == body, "gzip body does not decompress to the file");
+    assert!(
+        gunzip(&r.body) == body,
+        "gzip body does not decompress to the file"
+    );
 
     // The same file to a client that asks for nothing is the file itself, with its own tag.
     let plain = s.get("/page.html");
@@ -121,7 +134,10 @@ fn a_static_file_is_gzipped_with_a_length_and_decompresses_exactly() {
     assert!(plain.body == body);
     assert_eq!(plain.header("Content-Encoding"), None);
     let plain_tag = plain.header("ETag").expect("ETag");
-    assert_eq!(format!("{}-gzip\"", &plain_tag[..plain_tag.len() - 1]), etag);
+    assert_eq!(
+        format!("{}-gzip\"", &plain_tag[..plain_tag.len() - 1]),
+        etag
+    );
 }
 
 #[test]
@@ -129,7 +145,12 @@ fn deflate_is_the_zlib_format_and_the_first_allowed_coding_wins() {
     let body = text(9_000);
     let s = site().file("a.txt", &body).start();
     let r = s.request(&req("GET", "/a.txt", &["Accept-Encoding: deflate"]));
-    assert_eq!(r.header("Content-Encoding"), Some("deflate"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("deflate"),
+        "{}",
+        r.describe()
+    );
     assert!(zlib_inflate(&r.body) == body);
     // The client's order does not matter: the config's does (gzip is listed first).
     let r = s.request(&req(
@@ -137,11 +158,21 @@ fn deflate_is_the_zlib_format_and_the_first_allowed_coding_wins() {
         "/a.txt",
         &["Accept-Encoding: bzip2, deflate, gzip"],
     ));
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(gunzip(&r.body) == body);
     // x-gzip is answered as x-gzip.
     let r = s.request(&req("GET", "/a.txt", &["Accept-Encoding: x-gzip"]));
-    assert_eq!(r.header("Content-Encoding"), Some("x-gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("x-gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(gunzip(&r.body) == body);
 }
 
@@ -160,7 +191,11 @@ fn what_is_not_compressed() {
     assert_eq!(r.header("Content-Encoding"), None, "{}", r.describe());
     assert_eq!(r.header("Vary"), None, "{}", r.describe());
     // A coding not allowed or unknown.
-    let r = s.request(&req("GET", "/a.txt", &["Accept-Encoding: compress, identity"]));
+    let r = s.request(&req(
+        "GET",
+        "/a.txt",
+        &["Accept-Encoding: compress, identity"],
+    ));
     assert_eq!(r.header("Content-Encoding"), None, "{}", r.describe());
     assert!(r.body == text(5000));
     // HEAD is answered as it is (lighttpd's mod_deflate leaves HEAD alone).
@@ -187,7 +222,12 @@ fn conditional_and_ranged_requests() {
     let r = s.request(&gz_req("/a.txt", &[&inm]));
     assert_eq!(r.status, 304, "{}", r.describe());
     assert_eq!(r.header("ETag"), Some(etag.as_str()), "{}", r.describe());
-    assert_eq!(r.header("Vary"), Some("Accept-Encoding"), "{}", r.describe());
+    assert_eq!(
+        r.header("Vary"),
+        Some("Accept-Encoding"),
+        "{}",
+        r.describe()
+    );
     assert!(r.body.is_empty());
     // Another tag: the full compressed response.
     let r = s.request(&gz_req("/a.txt", &["If-None-Match: \"other\""]));
@@ -214,13 +254,19 @@ fn the_cache_directory_keeps_the_compressed_file_and_serves_it() {
         .config(&format!("deflate.cache-dir = \"{}/\"", cache.display()))
         .start();
     let r = s.request(&gz_req("/doc/page.html", &[]));
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(gunzip(&r.body) == body);
     // lighttpd's layout: the file's path under the cache directory, then "-" and the tag.
     let tag = r.header("ETag").expect("ETag");
     let inner = tag.trim_matches('"').replace('/', "~");
     let file = s.docroot().join("doc/page.html");
-    let cached = Path::new(&format!("{}{}-{}", cache.display(), file.display(), inner)).to_path_buf();
+    let cached =
+        Path::new(&format!("{}{}-{}", cache.display(), file.display(), inner)).to_path_buf();
     let on_disk = std::fs::read(&cached)
         .unwrap_or_else(|e| panic!("no cache file {}: {e}", cached.display()));
     assert!(on_disk == r.body, "the cache file is not the body sent");
@@ -237,7 +283,10 @@ fn the_cache_directory_keeps_the_compressed_file_and_serves_it() {
     std::fs::write(&cached, filter(z.arg("-c"), &other)).expect("rewrite cache file");
     let r = s.request(&gz_req("/doc/page.html", &[]));
     assert_eq!(r.header("Content-Encoding"), Some("gzip"));
-    assert!(gunzip(&r.body) == other, "the second response did not come from the cache");
+    assert!(
+        gunzip(&r.body) == other,
+        "the second response did not come from the cache"
+    );
 }
 
 #[test]
@@ -253,9 +302,20 @@ fn precompressed_sidecar_files_when_fresh() {
     backdate(&b.docroot().join("old.js.gz"), 3600);
     let s = b.start();
     let r = s.request(&gz_req("/app.js", &[]));
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
-    assert!(r.body == pre, "the sidecar's bytes were not sent as they are");
-    assert_eq!(r.header("Content-Length"), Some(pre.len().to_string().as_str()));
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.body == pre,
+        "the sidecar's bytes were not sent as they are"
+    );
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(pre.len().to_string().as_str())
+    );
     // br only from a sidecar: lightd does not compress with brotli itself.
     let r = s.request(&req("GET", "/app.js", &["Accept-Encoding: gzip, br"]));
     assert_eq!(r.header("Content-Encoding"), Some("br"), "{}", r.describe());
@@ -263,7 +323,12 @@ fn precompressed_sidecar_files_when_fresh() {
     assert!(r.header("ETag").is_some_and(|t| t.ends_with("-br\"")));
     // An older sidecar is stale: the file is compressed instead.
     let r = s.request(&gz_req("/old.js", &[]));
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(gunzip(&r.body) == body);
 }
 
@@ -312,7 +377,10 @@ fn a_100_mb_file_is_streamed_not_held() {
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        assert!(std::time::Instant::now() < deadline, "download took too long");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "download took too long"
+        );
         match c.read_some(1 << 20) {
             Ok(d) if d.is_empty() => break,
             Ok(d) => got.extend_from_slice(&d),
@@ -320,11 +388,7 @@ fn a_100_mb_file_is_streamed_not_held() {
         }
         peak = peak.max(rss_kib(pid));
     }
-    let head_end = got
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head")
-        + 4;
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
     let head = String::from_utf8_lossy(&got[..head_end]).to_string();
     assert!(head.contains("Content-Encoding: gzip"), "{head}");
     assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
@@ -342,14 +406,20 @@ fn a_100_mb_file_is_streamed_not_held() {
         .status()
         .expect("sh");
     assert!(st.success(), "the decompressed body differs from the file");
-    assert!(peak < 40 * 1024, "RSS peaked at {peak} KiB compressing 100 MiB");
+    assert!(
+        peak < 40 * 1024,
+        "RSS peaked at {peak} KiB compressing 100 MiB"
+    );
 }
 
 /// Decode a chunked body (the test's own decoder; trailers ignored).
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let eol = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
         let size = std::str::from_utf8(&data[..eol]).expect("utf8");
         let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
             .expect("hex size");
@@ -399,19 +469,34 @@ fn a_cgi_response_is_compressed_whole_or_streamed() {
     // Short: collected (server.stream-response-body = 0), compressed whole, with a length.
     let r = s.request(&gz_req("/t.sh?4", &[]));
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(r.header("Content-Length").is_some(), "{}", r.describe());
     assert!(gunzip(&r.body) == script_text(4));
     // Longer than what is collected: streamed, chunked.
     let r = s.request(&gz_req("/t.sh?2048", &[]));
-    assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
     assert!(r.chunked, "{}", r.describe());
     assert!(gunzip(&r.body) == script_text(2048));
     // deflate too, and HTTP/1.0 (to the close).
     let mut c = s.connect();
     c.send(b"GET /t.sh?300 HTTP/1.0\r\nAccept-Encoding: deflate\r\n\r\n");
     let r = c.read_response();
-    assert_eq!(r.header("Content-Encoding"), Some("deflate"), "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("deflate"),
+        "{}",
+        r.describe()
+    );
     assert!(zlib_inflate(&r.body) == script_text(300));
 }
 
@@ -440,7 +525,10 @@ fn a_streamed_cgi_response_is_flushed_as_it_comes() {
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let decoded_first = loop {
-        assert!(std::time::Instant::now() < deadline, "no compressed output in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compressed output in time"
+        );
         let d = c.read_some(65536).expect("read");
         assert!(!d.is_empty(), "closed early");
         got.extend_from_slice(&d);

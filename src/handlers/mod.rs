@@ -59,6 +59,10 @@ impl Request<'_> {
     }
 }
 
+/// Whether a body of this Content-Type and length would be compressed (see
+/// [`Reply::compressed`]).
+pub type CompressProbe<'a> = dyn Fn(&str, u64) -> bool + 'a;
+
 /// Where the handler describes the response, plus the scratch space it may reuse.
 pub struct Reply<'a> {
     /// The response's own header fields ("Name: value\r\n" lines).
@@ -86,7 +90,7 @@ pub struct Reply<'a> {
     /// Whether mod_deflate will compress a body of this Content-Type and length for this
     /// request. Such a response ignores Range, as lighttpd's does: ranges are of the
     /// unencoded content.
-    pub compressed: Option<&'a dyn Fn(&str, u64) -> bool>,
+    pub compressed: Option<&'a CompressProbe<'a>>,
 }
 
 impl Reply<'_> {

@@ -240,7 +240,17 @@ pub fn respond(ctx: &mut Ctx, ex: &mut Exchange, b: &mut Bufs, rlen: usize, conn
     let content_length = if conf.deflate.mimetypes.is_empty() {
         content_length
     } else {
-        deflate::static_response(ctx, ex, b, rlen, &head, &conf, first_seg, content_length, mtime)
+        deflate::static_response(
+            ctx,
+            ex,
+            b,
+            rlen,
+            &head,
+            &conf,
+            first_seg,
+            content_length,
+            mtime,
+        )
     };
     // Only mod_setenv can have given the response a Server field of its own; the tag then
     // yields to it. (Looked for only then: scanning every head would cost every request.)

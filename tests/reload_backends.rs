@@ -1,6 +1,7 @@
 //! Zero-loss reload with dynamic requests in flight: CGI scripts that are still running, request
 //! bodies half uploaded, and (where the responder builds) FastCGI requests to a spawned pool,
-//! across several SIGUSR1 reloads. Every answer is checked; none may fail.
+//! across several SIGUSR1 reloads, and a compressed download (mod_deflate) streaming through one.
+//! Every answer is checked; none may fail.
 
 mod common;
 mod reload_util;
@@ -471,5 +472,92 @@ fn a_websocket_open_across_a_reload_works_until_the_deadline_then_closes_cleanly
     c.write_all(&ws_frame(1, b"after")).unwrap();
     assert_eq!(ws_read(&mut c).unwrap(), (1, b"after".to_vec()));
     drop(c);
+    site.stop(new, true);
+}
+
+#[test]
+fn a_compressed_download_in_flight_across_a_reload_completes() {
+    if common::skip_without_direct_exec() {
+        return;
+    }
+    let mut site = Site::new(
+        "reload-deflate",
+        GRACE,
+        "server.modules += ( \"mod_deflate\" )\n\
+         mimetype.assign = ( \".txt\" => \"text/plain\" )\n\
+         deflate.mimetypes = ( \"text/\" )",
+    );
+    // 8 MiB of numbered lines: compressed a slice per turn, for many turns.
+    let mut text = Vec::new();
+    let mut i = 0u64;
+    while text.len() < 8 << 20 {
+        text.extend_from_slice(format!("{i:>12} a line of text that compresses\n").as_bytes());
+        i += 1;
+    }
+    let file = site.dir().join("docroot/big.txt");
+    std::fs::write(&file, &text).unwrap();
+    site.under_systemd();
+    site.start_first();
+    let mut c = common::connect_small_rcvbuf(site.addr(), 16 * 1024);
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.write_all(
+        b"GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    // The first bytes, then the reload, then the rest, read from a thread so the old
+    // generation can finish while the test waits for it.
+    let mut first = vec![0u8; 4096];
+    let n = c.read(&mut first).unwrap();
+    first.truncate(n);
+    assert!(n > 0, "nothing before the reload");
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let reader = thread::spawn(move || {
+        let _ = wait.recv_timeout(Duration::from_secs(30));
+        let mut rest = Vec::new();
+        let r = c.read_to_end(&mut rest).map(|_| rest);
+        r.map(|rest| [first, rest].concat())
+    });
+    let old = site.current_pid();
+    send_signal(old, libc::SIGUSR1);
+    let _ = go.send(());
+    let new = site.finish_reload(old);
+    let got = reader.join().unwrap().expect("read the download");
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&got[..end]).to_string();
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    // The chunked body, decoded here, then gunzipped by gzip(1).
+    let mut body = Vec::new();
+    let mut rest = &got[end..];
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        assert!(rest.len() >= size + 2, "the body was cut");
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    let gz = site.dir().join("body.gz");
+    std::fs::write(&gz, &body).unwrap();
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz)
+        .output()
+        .expect("gzip");
+    assert!(
+        out.status.success(),
+        "gzip: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == text, "the download differs from the file");
     site.stop(new, true);
 }

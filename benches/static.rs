@@ -785,6 +785,8 @@ fn wrk_line(w: &Workload, secs: u64, script: bool) -> String {
 struct Run {
     load: Load,
     cpu: Option<CpuUse>,
+    /// Closed-loop runs: connections opened and held by the server at the window's start.
+    conns: Option<(usize, usize)>,
 }
 
 impl Run {
@@ -873,7 +875,11 @@ fn measure(
             .map(|a| b.until(&a, load.requests)),
         Err(_) => None,
     };
-    Ok(Run { load, cpu })
+    Ok(Run {
+        load,
+        cpu,
+        conns: None,
+    })
 }
 
 /// What is wrong with a run of lightd's, if anything.
@@ -1274,6 +1280,16 @@ fn conn_scaling(
                 })
                 .collect(),
         );
+        t.text(
+            "connections opened / held by the server",
+            median
+                .iter()
+                .map(|r| match r.and_then(|r| r.conns) {
+                    Some((o, h)) => format!("{o}/{h}"),
+                    None => "-".to_string(),
+                })
+                .collect(),
+        );
         println!();
         t.print();
         for (ser, s) in results[li].iter().zip(&group) {
@@ -1300,6 +1316,7 @@ fn closed_loop_run(s: &Server, req: &[u8], n: u32, secs: u64) -> Result<Run, Str
         req,
         n as usize,
         Duration::from_secs(secs),
+        || open_fds(s.pid()).ok().map(|f| f.saturating_sub(fds_before)),
         || CpuSample::take(s.pid()),
         |before| before.map(|b| (CpuSample::take(s.pid()), b)),
     );
@@ -1336,6 +1353,7 @@ fn closed_loop_run(s: &Server, req: &[u8], n: u32, secs: u64) -> Result<Run, Str
             non_2xx_3xx: 0,
         },
         cpu,
+        conns: Some((out.opened, out.held)),
     })
 }
 
@@ -1368,15 +1386,14 @@ fn print_conn_scaling(set: &Settings, cs: &ConnScaling) {
                                 .map_or_else(|| Cell::Text("failed".to_string()), Cell::Value),
                         );
                         let errs = r.load.socket_errors.iter().sum::<u64>();
-                        p99.push(format!(
-                            "p99 {:.2} ms{}",
-                            r.load.latency_p99_ms,
-                            if errs > 0 {
-                                format!(" ({errs} connections lost or bad answers)")
-                            } else {
-                                String::new()
-                            }
-                        ));
+                        let mut note = format!("p99 {:.2} ms", r.load.latency_p99_ms);
+                        if errs > 0 {
+                            let _ = write!(note, " ({errs} connections lost or bad answers)");
+                        }
+                        if let Some((_, held)) = r.conns.filter(|c| c.1 < n as usize) {
+                            let _ = write!(note, " (accepted only {held})");
+                        }
+                        p99.push(note);
                     }
                     None => {
                         cells.push(Cell::Text("failed".to_string()));

@@ -5,8 +5,11 @@
 //! connections that burst overflows every server's listen backlog, the kernel drops the SYNs,
 //! and the clients retry one and three seconds later, so a few-second run measures the storm
 //! and the backlog size rather than the cost of serving 10,000 connections. Here the
-//! connections are opened first, at most CONNECTING at a time, and the timed window (and the
-//! server's CPU samples, taken by the caller's closures) starts only when all are up.
+//! connections are opened first, at most CONNECTING more than the server has accepted (the
+//! caller counts its descriptors), and the timed window (and the server's CPU samples, taken by
+//! the caller's closures) starts only when the server holds all of them. Counting handshakes
+//! on our side is not enough: with SYN cookies, a handshake the full accept queue drops leaves
+//! a client that believes it is connected and a server that does not know it.
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -18,6 +21,10 @@ use std::time::{Duration, Instant};
 const CONNECTING: usize = 128;
 /// How long opening all the connections may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long opening may make no progress (no handshake completes, the server accepts nothing)
+/// before the window starts with what there is: a server that stops accepting short of the
+/// goal is measured with the connections it holds, and says so.
+const STALL: Duration = Duration::from_secs(2);
 /// The largest response head accepted.
 const MAX_HEAD: usize = 8 * 1024;
 /// Latency samples kept (beyond it, later ones are dropped from the percentile, not counted
@@ -32,6 +39,10 @@ pub struct Outcome {
     pub p99_ms: f64,
     /// Connections lost or answers that were not 200 with a Content-Length.
     pub errors: u64,
+    /// Connections opened, and how many of them the server had accepted, when the window
+    /// started (both `conns` unless opening stalled).
+    pub opened: usize,
+    pub held: usize,
 }
 
 struct Conn {
@@ -47,14 +58,16 @@ struct Conn {
     dead: bool,
 }
 
-/// Open `conns` connections to `addr`, then for `dur` keep one `req` in flight on each. `start`
-/// runs when all connections are up, just before the first request; `end` gets its result
-/// when the window closes, before any connection is closed.
+/// Open `conns` connections to `addr`, then for `dur` keep one `req` in flight on each.
+/// `accepted` says how many connections the server holds (None: unknown, then our own count of
+/// handshakes stands in). `start` runs when the server holds them all, just before the first
+/// request; `end` gets its result when the window closes, before any connection is closed.
 pub fn run<T, U>(
     addr: SocketAddr,
     req: &[u8],
     conns: usize,
     dur: Duration,
+    mut accepted: impl FnMut() -> Option<usize>,
     start: impl FnOnce() -> T,
     end: impl FnOnce(T) -> U,
 ) -> Result<(Outcome, U), String> {
@@ -65,8 +78,18 @@ pub fn run<T, U>(
     // Open the connections, CONNECTING at a time.
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut up = 0;
-    while up < conns {
-        while all.len() < conns && all.len() - up < CONNECTING {
+    let mut held = 0;
+    let mut progress = (Instant::now(), 0, 0);
+    while up < conns || held < conns {
+        if (up, held) != (progress.1, progress.2) {
+            progress = (Instant::now(), up, held);
+        } else if progress.0.elapsed() >= STALL {
+            break;
+        }
+        if all.len() - held.min(all.len()) >= CONNECTING || up == conns {
+            held = accepted().unwrap_or(up);
+        }
+        while all.len() < conns && all.len() - held.min(all.len()) < CONNECTING {
             let mut sock =
                 TcpStream::connect(addr).map_err(|e| format!("connection {}: {e}", all.len()))?;
             poll.registry()
@@ -89,10 +112,16 @@ pub fn run<T, U>(
         let now = Instant::now();
         if now >= deadline {
             return Err(format!(
-                "{up} of {conns} connections up after {CONNECT_TIMEOUT:?}"
+                "{up} of {conns} connections up, {held} held by the server, after \
+                 {CONNECT_TIMEOUT:?}"
             ));
         }
-        poll_once(&mut poll, &mut events, deadline - now)?;
+        // Short waits: the server's accepting shows in `accepted`, not as an event of ours.
+        poll_once(
+            &mut poll,
+            &mut events,
+            (deadline - now).min(Duration::from_millis(5)),
+        )?;
         for ev in events.iter() {
             let Some(c) = all.get_mut(ev.token().0) else {
                 continue;
@@ -197,6 +226,8 @@ pub fn run<T, U>(
             window,
             p99_ms,
             errors,
+            opened: all.len(),
+            held,
         },
         after,
     ))

@@ -1,11 +1,26 @@
 //! Static-file figures for lightd beside lighttpd, nginx and h2o: `cargo bench --bench static`.
 //!
-//! Throughput and latency come from wrk (Debian's `wrk` package) with server and client pinned
-//! to different CPUs, so the figures compare servers rather than where the scheduler happened
-//! to put them. Memory comes from /proc, syscalls per request from `strace -c`.
+//! The headline is issue 13's table: server CPU per request, in microseconds, for five static
+//! workloads and two gzip ones, with lightd / the best peer. It is the server's time on a CPU
+//! from /proc/PID/task/*/schedstat over the requests wrk completed, with the server pinned to
+//! one CPU and `wrk -t1` to the other, the median of several rounds. That figure holds when wrk
+//! is the limit, which on two cores it often is, where requests per second would hide the
+//! server's cost. The table is printed last, in Markdown, with a second one on how the cost
+//! grows with 1 to 10,000 concurrent connections (CPU per request and wrk's p99 latency).
+//! Before them come the details: throughput, latency and the CPU split per workload, memory
+//! from /proc, syscalls per request from `strace -c`.
 //!
-//! Environment: LIGHTD_BENCH_SECS (seconds per wrk run, default 5) and LIGHTD_BENCH_IDLE (idle
-//! keep-alive connections for the memory figure, default 1000).
+//! Environment:
+//! - LIGHTD_BENCH_SECS: seconds per wrk run (default 3).
+//! - LIGHTD_BENCH_ROUNDS: rounds of every workload, interleaved, median reported (default 3).
+//! - LIGHTD_BENCH_VARIANT_ROUNDS: rounds that also measure lightd-mods and lightd-musl
+//!   (default 1: the budget of a default run is about 6 minutes).
+//! - LIGHTD_BENCH_GZIP_LEVEL: the gzip level every server is set to (default 1, nginx's and
+//!   h2o's own default; lighttpd's is zlib's 6).
+//! - LIGHTD_BENCH_SCALING=0 skips the connection-scaling table; LIGHTD_BENCH_SCALING_ROUNDS
+//!   (default 1) sets its rounds.
+//! - LIGHTD_BENCH_IDLE: idle keep-alive connections for the memory figure (default 1000).
+//! - LIGHTD_BENCH_MUSL=0: no static musl build.
 //!
 //! Every wait has a deadline and every child process is ours, stopped by pid, so a server that
 //! hangs costs bounded time and nothing is left running. A comparison server that cannot start
@@ -14,12 +29,14 @@
 
 mod common;
 
+use common::closed_loop;
+use common::gzip::{self, Verdict};
 use common::{
     backdate, command, env_number, exited, file_size, find_program, free_port, h2o_config,
-    nginx_http_block, pattern, proc_stat, quoted, run_bounded, run_time_ns, run_wrk, run_wrk_args,
-    server_diagnostics, setup, stop_child, tail, version_of, wait_until, write_config, Capture,
-    Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS, KEEP_ALIVE_REQUESTS, POLL,
-    START_TIMEOUT, STOP_TIMEOUT,
+    nginx_http_block_with, pattern, proc_stat, quoted, run_bounded, run_time_ns, run_wrk,
+    run_wrk_args, server_diagnostics, setup, stop_child, tail, version_of, wait_until,
+    write_config, Capture, Load, Placement, TempDir, BIN, IO_TIMEOUT, KEEP_ALIVE_IDLE_SECS,
+    KEEP_ALIVE_REQUESTS, POLL, START_TIMEOUT, STOP_TIMEOUT,
 };
 use std::fmt::Write as _;
 use std::fs;
@@ -40,6 +57,13 @@ const FILES: [(&str, usize); 3] = [
     ("100k.bin", 100 * 1024),
     ("10m.bin", 10 * 1024 * 1024),
 ];
+/// The compressible page of the gzip workloads (text/html for every server).
+const TEXT_FILE: (&str, usize) = ("100k.html", 100 * 1024);
+
+/// The projects of the headline table, in its column order; lightd first.
+const PROJECTS: [&str; 4] = ["lightd", "lighttpd", "nginx", "h2o"];
+/// Concurrent keep-alive connections of the scaling table.
+const SCALE_CONNS: [u32; 4] = [1, 100, 1000, 10_000];
 
 fn main() -> ExitCode {
     match run() {
@@ -52,10 +76,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// The run's settings, from the environment.
+struct Settings {
+    secs: u64,
+    rounds: usize,
+    variant_rounds: usize,
+    gzip_level: u64,
+    scaling: bool,
+    scaling_rounds: usize,
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, String> {
+        let rounds = env_number("LIGHTD_BENCH_ROUNDS", 3)? as usize;
+        let gzip_level = env_number("LIGHTD_BENCH_GZIP_LEVEL", 1)?;
+        if gzip_level > 9 {
+            return Err(format!(
+                "LIGHTD_BENCH_GZIP_LEVEL={gzip_level}: gzip levels are 1 to 9"
+            ));
+        }
+        Ok(Settings {
+            secs: env_number("LIGHTD_BENCH_SECS", 3)?,
+            rounds,
+            variant_rounds: (env_number("LIGHTD_BENCH_VARIANT_ROUNDS", 1)? as usize).min(rounds),
+            gzip_level,
+            scaling: std::env::var("LIGHTD_BENCH_SCALING").map_or(true, |v| v.trim() != "0"),
+            scaling_rounds: env_number("LIGHTD_BENCH_SCALING_ROUNDS", 1)? as usize,
+        })
+    }
+}
+
 /// The whole run. Ok(false) when lightd itself failed a check; Err only for set-up failures
 /// that leave nothing to measure (no temp dir, bad environment variables).
 fn run() -> Result<bool, String> {
-    let secs = env_number("LIGHTD_BENCH_SECS", 5)?;
+    let set = Settings::from_env()?;
+    let secs = set.secs;
     let mut idle_n = env_number("LIGHTD_BENCH_IDLE", 1000)? as usize;
     let mut problems: Vec<String> = Vec::new();
 
@@ -65,10 +120,16 @@ fn run() -> Result<bool, String> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
-    // Our own connections for the idle-memory figure each need a descriptor.
-    let nofile = raise_nofile((idle_n + 64) as libc::rlim_t);
-    if (nofile as usize) < idle_n + 64 {
-        let capped = (nofile as usize).saturating_sub(64).max(1);
+    // Our own connections for the idle-memory figure each need a descriptor, and so do wrk's
+    // (a child: it inherits our limit) for the scaling table.
+    let scale_max = if set.scaling {
+        SCALE_CONNS.iter().max().copied().unwrap_or(0) as usize
+    } else {
+        0
+    };
+    let nofile = raise_nofile((idle_n + 64).max(scale_max + 1024) as libc::rlim_t) as usize;
+    if nofile < idle_n + 64 {
+        let capped = nofile.saturating_sub(64).max(1);
         println!(
             "note: RLIMIT_NOFILE is {nofile}; idle connections reduced from {idle_n} to {capped}"
         );
@@ -80,9 +141,11 @@ fn run() -> Result<bool, String> {
     let place = setup("lightd static-file benchmark");
     match &wrk {
         Some(w) => println!(
-            "  load generator: {} ({}), {secs} s per run (LIGHTD_BENCH_SECS)",
+            "  load generator: {} ({}), {} round(s) of {secs} s per workload \
+             (LIGHTD_BENCH_ROUNDS, LIGHTD_BENCH_SECS)",
             w.display(),
-            version_of(w, "-v")
+            version_of(w, "-v"),
+            set.rounds
         ),
         None => println!("  load generator: wrk not found: apt-get install wrk"),
     }
@@ -95,23 +158,27 @@ fn run() -> Result<bool, String> {
         fs::write(&path, pattern(size)).map_err(|e| format!("writing {}: {e}", path.display()))?;
         backdate(&path)?;
     }
+    let text = gzip::page_text(TEXT_FILE.1);
+    let text_path = docroot.join(TEXT_FILE.0);
+    fs::write(&text_path, &text).map_err(|e| format!("writing {}: {e}", text_path.display()))?;
+    backdate(&text_path)?;
     println!(
-        "  docroot:        {} (1 KiB, 100 KiB and 10 MiB files)",
+        "  docroot:        {} (1 KiB, 100 KiB and 10 MiB files; a 100 KiB HTML page for gzip)",
         docroot.display()
     );
-    let limits = Limits::for_idle(idle_n);
+    let limits = Limits::for_conns(idle_n + 512);
+    let main_spec = Spec {
+        dir: &dir.path,
+        docroot: &docroot,
+        place: &place,
+        limits: &limits,
+        tag: "main",
+        gzip: None,
+    };
 
     // Start every server up front so all measurements of one kind happen back to back.
     let mut servers: Vec<Server> = Vec::new();
-    match start_lightd(
-        Path::new(BIN),
-        "lightd",
-        &dir.path,
-        &docroot,
-        &place,
-        &limits,
-        0,
-    ) {
+    match start_lightd(Path::new(BIN), "lightd", &main_spec, 0, "") {
         Ok(s) => servers.push(s),
         Err(e) => {
             println!("  lightd:         FAILED to start: {e}");
@@ -128,18 +195,10 @@ fn run() -> Result<bool, String> {
          accesslog.filename = {}\n",
         quoted(&log)
     );
-    match start_lightd_with(
-        Path::new(BIN),
-        "lightd-mods",
-        &dir.path,
-        &docroot,
-        &place,
-        &limits,
-        0,
-        &mods,
-    ) {
-        Ok(s) => {
+    match start_lightd(Path::new(BIN), "lightd-mods", &main_spec, 0, &mods) {
+        Ok(mut s) => {
             println!("  lightd-mods:    the same, with mod_access, mod_setenv and mod_accesslog");
+            s.variant = true;
             servers.push(s);
         }
         Err(e) => {
@@ -149,49 +208,47 @@ fn run() -> Result<bool, String> {
     }
     // The static musl build: the one for small boxes, measured beside the default build.
     match musl_build() {
-        Ok(bin) => {
-            match start_lightd(&bin, "lightd-musl", &dir.path, &docroot, &place, &limits, 0) {
-                Ok(s) => {
-                    println!(
-                        "  lightd-musl:    {} (static, binary {})",
-                        bin.display(),
-                        file_size(&bin)
-                    );
-                    servers.push(s);
-                }
-                Err(e) => {
-                    println!("  lightd-musl:    FAILED to start: {e}");
-                    problems.push(format!("lightd-musl did not start: {e}"));
-                }
+        Ok(bin) => match start_lightd(&bin, "lightd-musl", &main_spec, 0, "") {
+            Ok(mut s) => {
+                println!(
+                    "  lightd-musl:    {} (static, binary {})",
+                    bin.display(),
+                    file_size(&bin)
+                );
+                s.variant = true;
+                servers.push(s);
             }
-        }
+            Err(e) => {
+                println!("  lightd-musl:    FAILED to start: {e}");
+                problems.push(format!("lightd-musl did not start: {e}"));
+            }
+        },
         Err(why) => println!("  lightd-musl:    not measured: {why}"),
     }
-    let others: [(&str, StartFn); 3] = [
-        ("lighttpd", start_lighttpd),
-        ("nginx", start_nginx),
-        ("h2o", start_h2o),
-    ];
-    for (name, start) in others {
+    // Versions of the peers, for the headline's note.
+    let mut versions: Vec<String> = Vec::new();
+    for name in &PROJECTS[1..] {
         let Some(prog) = find_program(name) else {
             println!("  {:<15} not installed, not compared", format!("{name}:"));
             continue;
         };
         let version = version_of(&prog, "-v");
-        match start(&prog, &dir.path, &docroot, &place, &limits) {
-            Ok(s) => {
+        match start_project(name, &main_spec) {
+            Some(Ok(s)) => {
                 println!(
                     "  {:<15} {} ({version}, binary {})",
                     format!("{name}:"),
                     prog.display(),
                     file_size(&prog)
                 );
+                versions.push(version);
                 servers.push(s);
             }
-            Err(e) => println!(
+            Some(Err(e)) => println!(
                 "  {:<15} not compared: failed to start: {e}",
                 format!("{name}:")
             ),
+            None => {}
         }
     }
 
@@ -213,6 +270,45 @@ fn run() -> Result<bool, String> {
             }
         }
     }
+
+    // The gzip workloads' servers: every project with on-the-fly gzip, and lightd and lighttpd
+    // with deflate.cache-dir (a static file compressed once). Each is checked with our own
+    // client first: wrk counts a response without looking at its encoding.
+    println!();
+    println!(
+        "gzip servers (level {}, LIGHTD_BENCH_GZIP_LEVEL), checked with our own client:",
+        set.gzip_level
+    );
+    let gz_conf = Gzip {
+        level: set.gzip_level,
+        cache: false,
+    };
+    let gzc_conf = Gzip {
+        level: set.gzip_level,
+        cache: true,
+    };
+    let mut gz = start_group(
+        &PROJECTS,
+        &Spec {
+            tag: "gzip",
+            gzip: Some(&gz_conf),
+            ..main_spec
+        },
+        &mut problems,
+    );
+    let mut gzc = start_group(
+        &PROJECTS[..2],
+        &Spec {
+            tag: "gzcache",
+            gzip: Some(&gzc_conf),
+            ..main_spec
+        },
+        &mut problems,
+    );
+    for group in [&mut gz, &mut gzc] {
+        check_gzip(group, &text, &mut problems);
+    }
+
     let fresh_rss: Vec<Option<u64>> = servers.iter().map(|s| s.fresh_rss_kib).collect();
     let cols = Columns::new(&servers);
     println!();
@@ -271,64 +367,95 @@ fn run() -> Result<bool, String> {
     print_memory(&cols, idle_n, &fresh_rss, &mem);
     print_helpers(&servers);
 
-    // Throughput.
+    // Throughput and CPU per request: every workload in every round, rounds interleaved so
+    // that a burst of someone else's load on the machine spreads over servers rather than
+    // landing on one.
+    let mut headline: Option<Vec<Vec<Series>>> = None;
+    let mut conn_scale: Option<Result<ConnScaling, String>> = None;
     match &wrk {
         None => {
             println!();
             println!("wrk not found: apt-get install wrk (throughput not measured)");
         }
         Some(wrk) => {
-            for w in WORKLOADS {
-                let script = match pipeline_script(&dir.path, &w) {
+            let group_of = |g: Group| -> &Vec<Server> {
+                match g {
+                    Group::Plain => &servers,
+                    Group::Gzip => &gz,
+                    Group::GzipCache => &gzc,
+                }
+            };
+            let mut scripts: Vec<Option<String>> = Vec::new();
+            for w in &WORKLOADS {
+                scripts.push(match pipeline_script(&dir.path, w) {
                     Ok(s) => s,
                     Err(e) => {
-                        println!("{}: not measured: {e}", w.title);
+                        problems.push(format!("{}: no wrk script: {e}", w.title));
+                        None
+                    }
+                });
+            }
+            let mut results: Vec<Vec<Series>> = WORKLOADS
+                .iter()
+                .map(|w| {
+                    (0..group_of(w.group).len())
+                        .map(|_| Series::default())
+                        .collect()
+                })
+                .collect();
+            for round in 0..set.rounds {
+                for (wi, w) in WORKLOADS.iter().enumerate() {
+                    if w.pipeline > 1 && scripts[wi].is_none() {
                         continue;
                     }
-                };
-                let mut loads: Vec<Result<Load, String>> = Vec::new();
-                let mut cpu: Vec<Option<CpuUse>> = Vec::new();
-                for s in &servers {
-                    eprintln!("bench: wrk {} on {}", w.title, s.name);
-                    let url = format!("http://127.0.0.1:{}/{}", s.port, w.file);
-                    let before = CpuSample::take(s.pid());
-                    let load = match &script {
-                        Some(sc) => run_wrk_args(wrk, &place, &url, w.conns, secs, &["-s", sc]),
-                        None => run_wrk(wrk, &place, &url, w.conns, secs, w.close),
-                    };
-                    cpu.push(match (&before, &load) {
-                        (Ok(b), Ok(l)) => CpuSample::take(s.pid()).ok().map(|a| b.until(&a, l)),
-                        _ => None,
-                    });
-                    if s.name.starts_with("lightd") {
-                        match &load {
-                            Ok(l)
-                                if l.socket_errors.iter().sum::<u64>() > 0 || l.non_2xx_3xx > 0 =>
-                            {
+                    for (si, s) in group_of(w.group).iter().enumerate() {
+                        if s.variant && round >= set.variant_rounds {
+                            continue;
+                        }
+                        eprintln!(
+                            "bench: round {}/{}: wrk {} on {}",
+                            round + 1,
+                            set.rounds,
+                            w.title,
+                            s.name
+                        );
+                        let extra = wrk_args(w, scripts[wi].as_deref());
+                        let run = measure(wrk, &place, s, w.file, w.conns, secs, &extra, false);
+                        if s.name == "lightd" || s.name.starts_with("lightd-") {
+                            if let Some(p) = lightd_problem(&run) {
                                 problems.push(format!(
-                                    "{}: {} had socket errors {} and {} non-2xx/3xx responses",
+                                    "{}, round {}: {}: {p}",
                                     w.title,
-                                    s.name,
-                                    l.errors_text(),
-                                    l.non_2xx_3xx
-                                ))
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                problems.push(format!("{}: wrk on {} failed: {e}", w.title, s.name))
+                                    round + 1,
+                                    s.name
+                                ));
                             }
                         }
+                        results[wi][si].runs.push(run);
                     }
-                    loads.push(load);
                 }
-                println!();
-                print_load(&cols, &w, secs, &loads, &cpu, &servers);
             }
-            if let Err(e) = scaling(wrk, &dir.path, &docroot, &limits, secs) {
+            for (wi, w) in WORKLOADS.iter().enumerate() {
+                let group = group_of(w.group);
+                println!();
+                print_load(
+                    &Columns::new(group),
+                    w,
+                    &set,
+                    scripts[wi].is_some(),
+                    &results[wi],
+                    group,
+                );
+            }
+            headline = Some(results);
+            if let Err(e) = scaling(wrk, &main_spec, secs) {
                 println!("worker scaling not measured: {e}");
                 problems.push(format!("worker scaling: {e}"));
             }
         }
+    }
+    if set.scaling {
+        conn_scale = Some(conn_scaling(&main_spec, &set, nofile, &mut problems));
     }
 
     // Peak memory over the whole run, loads included.
@@ -346,7 +473,7 @@ fn run() -> Result<bool, String> {
     t.metric("RSS at the end, idle (KiB)", &idle_after, 0, Better::Lower);
     t.print();
 
-    for s in &servers {
+    for s in servers.iter().chain(&gz).chain(&gzc) {
         if let Some(why) = s.exit_status() {
             println!(
                 "{} exited during the run ({why}){}",
@@ -358,7 +485,34 @@ fn run() -> Result<bool, String> {
             }
         }
     }
+
+    // The headline, last and in Markdown, so that it can be pasted into the README as it is.
+    if let Some(results) = &headline {
+        println!();
+        println!("==================================================================");
+        println!("HEADLINE: server CPU per request (README table, Markdown)");
+        println!("==================================================================");
+        println!();
+        print_headline(&set, &place, &versions, results, &[&servers, &gz, &gzc]);
+    }
+    match &conn_scale {
+        Some(Ok(cs)) => {
+            println!();
+            print_conn_scaling(&set, cs);
+        }
+        Some(Err(e)) => {
+            println!();
+            println!("connection scaling not measured: {e}");
+        }
+        None if set.scaling => {}
+        None => {
+            println!();
+            println!("connection scaling skipped (LIGHTD_BENCH_SCALING=0)");
+        }
+    }
     drop(servers);
+    drop(gz);
+    drop(gzc);
 
     println!();
     if problems.is_empty() {
@@ -377,57 +531,201 @@ fn run() -> Result<bool, String> {
     }
 }
 
+/// Start one server of each of `projects` that is installed, as `spec` says; failures are
+/// reported (and are problems for lightd), absent peers skipped.
+fn start_group(projects: &[&str], spec: &Spec, problems: &mut Vec<String>) -> Vec<Server> {
+    let mut group = Vec::new();
+    for name in projects {
+        match start_project(name, spec) {
+            Some(Ok(s)) => group.push(s),
+            Some(Err(e)) => {
+                println!("  {name} ({}): failed to start: {e}", spec.tag);
+                if *name == "lightd" {
+                    problems.push(format!("lightd ({}) did not start: {e}", spec.tag));
+                }
+            }
+            None => {}
+        }
+    }
+    group
+}
+
+/// Start `name` (lightd or a peer) as `spec` says; None when the peer is not installed.
+fn start_project(name: &str, spec: &Spec) -> Option<Result<Server, String>> {
+    if name == "lightd" {
+        return Some(start_lightd(Path::new(BIN), "lightd", spec, 0, ""));
+    }
+    let prog = find_program(name)?;
+    Some(match name {
+        "lighttpd" => start_lighttpd(&prog, spec),
+        "nginx" => start_nginx(&prog, spec),
+        "h2o" => start_h2o(&prog, spec),
+        _ => Err(format!("{name}: not a server this bench knows")),
+    })
+}
+
+/// Ask every server of `group` for the page with `Accept-Encoding: gzip`, twice (the second
+/// answer is the one a cache-dir serves), and record whether it really is gzip of `text`. A
+/// server that fails the exchange, or sends gzip that is not the page, is dropped.
+fn check_gzip(group: &mut Vec<Server>, text: &[u8], problems: &mut Vec<String>) {
+    let path = format!("/{}", TEXT_FILE.0);
+    let mut i = 0;
+    while i < group.len() {
+        let s = &mut group[i];
+        let checked = connect(s.addr()).and_then(|mut conn| {
+            let first = gzip::check(&mut conn, &path, text)?;
+            let second = gzip::check(&mut conn, &path, text)?;
+            Ok(if first.is_gzip() { second } else { first })
+        });
+        match checked {
+            Ok(v) => {
+                let cache = s
+                    .cache_dir
+                    .as_deref()
+                    .map(|d| format!("; deflate.cache-dir holds {} file(s)", count_files(d)))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<9} {:<8} {}{}{cache}",
+                    s.name,
+                    s.tag,
+                    if v.is_gzip() { "" } else { "NO GZIP: " },
+                    v.text()
+                );
+                s.gzip = Some(v);
+                i += 1;
+            }
+            Err(e) => {
+                let s = group.remove(i);
+                println!(
+                    "  {:<9} {:<8} FAILED, not measured: {e}{}",
+                    s.name,
+                    s.tag,
+                    s.diagnostics()
+                );
+                if s.name == "lightd" {
+                    problems.push(format!("lightd ({}): the gzip check failed: {e}", s.tag));
+                }
+            }
+        }
+    }
+}
+
+/// Regular files under `dir`, at most 8 levels down and 10,000 entries looked at.
+fn count_files(dir: &Path) -> usize {
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    let (mut files, mut seen) = (0, 0);
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                return files;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() && depth < 8 => stack.push((e.path(), depth + 1)),
+                Ok(t) if t.is_file() => files += 1,
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workloads and wrk
 // ---------------------------------------------------------------------------------------------
 
+/// Which servers a workload runs against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// Plain static serving: lightd, its variants, and the peers.
+    Plain,
+    /// On-the-fly gzip, requested with `Accept-Encoding: gzip`.
+    Gzip,
+    /// gzip with deflate.cache-dir (lightd and lighttpd only).
+    GzipCache,
+}
+
 struct Workload {
+    /// The row of the headline table, worded as in issue 13.
+    label: &'static str,
     title: &'static str,
     file: &'static str,
     conns: u32,
     close: bool,
     /// Requests wrk writes at once on each connection (1: none pipelined).
     pipeline: u32,
+    group: Group,
 }
 
-const WORKLOADS: [Workload; 5] = [
+const WORKLOADS: [Workload; 7] = [
     Workload {
+        label: "1 KB keep-alive, 50 conns",
         title: "1 KiB file, keep-alive, 50 connections",
         file: "1k.bin",
         conns: 50,
         close: false,
         pipeline: 1,
+        group: Group::Plain,
     },
     Workload {
+        label: "1 KB `Connection: close`",
         title: "1 KiB file, Connection: close, 50 connections",
         file: "1k.bin",
         conns: 50,
         close: true,
         pipeline: 1,
-    },
-    Workload {
-        title: "100 KiB file, keep-alive, 50 connections",
-        file: "100k.bin",
-        conns: 50,
-        close: false,
-        pipeline: 1,
-    },
-    Workload {
-        title: "10 MiB file, keep-alive, 10 connections",
-        file: "10m.bin",
-        conns: 10,
-        close: false,
-        pipeline: 1,
+        group: Group::Plain,
     },
     // wrk costs about as much CPU per request as a server does, so on one core it is the
     // limit of the workloads above. Eight requests per write make the client's share small
     // enough that the server's CPU becomes the limit: what one core of each server can do.
     Workload {
+        label: "1 KB, 8 pipelined",
         title: "1 KiB file, keep-alive, 8 requests pipelined, 50 connections",
         file: "1k.bin",
         conns: 50,
         close: false,
         pipeline: 8,
+        group: Group::Plain,
+    },
+    Workload {
+        label: "100 KB keep-alive",
+        title: "100 KiB file, keep-alive, 50 connections",
+        file: "100k.bin",
+        conns: 50,
+        close: false,
+        pipeline: 1,
+        group: Group::Plain,
+    },
+    Workload {
+        label: "10 MB keep-alive, 10 conns",
+        title: "10 MiB file, keep-alive, 10 connections",
+        file: "10m.bin",
+        conns: 10,
+        close: false,
+        pipeline: 1,
+        group: Group::Plain,
+    },
+    Workload {
+        label: "100 KB text, gzip",
+        title: "100 KiB HTML page, Accept-Encoding: gzip, keep-alive, 50 connections",
+        file: TEXT_FILE.0,
+        conns: 50,
+        close: false,
+        pipeline: 1,
+        group: Group::Gzip,
+    },
+    Workload {
+        label: "100 KB text, gzip, deflate.cache-dir",
+        title: "100 KiB HTML page, gzip with deflate.cache-dir, keep-alive, 50 connections",
+        file: TEXT_FILE.0,
+        conns: 50,
+        close: false,
+        pipeline: 1,
+        group: Group::GzipCache,
     },
 ];
 
@@ -452,30 +750,179 @@ fn pipeline_script(dir: &Path, w: &Workload) -> Result<Option<String>, String> {
     Ok(Some(path.to_string_lossy().into_owned()))
 }
 
+/// wrk's arguments beyond -t -c -d and the URL for `w`.
+fn wrk_args<'a>(w: &Workload, script: Option<&'a str>) -> Vec<&'a str> {
+    let mut extra = Vec::new();
+    if w.close {
+        extra.extend(["-H", "Connection: close"]);
+    }
+    if w.group != Group::Plain {
+        extra.extend(["-H", "Accept-Encoding: gzip"]);
+    }
+    if let Some(sc) = script {
+        extra.extend(["-s", sc]);
+    }
+    extra
+}
+
+/// The command line of `w`, for table titles.
+fn wrk_line(w: &Workload, secs: u64, script: bool) -> String {
+    let mut line = format!("wrk -t1 -c{} -d{secs}s", w.conns);
+    if w.close {
+        line.push_str(" -H \"Connection: close\"");
+    }
+    if w.group != Group::Plain {
+        line.push_str(" -H \"Accept-Encoding: gzip\"");
+    }
+    if script {
+        let _ = write!(line, " -s pipeline-{}.lua", w.pipeline);
+    }
+    let _ = write!(line, " /{}", w.file);
+    line
+}
+
+/// One wrk run on one server, and what the server spent on it.
+struct Run {
+    load: Load,
+    cpu: Option<CpuUse>,
+    /// Closed-loop runs: connections opened and held by the server at the window's start.
+    conns: Option<(usize, usize)>,
+}
+
+impl Run {
+    fn us_per_req(&self) -> Option<f64> {
+        self.cpu
+            .as_ref()
+            .map(|c| c.us_per_req)
+            .filter(|v| v.is_finite())
+    }
+}
+
+/// Every round of one workload on one server.
+#[derive(Default)]
+struct Series {
+    runs: Vec<Result<Run, String>>,
+}
+
+impl Series {
+    /// The run with the median CPU per request (the lower of the middle two for an even
+    /// count): one real run, so that its other figures go with it.
+    fn median(&self) -> Option<&Run> {
+        let mut ok: Vec<(&Run, f64)> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|r| r.us_per_req().map(|v| (r, v)))
+            .collect();
+        ok.sort_by(|a, b| a.1.total_cmp(&b.1));
+        ok.get(ok.len().saturating_sub(1) / 2).map(|(r, _)| *r)
+    }
+
+    fn first_error(&self) -> Option<&str> {
+        self.runs
+            .iter()
+            .find_map(|r| r.as_ref().err().map(String::as_str))
+    }
+
+    /// Every round's CPU per request, "6.51 6.60 7.02", for judging the noise.
+    fn rounds_text(&self) -> String {
+        let cells: Vec<String> = self
+            .runs
+            .iter()
+            .map(|r| match r.as_ref().ok().and_then(Run::us_per_req) {
+                Some(v) => fmt_us(v),
+                None => "failed".to_string(),
+            })
+            .collect();
+        if cells.is_empty() {
+            "-".to_string()
+        } else {
+            cells.join(" ")
+        }
+    }
+}
+
+/// Run wrk against `file` on `s` and take the server's CPU before and after. `settle`: before
+/// the second sample, wait (up to STOP_TIMEOUT) until the server has closed wrk's connections,
+/// so that their teardown is inside the figure as their set-up is.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    wrk: &Path,
+    place: &Placement,
+    s: &Server,
+    file: &str,
+    conns: u32,
+    secs: u64,
+    extra: &[&str],
+    settle: bool,
+) -> Result<Run, String> {
+    let url = format!("http://127.0.0.1:{}/{file}", s.port);
+    let fds_before = open_fds(s.pid()).ok();
+    let before = CpuSample::take(s.pid());
+    let load = run_wrk_args(wrk, place, &url, conns, secs, extra)?;
+    if load.requests == 0 {
+        return Err(format!("wrk completed no request in {secs} s"));
+    }
+    if let (true, Some(n)) = (settle, fds_before) {
+        // A few descriptors of slack: a server may keep a file open a moment longer.
+        wait_until(STOP_TIMEOUT, || {
+            open_fds(s.pid()).map_or(true, |f| f <= n + 8)
+        });
+    }
+    let cpu = match before {
+        Ok(b) => CpuSample::take(s.pid())
+            .ok()
+            .map(|a| b.until(&a, load.requests)),
+        Err(_) => None,
+    };
+    Ok(Run {
+        load,
+        cpu,
+        conns: None,
+    })
+}
+
+/// What is wrong with a run of lightd's, if anything.
+fn lightd_problem(run: &Result<Run, String>) -> Option<String> {
+    match run {
+        Ok(r) if r.load.socket_errors.iter().sum::<u64>() > 0 || r.load.non_2xx_3xx > 0 => {
+            Some(format!(
+                "socket errors {} and {} non-2xx/3xx responses",
+                r.load.errors_text(),
+                r.load.non_2xx_3xx
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("wrk failed: {e}")),
+    }
+}
+
 fn print_load(
     cols: &Columns,
     w: &Workload,
-    secs: u64,
-    loads: &[Result<Load, String>],
-    cpu: &[Option<CpuUse>],
+    set: &Settings,
+    script: bool,
+    series: &[Series],
     servers: &[Server],
 ) {
-    let close = if w.close {
-        " -H \"Connection: close\"".to_string()
-    } else if w.pipeline > 1 {
-        format!(" -s pipeline-{}.lua", w.pipeline)
-    } else {
-        String::new()
-    };
+    let variants = servers.iter().any(|s| s.variant) && set.variant_rounds < set.rounds;
     let mut t = Table::new(
         format!(
-            "{} (wrk -t1 -c{} -d{secs}s{close} /{})",
-            w.title, w.conns, w.file
+            "{} ({}), median of {} rounds by CPU per request{}",
+            w.title,
+            wrk_line(w, set.secs, script),
+            set.rounds,
+            if variants {
+                format!(" ({} for lightd-mods and lightd-musl)", set.variant_rounds)
+            } else {
+                String::new()
+            }
         ),
         cols,
     );
+    let median: Vec<Option<&Run>> = series.iter().map(Series::median).collect();
     let get = |f: fn(&Load) -> f64| -> Vec<Option<f64>> {
-        loads.iter().map(|l| l.as_ref().ok().map(f)).collect()
+        median.iter().map(|r| r.map(|r| f(&r.load))).collect()
     };
     t.metric(
         "throughput (req/s)",
@@ -497,7 +944,10 @@ fn print_load(
         Better::Higher,
     );
     let use_of = |f: fn(&CpuUse) -> f64| -> Vec<Option<f64>> {
-        cpu.iter().map(|c| c.as_ref().map(f)).collect()
+        median
+            .iter()
+            .map(|r| r.and_then(|r| r.cpu.as_ref()).map(f))
+            .collect()
     };
     t.metric(
         "server CPU busy (%)",
@@ -523,6 +973,10 @@ fn print_load(
         2,
         Better::Lower,
     );
+    t.text(
+        "  each round (us)",
+        series.iter().map(Series::rounds_text).collect(),
+    );
     t.metric(
         "wrk CPU busy (%)",
         &use_of(|c| c.wrk_busy_pct),
@@ -531,29 +985,452 @@ fn print_load(
     );
     t.text(
         "socket errors conn/read/write/timeout",
-        loads
+        median
             .iter()
-            .map(|l| match l {
-                Ok(l) => l.errors_text(),
-                Err(_) => "failed".to_string(),
-            })
+            .map(|r| r.map_or_else(|| "failed".to_string(), |r| r.load.errors_text()))
             .collect(),
     );
     t.text(
         "non-2xx/3xx responses (count)",
-        loads
+        median
             .iter()
-            .map(|l| match l {
-                Ok(l) => l.non_2xx_3xx.to_string(),
-                Err(_) => "failed".to_string(),
-            })
+            .map(|r| r.map_or_else(|| "failed".to_string(), |r| r.load.non_2xx_3xx.to_string()))
             .collect(),
     );
+    if w.group != Group::Plain {
+        t.text(
+            "response (checked once)",
+            servers
+                .iter()
+                .map(|s| match &s.gzip {
+                    Some(v) if v.is_gzip() => "gzip".to_string(),
+                    Some(_) => "no gzip".to_string(),
+                    None => "-".to_string(),
+                })
+                .collect(),
+        );
+    }
     t.print();
-    for (l, s) in loads.iter().zip(servers) {
-        if let Err(e) = l {
+    for (ser, s) in series.iter().zip(servers) {
+        if let Some(e) = ser.first_error() {
             println!("  {}: {e}", s.name);
         }
+    }
+}
+
+/// CPU per request as the headline prints it: two decimals, none from 100 µs up.
+fn fmt_us(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A cell of a headline table: a figure, or why there is none.
+enum Cell {
+    Value(f64),
+    Text(String),
+}
+
+/// One Markdown row: the label, lightd's figure with its unit, the peers' (in bold when lower
+/// than lightd's), and lightd / the lowest peer (in bold above 1, where lightd loses).
+fn markdown_row(label: &str, cells: &[Cell], unit: &str, extra: &[String]) -> String {
+    let lightd = match cells.first() {
+        Some(Cell::Value(v)) => Some(*v),
+        _ => None,
+    };
+    let mut row = format!("| {label} |");
+    for (i, c) in cells.iter().enumerate() {
+        let text = match c {
+            Cell::Value(v) if i == 0 => format!("{}{unit}", fmt_us(*v)),
+            Cell::Value(v) if lightd.is_some_and(|l| *v < l) => format!("**{}**", fmt_us(*v)),
+            Cell::Value(v) => fmt_us(*v),
+            Cell::Text(t) => t.clone(),
+        };
+        let _ = write!(row, " {text}");
+        if let Some(x) = extra.get(i).filter(|x| !x.is_empty()) {
+            let _ = write!(row, ", {x}");
+        }
+        row.push_str(" |");
+    }
+    let best = cells
+        .iter()
+        .skip(1)
+        .filter_map(|c| match c {
+            Cell::Value(v) => Some(*v),
+            Cell::Text(_) => None,
+        })
+        .reduce(f64::min);
+    let ratio = match (lightd, best) {
+        (Some(l), Some(b)) if b > 0.0 => {
+            let r = l / b;
+            if r > 1.0 {
+                format!("**{r:.2}**")
+            } else {
+                format!("{r:.2}")
+            }
+        }
+        _ => "-".to_string(),
+    };
+    let _ = write!(row, " {ratio} |");
+    row
+}
+
+fn markdown_header(first: &str) -> String {
+    let mut head = format!("| {first} |");
+    for p in PROJECTS {
+        let _ = write!(head, " {p} |");
+    }
+    let _ = write!(
+        head,
+        " {} / best peer |\n|---|{}---|",
+        PROJECTS[0],
+        "---|".repeat(PROJECTS.len())
+    );
+    head
+}
+
+/// Issue 13's table: one row per workload, server CPU per request (median round) for each
+/// project, and lightd / the best peer.
+fn print_headline(
+    set: &Settings,
+    place: &Placement,
+    versions: &[String],
+    results: &[Vec<Series>],
+    groups: &[&Vec<Server>; 3],
+) {
+    println!("{}", markdown_header("workload"));
+    for (w, series) in WORKLOADS.iter().zip(results) {
+        let group = match w.group {
+            Group::Plain => groups[0],
+            Group::Gzip => groups[1],
+            Group::GzipCache => groups[2],
+        };
+        let cells: Vec<Cell> = PROJECTS
+            .iter()
+            .map(|p| {
+                let Some(i) = group.iter().position(|s| s.name == *p) else {
+                    return Cell::Text("-".to_string());
+                };
+                if group[i].gzip.as_ref().is_some_and(|v| !v.is_gzip()) {
+                    return Cell::Text("no gzip".to_string());
+                }
+                match series
+                    .get(i)
+                    .and_then(Series::median)
+                    .and_then(Run::us_per_req)
+                {
+                    Some(v) => Cell::Value(v),
+                    None => Cell::Text("failed".to_string()),
+                }
+            })
+            .collect();
+        println!("{}", markdown_row(w.label, &cells, " µs", &[]));
+    }
+    println!();
+    let placement = match (place.server_cpu, place.client_cpu) {
+        (Some(s), Some(c)) => format!("server pinned to CPU {s}, `wrk -t1` on CPU {c}"),
+        _ => "nothing pinned (one usable CPU)".to_string(),
+    };
+    println!(
+        "Server CPU per request (µs) from /proc/PID/task/*/schedstat over the requests wrk \
+         completed; {placement}; median of {} rounds of {} s each.",
+        set.rounds, set.secs
+    );
+    println!(
+        "Peers: {} (lighttpd 1 process, nginx 1 worker, h2o 1 thread); \"-\": not installed \
+         or not started.",
+        if versions.is_empty() {
+            "none".to_string()
+        } else {
+            versions.join(", ")
+        }
+    );
+    println!(
+        "gzip rows: level {} everywhere, `Accept-Encoding: gzip`; each server's answer was \
+         checked once before timing (\"no gzip\": sent uncompressed). deflate.cache-dir: lightd \
+         and lighttpd only. Bold: a peer below lightd, and a ratio above 1.",
+        set.gzip_level
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection scaling
+// ---------------------------------------------------------------------------------------------
+
+/// The 1 KB keep-alive workload at each of SCALE_CONNS, on one fresh instance per project.
+struct ConnScaling {
+    levels: Vec<u32>,
+    /// Levels left out, and why (RLIMIT_NOFILE).
+    skipped: Vec<String>,
+    /// The projects that started, in PROJECTS order.
+    names: Vec<&'static str>,
+    /// results[level][server]
+    results: Vec<Vec<Series>>,
+}
+
+/// Start lightd and each peer with limits for the largest level, then run the closed-loop
+/// client at every level, rounds interleaved, server on one CPU and the client on the other.
+fn conn_scaling(
+    base: &Spec,
+    set: &Settings,
+    nofile: usize,
+    problems: &mut Vec<String>,
+) -> Result<ConnScaling, String> {
+    let mut levels = Vec::new();
+    let mut skipped = Vec::new();
+    for n in SCALE_CONNS {
+        // The client needs a descriptor per connection and a few of its own.
+        if n as usize + 64 <= nofile {
+            levels.push(n);
+        } else {
+            skipped.push(format!("{n} connections (RLIMIT_NOFILE is {nofile})"));
+        }
+    }
+    let most = levels.iter().max().copied().unwrap_or(1) as usize;
+    let limits = Limits::for_conns(most + 512);
+    let spec = Spec {
+        limits: &limits,
+        tag: "scale",
+        ..*base
+    };
+    println!();
+    println!(
+        "Connection scaling: one instance per server with {} connections allowed",
+        limits.conns
+    );
+    let group = start_group(&PROJECTS, &spec, problems);
+    let mut scratch = vec![0u8; MAX_HEAD];
+    for s in &group {
+        check_serves(s, &mut scratch).map_err(|e| format!("{} ({}): {e}", s.name, s.tag))?;
+    }
+    let req = request("1k.bin");
+    let mut results: Vec<Vec<Series>> = levels
+        .iter()
+        .map(|_| group.iter().map(|_| Series::default()).collect())
+        .collect();
+    for round in 0..set.scaling_rounds {
+        for (li, &n) in levels.iter().enumerate() {
+            for (si, s) in group.iter().enumerate() {
+                eprintln!(
+                    "bench: scaling round {}/{}: {n} connection(s) to {}",
+                    round + 1,
+                    set.scaling_rounds,
+                    s.name
+                );
+                let run = closed_loop_run(s, &req, n, set.secs);
+                if s.name == "lightd" {
+                    if let Some(p) = lightd_problem(&run) {
+                        problems.push(format!("scaling, {n} connections: {p}"));
+                    }
+                }
+                results[li][si].runs.push(run);
+            }
+        }
+    }
+    // The details, like the other workloads' tables.
+    let cols = Columns::new(&group);
+    for (li, &n) in levels.iter().enumerate() {
+        let mut t = Table::new(
+            format!(
+                "1 KiB file, keep-alive, {n} connection(s), our closed-loop client for {} s, \
+                 median of {} round(s)",
+                set.secs, set.scaling_rounds
+            ),
+            &cols,
+        );
+        let median: Vec<Option<&Run>> = results[li].iter().map(Series::median).collect();
+        t.metric(
+            "throughput (req/s)",
+            &median
+                .iter()
+                .map(|r| r.map(|r| r.load.req_per_s))
+                .collect::<Vec<_>>(),
+            0,
+            Better::Higher,
+        );
+        t.metric(
+            "server CPU per request (us)",
+            &median
+                .iter()
+                .map(|r| r.and_then(Run::us_per_req))
+                .collect::<Vec<_>>(),
+            2,
+            Better::Lower,
+        );
+        t.metric(
+            "latency, p99 (ms)",
+            &median
+                .iter()
+                .map(|r| r.map(|r| r.load.latency_p99_ms))
+                .collect::<Vec<_>>(),
+            3,
+            Better::Lower,
+        );
+        t.text(
+            "connections lost or bad answers",
+            median
+                .iter()
+                .map(|r| {
+                    r.map_or_else(
+                        || "failed".to_string(),
+                        |r| r.load.socket_errors.iter().sum::<u64>().to_string(),
+                    )
+                })
+                .collect(),
+        );
+        t.text(
+            "connections opened / held by the server",
+            median
+                .iter()
+                .map(|r| match r.and_then(|r| r.conns) {
+                    Some((o, h)) => format!("{o}/{h}"),
+                    None => "-".to_string(),
+                })
+                .collect(),
+        );
+        println!();
+        t.print();
+        for (ser, s) in results[li].iter().zip(&group) {
+            if let Some(e) = ser.first_error() {
+                println!("  {}: {e}", s.name);
+            }
+        }
+    }
+    Ok(ConnScaling {
+        levels,
+        skipped,
+        names: group.iter().map(|s| s.name).collect(),
+        results,
+    })
+}
+
+/// One timed window of `closed_loop` with `n` connections to `s`, as a Run: the server's CPU
+/// sampled when all connections are up and when the window closes. Afterwards, wait (bounded)
+/// until the server has closed them, so the next run starts from the same state.
+fn closed_loop_run(s: &Server, req: &[u8], n: u32, secs: u64) -> Result<Run, String> {
+    let fds_before = open_fds(s.pid())?;
+    let result = closed_loop::run(
+        s.addr(),
+        req,
+        n as usize,
+        Duration::from_secs(secs),
+        || open_fds(s.pid()).ok().map(|f| f.saturating_sub(fds_before)),
+        || CpuSample::take(s.pid()),
+        |before| before.map(|b| (CpuSample::take(s.pid()), b)),
+    );
+    // The connections are closed by now (dropped inside run).
+    wait_until(STOP_TIMEOUT, || {
+        open_fds(s.pid()).map_or(true, |f| f <= fds_before + 8)
+    });
+    let (out, samples) = result?;
+    if out.requests == 0 {
+        return Err(format!(
+            "no response completed in the {:.1} s window",
+            out.window.as_secs_f64()
+        ));
+    }
+    let cpu = match samples {
+        Ok((Ok(after), before)) => Some(before.until(&after, out.requests)),
+        _ => None,
+    };
+    let secs = out.window.as_secs_f64();
+    Ok(Run {
+        load: Load {
+            requests: out.requests,
+            req_per_s: if secs > 0.0 {
+                out.requests as f64 / secs
+            } else {
+                f64::NAN
+            },
+            mib_per_s: f64::NAN,
+            latency_ms: f64::NAN,
+            latency_max_ms: f64::NAN,
+            latency_p99_ms: out.p99_ms,
+            // Lost connections and bad answers, where wrk would count read errors.
+            socket_errors: [0, out.errors, 0, 0],
+            non_2xx_3xx: 0,
+        },
+        cpu,
+        conns: Some((out.opened, out.held)),
+    })
+}
+
+/// The scaling table in Markdown: per level, each project's CPU per request and p99 latency,
+/// and lightd / the best peer on CPU per request.
+fn print_conn_scaling(set: &Settings, cs: &ConnScaling) {
+    println!("==================================================================");
+    println!("SCALING: 1 KB keep-alive, CPU per request and p99 latency by connections");
+    println!("==================================================================");
+    println!();
+    println!("{}", markdown_header("connections"));
+    for (li, &n) in cs.levels.iter().enumerate() {
+        let mut cells = Vec::new();
+        let mut p99 = Vec::new();
+        for p in PROJECTS {
+            let run = cs
+                .names
+                .iter()
+                .position(|s| *s == p)
+                .and_then(|i| cs.results.get(li)?.get(i));
+            match run {
+                None => {
+                    cells.push(Cell::Text("-".to_string()));
+                    p99.push(String::new());
+                }
+                Some(ser) => match ser.median() {
+                    Some(r) => {
+                        cells.push(
+                            r.us_per_req()
+                                .map_or_else(|| Cell::Text("failed".to_string()), Cell::Value),
+                        );
+                        let errs = r.load.socket_errors.iter().sum::<u64>();
+                        let mut note = format!("p99 {:.2} ms", r.load.latency_p99_ms);
+                        if errs > 0 {
+                            let _ = write!(note, " ({errs} connections lost or bad answers)");
+                        }
+                        if let Some((_, held)) = r.conns.filter(|c| c.1 < n as usize) {
+                            let _ = write!(note, " (accepted only {held})");
+                        }
+                        p99.push(note);
+                    }
+                    None => {
+                        cells.push(Cell::Text("failed".to_string()));
+                        p99.push(String::new());
+                    }
+                },
+            }
+        }
+        let label = if n == 1 {
+            "1".to_string()
+        } else {
+            // 10000 as "10,000".
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        println!("{}", markdown_row(&label, &cells, " µs", &p99));
+    }
+    println!();
+    println!(
+        "Server CPU per request (µs) and p99 latency with N keep-alive connections, each with \
+         one request in flight (closed loop), from the bench's own client on the wrk CPU: \
+         connections opened first (128 at a time), then a timed window; accepts and closes \
+         are outside it. wrk opens all its connections inside the run, and at 10,000 the \
+         burst overflows the listen backlogs (dropped SYNs, retried 1 and 3 s later), which \
+         measured the backlog, not the server. Median of {} round(s) of {} s \
+         (LIGHTD_BENCH_SCALING_ROUNDS). The ratio is lightd / best peer on CPU per request.",
+        set.scaling_rounds, set.secs
+    );
+    for s in &cs.skipped {
+        println!("Not measured: {s}.");
     }
 }
 
@@ -838,6 +1715,14 @@ fn print_syscalls(cols: &Columns, counts: &[Option<SyscallCount>]) {
 /// One running server, stopped (by pid) and reaped on drop.
 struct Server {
     name: &'static str,
+    /// Which instance of that server this is ("main", "gzip", ...): names its files.
+    tag: &'static str,
+    /// lightd-mods and lightd-musl: measured in LIGHTD_BENCH_VARIANT_ROUNDS rounds only.
+    variant: bool,
+    /// For the gzip workloads, what the check before timing found.
+    gzip: Option<Verdict>,
+    /// Its deflate.cache-dir, when it has one.
+    cache_dir: Option<PathBuf>,
     child: Child,
     port: u16,
     stderr: Capture,
@@ -893,15 +1778,14 @@ fn reap_adopted(pid: u32, timeout: Duration) {
     });
 }
 
-/// Connection limits for every server, sized for the idle-connection measurement.
+/// Connection limits for every server: the same for all of one measurement.
 struct Limits {
     conns: usize,
     fds: usize,
 }
 
 impl Limits {
-    fn for_idle(idle: usize) -> Limits {
-        let conns = idle + 512;
+    fn for_conns(conns: usize) -> Limits {
         // lighttpd wants max-fds comfortably above max-connections (a connection can hold a
         // file as well as a socket).
         Limits {
@@ -911,7 +1795,54 @@ impl Limits {
     }
 }
 
-type StartFn = fn(&Path, &Path, &Path, &Placement, &Limits) -> Result<Server, String>;
+/// Where and how to start one server instance.
+#[derive(Clone, Copy)]
+struct Spec<'a> {
+    dir: &'a Path,
+    docroot: &'a Path,
+    place: &'a Placement,
+    limits: &'a Limits,
+    /// Names this instance's files apart from other instances of the same server.
+    tag: &'static str,
+    gzip: Option<&'a Gzip>,
+}
+
+/// On-the-fly gzip, set up alike in every server that has it.
+struct Gzip {
+    level: u64,
+    /// lighttpd's deflate.cache-dir: a static file is compressed once, then served from there.
+    cache: bool,
+}
+
+impl Spec<'_> {
+    /// The instance's own directory for deflate.cache-dir, created; None without a cache.
+    fn cache_dir(&self, name: &str) -> Result<Option<PathBuf>, String> {
+        if !self.gzip.is_some_and(|g| g.cache) {
+            return Ok(None);
+        }
+        let d = self.dir.join(format!("{name}-{}-deflate-cache", self.tag));
+        fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        Ok(Some(d))
+    }
+
+    /// mod_deflate's keys, as lightd and lighttpd both read them.
+    fn deflate_config(&self, cache_dir: Option<&Path>) -> String {
+        let Some(g) = self.gzip else {
+            return String::new();
+        };
+        let mut text = format!(
+            "server.modules = ( \"mod_deflate\" )\n\
+             deflate.mimetypes = ( \"text/\" )\n\
+             deflate.allowed-encodings = ( \"gzip\" )\n\
+             deflate.compression-level = {}\n",
+            g.level
+        );
+        if let Some(d) = cache_dir {
+            let _ = writeln!(text, "deflate.cache-dir = {}", quoted(d));
+        }
+        text
+    }
+}
 
 /// Build the static musl lightd (release profile) and return its path; Err says why not.
 /// Skipped with LIGHTD_BENCH_MUSL=0, or when the target's standard library is not installed.
@@ -959,31 +1890,16 @@ fn musl_build() -> Result<PathBuf, String> {
     Ok(target_dir.join(&triple).join("release").join("lightd"))
 }
 
+/// Start lightd from `bin` as `spec` says, with `extra` config lines appended.
 fn start_lightd(
     bin: &Path,
     name: &'static str,
-    dir: &Path,
-    docroot: &Path,
-    place: &Placement,
-    limits: &Limits,
-    workers: u32,
-) -> Result<Server, String> {
-    start_lightd_with(bin, name, dir, docroot, place, limits, workers, "")
-}
-
-/// `start_lightd` with `extra` config lines appended.
-#[allow(clippy::too_many_arguments)]
-fn start_lightd_with(
-    bin: &Path,
-    name: &'static str,
-    dir: &Path,
-    docroot: &Path,
-    place: &Placement,
-    limits: &Limits,
+    spec: &Spec,
     workers: u32,
     extra: &str,
 ) -> Result<Server, String> {
-    let cfg = dir.join(format!("{name}-{workers}.conf"));
+    let cfg = spec.dir.join(format!("{name}-{}-{workers}.conf", spec.tag));
+    let cache_dir = spec.cache_dir(name)?;
     let text = format!(
         "# lightd benchmark config: no access log, identical limits to the other servers.\n\
          server.document-root = {root}\n\
@@ -993,15 +1909,17 @@ fn start_lightd_with(
          server.max-connections = {conns}\n\
          server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
          server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
-         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n\
+         mimetype.assign = ( \".bin\" => \"application/octet-stream\", \".html\" => \"text/html\" )\n\
          server.max-worker = {workers}\n\
+         {deflate}\
          {extra}",
-        root = quoted(docroot),
-        fds = limits.fds,
-        conns = limits.conns,
+        root = quoted(spec.docroot),
+        fds = spec.limits.fds,
+        conns = spec.limits.conns,
+        deflate = spec.deflate_config(cache_dir.as_deref()),
     );
     write_config(&cfg, &text)?;
-    let mut cmd = command(bin, place.server_cpu, place.taskset.as_deref());
+    let mut cmd = command(bin, spec.place.server_cpu, spec.place.taskset.as_deref());
     // lightd announces its port at info level; a RUST_LOG of ours could hide the line.
     cmd.arg("-D")
         .arg("-f")
@@ -1009,36 +1927,30 @@ fn start_lightd_with(
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    spawn_server(name, cmd, None, None)
+    let mut server = spawn_server(name, cmd, None, None)?;
+    server.tag = spec.tag;
+    server.cache_dir = cache_dir;
+    Ok(server)
 }
 
 /// server.max-worker: the 1 KB keep-alive workload against one worker and two, with nothing
 /// pinned so that both cores are available to the server (wrk shares them on a 2-core
 /// machine, which caps the gain).
-fn scaling(
-    wrk: &Path,
-    dir: &Path,
-    docroot: &Path,
-    limits: &Limits,
-    secs: u64,
-) -> Result<(), String> {
+fn scaling(wrk: &Path, base: &Spec, secs: u64) -> Result<(), String> {
     let free = Placement {
         server_cpu: None,
         client_cpu: None,
         taskset: None,
     };
+    let spec = Spec {
+        place: &free,
+        tag: "workers",
+        ..*base
+    };
     let mut rates = Vec::new();
     for workers in [1u32, 2] {
         eprintln!("bench: wrk on lightd with server.max-worker = {workers}");
-        let server = start_lightd(
-            Path::new(BIN),
-            "lightd",
-            dir,
-            docroot,
-            &free,
-            limits,
-            workers,
-        )?;
+        let server = start_lightd(Path::new(BIN), "lightd", &spec, workers, "")?;
         let url = format!("http://127.0.0.1:{}/1k.bin", server.port);
         let load = run_wrk(wrk, &free, &url, 50, secs, false)?;
         if load.socket_errors.iter().sum::<u64>() > 0 || load.non_2xx_3xx > 0 {
@@ -1059,16 +1971,11 @@ fn scaling(
     Ok(())
 }
 
-fn start_lighttpd(
-    prog: &Path,
-    dir: &Path,
-    docroot: &Path,
-    place: &Placement,
-    limits: &Limits,
-) -> Result<Server, String> {
+fn start_lighttpd(prog: &Path, spec: &Spec) -> Result<Server, String> {
     let port = free_port()?;
-    let cfg = dir.join("lighttpd.conf");
-    let errorlog = dir.join("lighttpd-error.log");
+    let cfg = spec.dir.join(format!("lighttpd-{}.conf", spec.tag));
+    let errorlog = spec.dir.join(format!("lighttpd-{}-error.log", spec.tag));
+    let cache_dir = spec.cache_dir("lighttpd")?;
     // No server.modules: lighttpd then loads only indexfile, dirlisting and staticfile, and
     // without mod_accesslog there is no access log.
     let text = format!(
@@ -1080,34 +1987,41 @@ fn start_lighttpd(
          server.max-connections = {conns}\n\
          server.max-keep-alive-requests = {KEEP_ALIVE_REQUESTS}\n\
          server.max-keep-alive-idle = {KEEP_ALIVE_IDLE_SECS}\n\
-         mimetype.assign = ( \".bin\" => \"application/octet-stream\" )\n",
-        root = quoted(docroot),
+         mimetype.assign = ( \".bin\" => \"application/octet-stream\", \".html\" => \"text/html\" )\n\
+         {deflate}",
+        root = quoted(spec.docroot),
         log = quoted(&errorlog),
-        fds = limits.fds,
-        conns = limits.conns,
+        fds = spec.limits.fds,
+        conns = spec.limits.conns,
+        deflate = spec.deflate_config(cache_dir.as_deref()),
     );
     write_config(&cfg, &text)?;
-    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    let mut cmd = command(prog, spec.place.server_cpu, spec.place.taskset.as_deref());
     cmd.arg("-D")
         .arg("-f")
         .arg(&cfg)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    spawn_server("lighttpd", cmd, Some(port), Some(errorlog))
+    let mut server = spawn_server("lighttpd", cmd, Some(port), Some(errorlog))?;
+    server.tag = spec.tag;
+    server.cache_dir = cache_dir;
+    Ok(server)
 }
 
-fn start_nginx(
-    prog: &Path,
-    dir: &Path,
-    docroot: &Path,
-    place: &Placement,
-    limits: &Limits,
-) -> Result<Server, String> {
+fn start_nginx(prog: &Path, spec: &Spec) -> Result<Server, String> {
     let port = free_port()?;
-    let prefix = dir.join("nginx");
+    let prefix = spec.dir.join(format!("nginx-{}", spec.tag));
     fs::create_dir_all(&prefix).map_err(|e| format!("creating {}: {e}", prefix.display()))?;
     let cfg = prefix.join("nginx.conf");
     let p = prefix.display();
+    // text/html is always among gzip_types; the rest is what a site would list.
+    let gzip = spec.gzip.map_or_else(String::new, |g| {
+        format!(
+            "    gzip on;\n    gzip_comp_level {};\n    \
+             gzip_types text/plain text/css application/javascript;\n",
+            g.level
+        )
+    });
     // One process doing everything (like lightd and lighttpd); every path nginx would write
     // to is in the temp dir, so it runs as root without touching /var. sendfile is on because
     // the other two use it by default.
@@ -1120,12 +2034,12 @@ fn start_nginx(
          worker_rlimit_nofile {fds};\n\
          events {{ worker_connections {conns}; }}\n\
          {http}",
-        fds = limits.fds,
-        conns = limits.conns,
-        http = nginx_http_block(&prefix, port, docroot),
+        fds = spec.limits.fds,
+        conns = spec.limits.conns,
+        http = nginx_http_block_with(&prefix, port, spec.docroot, &gzip),
     );
     write_config(&cfg, &text)?;
-    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    let mut cmd = command(prog, spec.place.server_cpu, spec.place.taskset.as_deref());
     // -e: the error log nginx opens before it has read the config (else /var/log/nginx).
     cmd.arg("-p")
         .arg(&prefix)
@@ -1135,20 +2049,23 @@ fn start_nginx(
         .arg(&cfg)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    spawn_server("nginx", cmd, Some(port), None)
+    let mut server = spawn_server("nginx", cmd, Some(port), None)?;
+    server.tag = spec.tag;
+    Ok(server)
 }
 
-fn start_h2o(
-    prog: &Path,
-    dir: &Path,
-    docroot: &Path,
-    place: &Placement,
-    limits: &Limits,
-) -> Result<Server, String> {
+fn start_h2o(prog: &Path, spec: &Spec) -> Result<Server, String> {
     let port = free_port()?;
-    let cfg = dir.join("h2o.conf");
-    write_config(&cfg, &h2o_config(port, docroot, limits.conns, ""))?;
-    let mut cmd = command(prog, place.server_cpu, place.taskset.as_deref());
+    let cfg = spec.dir.join(format!("h2o-{}.conf", spec.tag));
+    // `compress: ON` with the gzip level spelled out (ON alone means level 1).
+    let gzip = spec
+        .gzip
+        .map_or_else(String::new, |g| format!("compress:\n  gzip: {}\n", g.level));
+    write_config(
+        &cfg,
+        &h2o_config(port, spec.docroot, spec.limits.conns, &gzip),
+    )?;
+    let mut cmd = command(prog, spec.place.server_cpu, spec.place.taskset.as_deref());
     // Worker mode (h2o's default) serves from this very process, in the foreground, logging
     // errors to stderr; -m master would put a Perl supervisor between us and the server. h2o
     // raises its own RLIMIT_NOFILE to the hard limit, so limits.fds needs no counterpart.
@@ -1158,7 +2075,9 @@ fn start_h2o(
         .arg(&cfg)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    spawn_server("h2o", cmd, Some(port), None)
+    let mut server = spawn_server("h2o", cmd, Some(port), None)?;
+    server.tag = spec.tag;
+    Ok(server)
 }
 
 /// Spawn a server and wait until it accepts connections. `port` None: learn it from lightd's
@@ -1176,6 +2095,10 @@ fn spawn_server(
     };
     let mut server = Server {
         name,
+        tag: "",
+        variant: false,
+        gzip: None,
+        cache_dir: None,
         child,
         port: port.unwrap_or(0),
         stderr,
@@ -1414,8 +2337,8 @@ impl CpuSample {
         Ok(sample)
     }
 
-    /// The cost per request of `load`, run between `self` and `after`.
-    fn until(&self, after: &CpuSample, load: &Load) -> CpuUse {
+    /// The cost per request of `requests` completed between `self` and `after`.
+    fn until(&self, after: &CpuSample, requests: u64) -> CpuUse {
         let wall_us = after.at.duration_since(self.at).as_secs_f64() * 1e6;
         let server_us = after.server_ns.saturating_sub(self.server_ns) as f64 / 1e3;
         let user = after.user_ticks.saturating_sub(self.user_ticks) as f64;
@@ -1425,7 +2348,12 @@ impl CpuSample {
         } else {
             f64::NAN
         };
-        let per_req = server_us / load.requests.max(1) as f64;
+        // No request completed: no figure (a division by one would look like a real cost).
+        let per_req = if requests == 0 {
+            f64::NAN
+        } else {
+            server_us / requests as f64
+        };
         CpuUse {
             server_busy_pct: 100.0 * server_us / wall_us,
             us_per_req: per_req,

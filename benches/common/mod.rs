@@ -5,6 +5,9 @@
 //! of them uses would otherwise be reported as dead code in the other.
 #![allow(dead_code)]
 
+pub mod closed_loop;
+pub mod gzip;
+
 use std::fs;
 use std::io::{self, Read};
 use std::net::TcpListener;
@@ -50,6 +53,8 @@ pub struct Load {
     pub latency_ms: f64,
     /// The slowest response of the run: what a client stuck behind a reload waited.
     pub latency_max_ms: f64,
+    /// The 99th percentile, when wrk ran with --latency (NaN otherwise).
+    pub latency_p99_ms: f64,
     /// connect, read, write, timeout: wrk prints the line only when one is non-zero.
     pub socket_errors: [u64; 4],
     pub non_2xx_3xx: u64,
@@ -113,6 +118,7 @@ pub fn parse_wrk(text: &str) -> Result<Load, String> {
         mib_per_s: f64::NAN,
         latency_ms: f64::NAN,
         latency_max_ms: f64::NAN,
+        latency_p99_ms: f64::NAN,
         socket_errors: [0; 4],
         non_2xx_3xx: 0,
     };
@@ -127,6 +133,9 @@ pub fn parse_wrk(text: &str) -> Result<Load, String> {
             // "Latency  avg  stdev  max  +/-stdev"
             load.latency_ms = parse_duration_ms(fields[1]).ok_or("bad Latency")?;
             load.latency_max_ms = parse_duration_ms(fields[3]).ok_or("bad Latency")?;
+        } else if fields.first() == Some(&"99%") && fields.len() == 2 {
+            // --latency's "Latency Distribution" block: "99%    1.51ms".
+            load.latency_p99_ms = parse_duration_ms(fields[1]).ok_or("bad 99% latency")?;
         } else if line.contains(" requests in ") {
             load.requests = fields
                 .first()
@@ -272,6 +281,11 @@ pub fn setup(title: &str) -> Placement {
 /// the same keep-alive limits), with every path nginx writes to under `prefix` so it runs as
 /// root without touching /var.
 pub fn nginx_http_block(prefix: &Path, port: u16, root: &Path) -> String {
+    nginx_http_block_with(prefix, port, root, "")
+}
+
+/// nginx_http_block with `extra` directives in the `http { }` block (gzip).
+pub fn nginx_http_block_with(prefix: &Path, port: u16, root: &Path, extra: &str) -> String {
     let p = prefix.display();
     format!(
         "http {{\n\
@@ -279,8 +293,9 @@ pub fn nginx_http_block(prefix: &Path, port: u16, root: &Path) -> String {
          \x20   sendfile on;\n\
          \x20   keepalive_timeout {KEEP_ALIVE_IDLE_SECS}s;\n\
          \x20   keepalive_requests {KEEP_ALIVE_REQUESTS};\n\
-         \x20   types {{ application/octet-stream bin; }}\n\
+         \x20   types {{ application/octet-stream bin; text/html html; }}\n\
          \x20   default_type application/octet-stream;\n\
+         {extra}\
          \x20   client_body_temp_path {p}/client_body;\n\
          \x20   proxy_temp_path {p}/proxy;\n\
          \x20   fastcgi_temp_path {p}/fastcgi;\n\

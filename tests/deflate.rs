@@ -464,6 +464,12 @@ fn script_text(kib: usize) -> Vec<u8> {
 fn a_cgi_response_is_compressed_whole_or_streamed() {
     let s = site()
         .file("t.sh", TEXT_SH)
+        .file("text.txt", script_text(8))
+        .file(
+            "len.sh",
+            "printf 'Content-Type: text/plain\\r\\nContent-Length: 8192\\r\\n\\r\\n'\n\
+             cat text.txt\n",
+        )
         .config("cgi.assign = ( \".sh\" => \"/bin/sh\" )")
         .start();
     // Short: collected (server.stream-response-body = 0), compressed whole, with a length.
@@ -487,6 +493,15 @@ fn a_cgi_response_is_compressed_whole_or_streamed() {
     );
     assert!(r.chunked, "{}", r.describe());
     assert!(gunzip(&r.body) == script_text(2048));
+    // A script that gives its length: the length is dropped, the body compressed.
+    let r = s.request(&gz_req("/len.sh", &[]));
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some("gzip"),
+        "{}",
+        r.describe()
+    );
+    assert!(gunzip(&r.body) == script_text(8));
     // deflate too, and HTTP/1.0 (to the close).
     let mut c = s.connect();
     c.send(b"GET /t.sh?300 HTTP/1.0\r\nAccept-Encoding: deflate\r\n\r\n");

@@ -670,3 +670,51 @@ pub fn backend_response(
         Decision::Identity | Decision::Sidecar(..) => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_gets_the_coding_inside_its_quotes() {
+        assert_eq!(suffixed(b"\"abc\"", "gzip"), b"\"abc-gzip\"");
+        assert_eq!(suffixed(b"W/\"abc\"", "br"), b"W/\"abc-br\"");
+        // Not a quoted tag: left alone rather than mangled.
+        assert_eq!(suffixed(b"abc", "gzip"), b"abc");
+    }
+
+    #[test]
+    fn if_none_match_against_the_compressed_tag() {
+        let tag = b"\"abc-gzip\"";
+        assert!(etag_matches(b"\"abc-gzip\"", tag, true));
+        assert!(etag_matches(b"\"x\", \"abc-gzip\"", tag, true));
+        assert!(etag_matches(b"*", tag, true));
+        assert!(!etag_matches(b"\"abc\"", tag, true));
+        assert!(etag_matches(b"W/\"abc-gzip\"", tag, true));
+        // A ranged request compares strongly: a weak tag matches nothing.
+        assert!(!etag_matches(b"W/\"abc-gzip\"", tag, false));
+        assert!(!etag_matches(b"\"abc-gzip\"", b"W/\"abc-gzip\"", false));
+        assert!(!etag_matches(b"", tag, true));
+    }
+
+    #[test]
+    fn cache_names_follow_lighttpds_layout() {
+        let n = cache_name(
+            Path::new("/var/cache/lightd"),
+            Path::new("/srv/www/a.html"),
+            b"\"1-2/3\"",
+        );
+        assert_eq!(n, Path::new("/var/cache/lightd/srv/www/a.html-1-2~3"));
+        let n = cache_name(Path::new("/c"), Path::new("rel.txt"), b"W/\"t\"");
+        assert_eq!(n, Path::new("/c/rel.txt-t"));
+    }
+
+    #[test]
+    fn cache_control_tokens() {
+        assert!(has_token(b"no-cache, private", "private"));
+        assert!(has_token(b"private=\"Set-Cookie\"", "private"));
+        assert!(has_token(b"No-Store", "no-store"));
+        assert!(!has_token(b"max-age=60, public", "private"));
+        assert!(!has_token(b"privateer", "private"));
+    }
+}

@@ -90,6 +90,16 @@ fn site() -> Builder {
     builder().config(MIME).config(DEFLATE)
 }
 
+/// The response is encoded with `coding`.
+fn expect_coding(r: &Response, coding: &str) {
+    assert_eq!(
+        r.header("Content-Encoding"),
+        Some(coding),
+        "{}",
+        r.describe()
+    );
+}
+
 fn gz_req(path: &str, extra: &[&str]) -> Vec<u8> {
     let mut h = vec!["Accept-Encoding: gzip"];
     h.extend_from_slice(extra);
@@ -102,12 +112,7 @@ fn a_static_file_is_gzipped_with_a_length_and_decompresses_exactly() {
     let s = site().file("page.html", &body).start();
     let r = s.request(&gz_req("/page.html", &[]));
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert_eq!(
         r.header("Vary"),
         Some("Accept-Encoding"),
@@ -145,12 +150,7 @@ fn deflate_is_the_zlib_format_and_the_first_allowed_coding_wins() {
     let body = text(9_000);
     let s = site().file("a.txt", &body).start();
     let r = s.request(&req("GET", "/a.txt", &["Accept-Encoding: deflate"]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("deflate"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "deflate");
     assert!(zlib_inflate(&r.body) == body);
     // The client's order does not matter: the config's does (gzip is listed first).
     let r = s.request(&req(
@@ -158,21 +158,11 @@ fn deflate_is_the_zlib_format_and_the_first_allowed_coding_wins() {
         "/a.txt",
         &["Accept-Encoding: bzip2, deflate, gzip"],
     ));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(gunzip(&r.body) == body);
     // x-gzip is answered as x-gzip.
     let r = s.request(&req("GET", "/a.txt", &["Accept-Encoding: x-gzip"]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("x-gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "x-gzip");
     assert!(gunzip(&r.body) == body);
 }
 
@@ -254,12 +244,7 @@ fn the_cache_directory_keeps_the_compressed_file_and_serves_it() {
         .config(&format!("deflate.cache-dir = \"{}/\"", cache.display()))
         .start();
     let r = s.request(&gz_req("/doc/page.html", &[]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(gunzip(&r.body) == body);
     // lighttpd's layout: the file's path under the cache directory, then "-" and the tag.
     let tag = r.header("ETag").expect("ETag");
@@ -302,12 +287,7 @@ fn precompressed_sidecar_files_when_fresh() {
     backdate(&b.docroot().join("old.js.gz"), 3600);
     let s = b.start();
     let r = s.request(&gz_req("/app.js", &[]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(
         r.body == pre,
         "the sidecar's bytes were not sent as they are"
@@ -318,17 +298,12 @@ fn precompressed_sidecar_files_when_fresh() {
     );
     // br only from a sidecar: lightd does not compress with brotli itself.
     let r = s.request(&req("GET", "/app.js", &["Accept-Encoding: gzip, br"]));
-    assert_eq!(r.header("Content-Encoding"), Some("br"), "{}", r.describe());
+    expect_coding(&r, "br");
     assert!(r.body == b"not really brotli, but the file to send");
     assert!(r.header("ETag").is_some_and(|t| t.ends_with("-br\"")));
     // An older sidecar is stale: the file is compressed instead.
     let r = s.request(&gz_req("/old.js", &[]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(gunzip(&r.body) == body);
 }
 
@@ -433,17 +408,6 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// Prints `n` KiB of numbered text lines.
 const TEXT_SH: &str = "printf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
 i=0; n=${QUERY_STRING:-4}\n\
@@ -475,43 +439,23 @@ fn a_cgi_response_is_compressed_whole_or_streamed() {
     // Short: collected (server.stream-response-body = 0), compressed whole, with a length.
     let r = s.request(&gz_req("/t.sh?4", &[]));
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(r.header("Content-Length").is_some(), "{}", r.describe());
     assert!(gunzip(&r.body) == script_text(4));
     // Longer than what is collected: streamed, chunked.
     let r = s.request(&gz_req("/t.sh?2048", &[]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(r.chunked, "{}", r.describe());
     assert!(gunzip(&r.body) == script_text(2048));
     // A script that gives its length: the length is dropped, the body compressed.
     let r = s.request(&gz_req("/len.sh", &[]));
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("gzip"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "gzip");
     assert!(gunzip(&r.body) == script_text(8));
     // deflate too, and HTTP/1.0 (to the close).
     let mut c = s.connect();
     c.send(b"GET /t.sh?300 HTTP/1.0\r\nAccept-Encoding: deflate\r\n\r\n");
     let r = c.read_response();
-    assert_eq!(
-        r.header("Content-Encoding"),
-        Some("deflate"),
-        "{}",
-        r.describe()
-    );
+    expect_coding(&r, "deflate");
     assert!(zlib_inflate(&r.body) == script_text(300));
 }
 

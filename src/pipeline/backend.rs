@@ -1190,11 +1190,7 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
                 g.held_head = None;
                 #[cfg(feature = "deflate")]
                 if let Some(z) = g.zip.as_mut() {
-                    let mut out = Vec::with_capacity(b.wbuf.len() / 2 + 64);
-                    z.run(&b.wbuf, true, &mut out);
-                    b.wbuf.clear();
-                    b.wbuf.extend_from_slice(&out);
-                    ex.body_len = out.len() as u64;
+                    ex.body_len = zip_collected(z, &mut b.wbuf, true);
                 }
                 // The backend's trailer fields join the head (lighttpd merges them too).
                 for line in trailers.split(|&c| c == b'\n') {
@@ -1225,11 +1221,7 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
             g.held_head = None;
             #[cfg(feature = "deflate")]
             if let Some(z) = g.zip.as_mut() {
-                let mut out = Vec::with_capacity(b.wbuf.len() / 2 + 64);
-                z.run(&b.wbuf, false, &mut out);
-                b.wbuf.clear();
-                b.wbuf.extend_from_slice(&out);
-                ex.body_len = out.len() as u64;
+                ex.body_len = zip_collected(z, &mut b.wbuf, false);
             }
             let len = b.wbuf.len();
             let chunked = ex
@@ -1284,6 +1276,15 @@ fn body_out(ctx: &Ctx, ex: &mut Exchange, b: &mut Bufs, ended: bool) -> Turn {
     } else {
         Turn::Progress
     }
+}
+
+/// Compress the body collected in `wbuf` in place (`end`: all of it); its new length.
+#[cfg(feature = "deflate")]
+fn zip_collected(z: &mut super::deflate::Zip, wbuf: &mut Vec<u8>, end: bool) -> u64 {
+    let mut out = Vec::with_capacity(wbuf.len() / 2 + 64);
+    z.run(wbuf, end, &mut out);
+    *wbuf = out;
+    wbuf.len() as u64
 }
 
 /// One chunk of a chunked body (nothing for no bytes: an empty chunk would end the body).

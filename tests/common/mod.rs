@@ -178,6 +178,18 @@ pub fn backdate(path: &Path, secs: u64) {
     );
 }
 
+/// A process's resident set in KiB (0 when it cannot be read).
+pub fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 /// `len` bytes of a deterministic pattern with no short period, so that a misplaced or
 /// repeated block of a large file is detected by a byte comparison.
 pub fn pattern(len: usize) -> Vec<u8> {

@@ -40,6 +40,10 @@ pub const MIN_BODY_RATE: u64 = 512;
 /// How many requests one connection may serve per turn of the loop before others get a turn.
 const REQUESTS_PER_TURN: u32 = 16;
 
+/// Responses to pipelined requests are held back and sent together up to this many bytes
+/// (`Bufs::batch`); a larger one goes out with what is held at once.
+const BATCH_MAX: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Head,
@@ -185,7 +189,12 @@ impl Conn {
     /// Idle: between requests with nothing buffered, so closing it loses nothing the client
     /// has sent us yet.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Head && self.rlen == 0 && self.ex.is_none()
+        self.phase == Phase::Head && self.rlen == 0 && self.ex.is_none() && !self.batched()
+    }
+
+    /// Responses to pipelined requests are held back in `Bufs::batch`, not yet sent.
+    fn batched(&self) -> bool {
+        self.bufs.as_ref().is_some_and(|b| !b.batch.is_empty())
     }
 
     /// Since when this connection has held a slot without giving us a complete request head:
@@ -193,7 +202,7 @@ impl Conn {
     /// work or idling between requests. At the connection limit the oldest such connection is
     /// closed to make room, so slow clients cannot lock everyone else out.
     pub fn stalled_since(&self) -> Option<Instant> {
-        if self.phase != Phase::Head || self.ex.is_some() {
+        if self.phase != Phase::Head || self.ex.is_some() || self.batched() {
             return None;
         }
         if self.rlen > 0 {
@@ -209,6 +218,8 @@ impl Conn {
     pub fn deadline(&self, ctx: &Ctx) -> Instant {
         let cfg = &ctx.cfg;
         match self.phase {
+            // Responses held back wait for the client to take them.
+            Phase::Head if self.batched() => self.last_io + cfg.max_write_idle,
             Phase::Head if self.is_idle() => {
                 let idle = if self.requests == 0 {
                     cfg.max_read_idle
@@ -360,6 +371,11 @@ impl Conn {
             match step {
                 Step::Again => {
                     if served >= REQUESTS_PER_TURN {
+                        // Others' turn: what this one has held back goes out first.
+                        if let Err(e) = self.flush_batch() {
+                            self.io_error("write", e);
+                            return Drive::Close;
+                        }
                         return Drive::Yield;
                     }
                 }
@@ -435,6 +451,14 @@ impl Conn {
                     return Step::Again;
                 }
             }
+        }
+        // No further request is complete: the responses held back for one leave now, and
+        // until they have, nothing more is read (as while any response is being written).
+        if let Err(e) = self.flush_batch() {
+            return self.io_error("write", e);
+        }
+        if self.batched() {
+            return Step::Wait;
         }
         if !self.readable {
             return Step::Wait;
@@ -647,7 +671,7 @@ impl Conn {
 
     /// Read the body of a request whose response is already queued, and throw it away.
     fn step_body(&mut self, ctx: &mut Ctx) -> Step {
-        if let Err(e) = self.flush_interim() {
+        if let Err(e) = self.flush_batch().and_then(|()| self.flush_interim()) {
             return self.io_error("write", e);
         }
         match self.consume_body(ctx) {
@@ -668,11 +692,35 @@ impl Conn {
         self.read_body(ctx)
     }
 
-    /// Write the 100 Continue owed, if any. WouldBlock is not an error: it goes on later.
+    /// Send the responses held back for pipelined requests, alone (what is queued for the
+    /// current request waits for its turn). WouldBlock is not an error: they go on later.
+    fn flush_batch(&mut self) -> io::Result<()> {
+        let fd = self.sock.as_raw_fd();
+        let Some(b) = self.bufs.as_deref_mut() else {
+            return Ok(());
+        };
+        // Bounded: each pass sends something or stops.
+        while !b.batch.is_empty() && self.writable {
+            match send_mem(fd, b, true) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the 100 Continue owed, if any, after the responses held back before it.
+    /// WouldBlock is not an error: it goes on later.
     fn flush_interim(&mut self) -> io::Result<()> {
         let Some(mut pos) = self.interim else {
             return Ok(());
         };
+        self.flush_batch()?;
+        if self.batched() {
+            return Ok(());
+        }
         while pos < CONTINUE.len() && self.writable {
             match (&self.sock).write(&CONTINUE[pos..]) {
                 Ok(n) => pos += n,
@@ -781,13 +829,20 @@ impl Conn {
         let Some(b) = self.bufs.as_mut() else {
             return Err(Step::Close);
         };
-        while let Some(seg) = b.segs.front_mut() {
+        // Bounded: each pass sends something, or stops.
+        loop {
+            // What is held back goes first; a file segment only once nothing is before it.
+            let file = match b.segs.front_mut() {
+                None if b.batch.is_empty() => break,
+                Some(Seg::File { offset, len }) if b.batch.is_empty() => Some((offset, len)),
+                _ => None,
+            };
             if !self.writable {
                 return Ok(false);
             }
-            let res = match seg {
-                Seg::Head(..) | Seg::Mem(..) => send_mem(fd, b),
-                Seg::File { offset, len } => {
+            let res = match file {
+                None => send_mem(fd, b, false),
+                Some((offset, len)) => {
                     let Some(file) = self.ex.as_ref().and_then(|ex| ex.file.as_ref()) else {
                         return Err(Step::Close);
                     };
@@ -831,6 +886,9 @@ impl Conn {
                 return Step::Wait;
             }
         }
+        if self.hold_back() {
+            return self.finish_response(ctx);
+        }
         match self.send_queued(ctx) {
             #[cfg(feature = "deflate")]
             Ok(true) if self.ex.as_ref().is_some_and(|ex| ex.deflate.is_some()) => {
@@ -868,6 +926,59 @@ impl Conn {
         }
     }
 
+    /// When another request follows this one in the buffer, hold a complete in-memory
+    /// keep-alive response back, to leave with the next ones in one send (`Bufs::batch`).
+    /// Returns whether it was: the response counts as written (logged) then.
+    fn hold_back(&mut self) -> bool {
+        let Some(ex) = self.ex.as_ref() else {
+            return false;
+        };
+        let next = ex.head.is_some_and(|h| self.rlen > h.len);
+        if !next || ex.persist == Persist::Close || self.interim.is_some() {
+            return false;
+        }
+        #[cfg(feature = "backend")]
+        if ex.backend.is_some() {
+            return false;
+        }
+        // A body compressed slice by slice is not all queued yet.
+        #[cfg(feature = "deflate")]
+        if ex.deflate.is_some() {
+            return false;
+        }
+        let Some(b) = self.bufs.as_deref_mut() else {
+            return false;
+        };
+        let mut len = 0;
+        for seg in &b.segs {
+            match *seg {
+                Seg::Head(s, e) | Seg::Mem(s, e) => len += e.saturating_sub(s),
+                // A file ends the batch: it goes out with sendfile, after what is held.
+                Seg::File { .. } => return false,
+            }
+        }
+        if b.batch.len() + len > BATCH_MAX {
+            return false;
+        }
+        let Bufs {
+            batch,
+            segs,
+            hbuf,
+            wbuf,
+            ..
+        } = b;
+        for seg in segs.iter() {
+            let bytes = match *seg {
+                Seg::Head(s, e) => hbuf.get(s..e),
+                Seg::Mem(s, e) => wbuf.get(s..e),
+                Seg::File { .. } => None,
+            };
+            batch.extend_from_slice(bytes.unwrap_or_default());
+        }
+        segs.clear();
+        true
+    }
+
     /// Readiness for descriptor `which` of this connection's backend.
     #[cfg(feature = "backend")]
     pub fn backend_ready(&mut self, which: usize, readable: bool, writable: bool) {
@@ -895,7 +1006,7 @@ impl Conn {
     #[cfg(feature = "backend")]
     fn step_backend(&mut self, ctx: &mut Ctx) -> Step {
         use crate::pipeline::backend::{self, Turn};
-        if let Err(e) = self.flush_interim() {
+        if let Err(e) = self.flush_batch().and_then(|()| self.flush_interim()) {
             return self.io_error("write", e);
         }
         let Some(head) = self.ex.as_ref().and_then(|ex| ex.head) else {
@@ -1234,10 +1345,11 @@ impl Conn {
     }
 }
 
-/// Send the memory segments at the front of the queue (the head, and body bytes in the write
-/// buffer) with one sendmsg, and drop what went out. A file segment after them is announced
+/// Send the responses held back (`Bufs::batch`) and the memory segments at the front of the
+/// queue (the head, and body bytes in the write buffer) with one sendmsg, and drop what went
+/// out. `batch_only`: the held-back responses alone. A file segment after them is announced
 /// with MSG_MORE, so the kernel can put the head in the same packet as the file data.
-fn send_mem(fd: std::os::fd::RawFd, b: &mut Bufs) -> io::Result<()> {
+fn send_mem(fd: std::os::fd::RawFd, b: &mut Bufs, batch_only: bool) -> io::Result<()> {
     const MAX_IOV: usize = 8;
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -1245,7 +1357,15 @@ fn send_mem(fd: std::os::fd::RawFd, b: &mut Bufs) -> io::Result<()> {
     }; MAX_IOV];
     let mut n_iov = 0;
     let mut more = false;
-    for seg in b.segs.iter() {
+    if !b.batch.is_empty() {
+        iov[0] = libc::iovec {
+            iov_base: b.batch.as_ptr() as *mut libc::c_void,
+            iov_len: b.batch.len(),
+        };
+        n_iov = 1;
+    }
+    let segs = if batch_only { 0 } else { b.segs.len() };
+    for seg in b.segs.iter().take(segs) {
         let slice = match *seg {
             Seg::Head(s, e) => b.hbuf.get(s..e),
             Seg::Mem(s, e) => b.wbuf.get(s..e),
@@ -1276,6 +1396,13 @@ fn send_mem(fd: std::os::fd::RawFd, b: &mut Bufs) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     let mut sent = n as usize;
+    if !b.batch.is_empty() {
+        let held = b.batch.len();
+        let out = sent.min(held);
+        b.batch.copy_within(out.., 0);
+        b.batch.truncate(held - out);
+        sent -= out;
+    }
     // Consume what went out, segment by segment (bounded by the segments sent).
     while let Some(seg) = b.segs.front_mut() {
         let (start, end) = match seg {

@@ -37,6 +37,10 @@ pub struct Bufs {
     /// Response bodies kept in memory (and an interim 100 Continue).
     pub wbuf: Vec<u8>,
     pub segs: VecDeque<Seg>,
+    /// Whole responses to pipelined requests, kept back to leave with a later one in one
+    /// send: on loopback and on the wire every send costs a segment, and the client has
+    /// asked for all of them already. Sent before anything else queued.
+    pub batch: Vec<u8>,
     pub headers: Vec<Header>,
     pub path: String,
     pub fs_path: PathBuf,
@@ -314,6 +318,7 @@ impl Ctx {
                 hdrs: Vec::with_capacity(512),
                 wbuf: Vec::with_capacity(20 * 1024),
                 segs: VecDeque::with_capacity(4),
+                batch: Vec::new(),
                 headers: Vec::with_capacity(32),
                 path: String::with_capacity(256),
                 fs_path: PathBuf::with_capacity(512),
@@ -329,6 +334,7 @@ impl Ctx {
         }
         b.wbuf.clear();
         b.segs.clear();
+        b.batch.clear();
         b.hbuf.clear();
         b.hbuf.shrink_to(8 * 1024);
         b.hdrs.clear();

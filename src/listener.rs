@@ -57,6 +57,7 @@ impl Listener {
         // here instead of one per connection. Responses leave in one write anyway; this keeps
         // the kernel from holding back a small last segment.
         sock.set_nodelay(true)?;
+        defer_accept(&sock);
         let local = sock
             .local_addr()?
             .as_socket()
@@ -68,6 +69,33 @@ impl Listener {
             local,
         })
     }
+}
+
+/// TCP_DEFER_ACCEPT, as h2o sets it: the kernel hands over a connection once its first data
+/// (the request) has arrived, so that serving it takes an accept, a read and a write: without
+/// it, about half the reads right after accept find nothing yet and cost a registration and
+/// a wake-up. A client that connects and says nothing is handed over all the same, after a
+/// second (one SYN-ACK retransmission). Best effort: without it everything still works.
+fn defer_accept(sock: &Socket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads an int from a valid pointer of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            log::debug!("TCP_DEFER_ACCEPT: {}", io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = sock;
 }
 
 fn new_socket(addr: SocketAddr) -> io::Result<Socket> {

@@ -505,7 +505,6 @@ impl Server {
         // epoll_ctl matters when every request comes on a new connection. (A child between
         // fork and exec may hold the descriptor a moment longer; an event that reaches the
         // reused slot then is only a spurious wake-up, which every state handles.)
-        #[allow(unused_mut)]
         let mut gone = self.conns.try_remove(k);
         #[cfg(feature = "backend")]
         if let Some(c) = gone.as_mut() {
@@ -514,6 +513,9 @@ impl Server {
         #[cfg(feature = "status")]
         if let Some(c) = &gone {
             self.ctx.stats.conn_change(Some(c.shown_state()), None);
+        }
+        if let Some(c) = gone.as_mut() {
+            c.recycle(&mut self.ctx);
         }
         drop(gone);
         self.update_pressure();

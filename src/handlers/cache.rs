@@ -8,7 +8,13 @@
 //! was written in the last two seconds (by its mtime) is not cached at all: it may be in the middle of being
 //! rewritten (`: > f; cp new f`), and caching that moment would serve it for a second.
 //!
-//! Bounded in entries and bytes; when full, the least recently checked entry is dropped.
+//! Larger files are kept open instead (at most [`MAX_FDS`] of them), under the same
+//! revalidation: a hot large file then costs a `dup` per request rather than an open, an fstat
+//! and the last close of the file. sendfile reads it at explicit offsets, so one descriptor
+//! serves any number of responses at once.
+//!
+//! Bounded in entries, bytes and descriptors; when full, the least recently checked entry is
+//! dropped.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +30,9 @@ pub const MAX_FILE: u64 = 16 * 1024;
 const MAX_BYTES: usize = 2 * 1024 * 1024;
 /// The most files kept.
 const MAX_ENTRIES: usize = 1024;
+/// The most large files kept open, of a server with descriptors to spare (see
+/// [`FileCache::set_max_fds`]).
+pub const MAX_FDS: usize = 32;
 
 /// What a response needs to know about a file, whether it came from the cache or the disk.
 #[derive(Clone)]
@@ -61,9 +70,21 @@ impl FileInfo {
     }
 }
 
+/// What the cache holds of a file.
+enum Content {
+    Mem(Rc<[u8]>),
+    Open(File),
+}
+
+/// A cache hit: a small file's content, or a descriptor of its own for a large one.
+pub enum Hit {
+    Mem(Rc<[u8]>),
+    File(File),
+}
+
 struct Entry {
     info: FileInfo,
-    body: Rc<[u8]>,
+    content: Content,
     /// Identity of the file when it was read, to notice replacement.
     dev: u64,
     ino: u64,
@@ -74,10 +95,23 @@ struct Entry {
     checked: u64,
 }
 
-#[derive(Default)]
 pub struct FileCache {
     map: HashMap<Box<[u8]>, Entry, BuildFnv>,
     bytes: usize,
+    /// Entries holding an open file, and how many may.
+    fds: usize,
+    max_fds: usize,
+}
+
+impl Default for FileCache {
+    fn default() -> FileCache {
+        FileCache {
+            map: HashMap::default(),
+            bytes: 0,
+            fds: 0,
+            max_fds: MAX_FDS,
+        }
+    }
 }
 
 /// FNV-1a instead of the default SipHash, which costs more than the rest of a cache hit. The
@@ -123,8 +157,15 @@ fn same_file(e: &Entry, m: &std::fs::Metadata) -> bool {
 }
 
 impl FileCache {
+    /// Keep at most `n` files open (no more than [`MAX_FDS`]): descriptors the server holds in
+    /// reserve for them.
+    pub fn set_max_fds(&mut self, n: usize) {
+        self.max_fds = n.min(MAX_FDS);
+    }
+
     /// The cached file at `path`, revalidated if it was last checked before `now` (seconds).
-    pub fn get(&mut self, path: &Path, now: u64) -> Option<(FileInfo, Rc<[u8]>)> {
+    /// A large file comes as a descriptor of its own (None if none is left to make one).
+    pub fn get(&mut self, path: &Path, now: u64) -> Option<(FileInfo, Hit)> {
         let key = path.as_os_str().as_bytes();
         let e = self.map.get_mut(key)?;
         if e.checked != now {
@@ -136,11 +177,16 @@ impl FileCache {
                 }
             }
         }
-        Some((e.info.clone(), Rc::clone(&e.body)))
+        let hit = match &e.content {
+            Content::Mem(body) => Hit::Mem(Rc::clone(body)),
+            Content::Open(f) => Hit::File(f.try_clone().ok()?),
+        };
+        Some((e.info.clone(), hit))
     }
 
-    /// Read `file` (already open, `meta` its metadata) into the cache if it is small enough.
-    /// Returns its content, or None if it is not cached (too big, or the read failed).
+    /// Read `file` (already open, `meta` its metadata) into the cache if it is small enough,
+    /// else keep a descriptor of it. Returns the content of a small file, or None if it is
+    /// not cached as content (too big, or the read failed).
     pub fn insert(
         &mut self,
         path: &Path,
@@ -150,25 +196,39 @@ impl FileCache {
         now: u64,
     ) -> Option<Rc<[u8]>> {
         // Empty or just written: perhaps caught in the middle of a rewrite.
-        if meta.size() == 0 || meta.size() > MAX_FILE || meta.mtime() > now as i64 - SETTLE_SECS {
+        if meta.size() == 0 || meta.mtime() > now as i64 - SETTLE_SECS {
             return None;
         }
-        let mut body = vec![0u8; meta.size() as usize];
-        file.read_exact_at(&mut body, 0).ok()?;
-        let body: Rc<[u8]> = body.into();
+        let (content, body) = if meta.size() > MAX_FILE {
+            (Content::Open(file.try_clone().ok()?), None)
+        } else {
+            let mut body = vec![0u8; meta.size() as usize];
+            file.read_exact_at(&mut body, 0).ok()?;
+            let body: Rc<[u8]> = body.into();
+            (Content::Mem(Rc::clone(&body)), Some(body))
+        };
         let key: Box<[u8]> = path.as_os_str().as_bytes().into();
         self.remove(&key);
-        while self.map.len() >= MAX_ENTRIES || self.bytes + body.len() > MAX_BYTES {
-            if !self.evict_one() {
+        let len = body.as_ref().map_or(0, |b| b.len());
+        let fd = usize::from(body.is_none());
+        if fd > self.max_fds {
+            return None;
+        }
+        while self.map.len() >= MAX_ENTRIES
+            || self.bytes + len > MAX_BYTES
+            || self.fds + fd > self.max_fds
+        {
+            if !self.evict_one(fd == 1 && self.fds + fd > self.max_fds) {
                 break;
             }
         }
-        self.bytes += body.len();
+        self.bytes += len;
+        self.fds += fd;
         self.map.insert(
             key,
             Entry {
                 info: info.clone(),
-                body: Rc::clone(&body),
+                content,
                 dev: meta.dev(),
                 ino: meta.ino(),
                 mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
@@ -176,20 +236,24 @@ impl FileCache {
                 checked: now,
             },
         );
-        Some(body)
+        body
     }
 
     fn remove(&mut self, key: &[u8]) {
-        if let Some(e) = self.map.remove(key) {
-            self.bytes -= e.body.len();
+        match self.map.remove(key).map(|e| e.content) {
+            Some(Content::Mem(body)) => self.bytes -= body.len(),
+            Some(Content::Open(_)) => self.fds -= 1,
+            None => {}
         }
     }
 
-    /// Drop the entry checked longest ago. O(entries), and only when the cache is full.
-    fn evict_one(&mut self) -> bool {
+    /// Drop the entry checked longest ago (of those holding a descriptor, with `open`).
+    /// O(entries), and only when the cache is full.
+    fn evict_one(&mut self, open: bool) -> bool {
         let oldest = self
             .map
             .iter()
+            .filter(|(_, e)| !open || matches!(e.content, Content::Open(_)))
             .min_by_key(|(_, e)| e.checked)
             .map(|(k, _)| k.clone());
         match oldest {
@@ -218,6 +282,18 @@ mod tests {
         c.insert(p, &f, &m, &FileInfo::new(&m), now)
     }
 
+    /// The content of a hit: cached bytes, or what its descriptor reads.
+    fn content(hit: Option<(FileInfo, Hit)>) -> Option<Vec<u8>> {
+        match hit?.1 {
+            Hit::Mem(body) => Some(body.to_vec()),
+            Hit::File(f) => {
+                let mut v = vec![0u8; f.metadata().ok()?.len() as usize];
+                f.read_exact_at(&mut v, 0).ok()?;
+                Some(v)
+            }
+        }
+    }
+
     /// A "now" long after any file these tests create, so that the files count as settled.
     fn later() -> u64 {
         crate::log::now_secs() + 100
@@ -230,11 +306,15 @@ mod tests {
         let mut c = FileCache::default();
         assert!(c.get(&p, t).is_none());
         assert_eq!(&*load(&mut c, &p, t).unwrap(), b"one");
-        assert_eq!(&*c.get(&p, t).unwrap().1, b"one");
+        assert_eq!(content(c.get(&p, t)).unwrap(), b"one");
         // Replaced on disk: the next second's stat notices (different size or inode).
         let q = temp_file("a.new", b"three");
         std::fs::rename(&q, &p).unwrap();
-        assert_eq!(&*c.get(&p, t).unwrap().1, b"one", "within the same second");
+        assert_eq!(
+            content(c.get(&p, t)).unwrap(),
+            b"one",
+            "within the same second"
+        );
         assert!(
             c.get(&p, t + 1).is_none(),
             "a changed file must not be served from cache"
@@ -285,8 +365,55 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
     }
 
+    /// A large file is kept open, not read: a hit is a descriptor of its own for the same
+    /// file, and a replacement is noticed as for small files.
     #[test]
-    fn big_files_are_not_cached_and_bytes_stay_bounded() {
+    fn big_files_are_kept_open_and_revalidated() {
+        let t = later();
+        let big = temp_file("big-open", &vec![7u8; MAX_FILE as usize + 1]);
+        let mut c = FileCache::default();
+        assert!(load(&mut c, &big, t).is_none(), "not cached as content");
+        assert_eq!((c.fds, c.bytes), (1, 0));
+        let first = c.get(&big, t).unwrap();
+        assert!(matches!(first.1, Hit::File(_)));
+        assert_eq!(first.0.len, MAX_FILE + 1);
+        assert_eq!(
+            content(Some(first)).unwrap(),
+            vec![7u8; MAX_FILE as usize + 1]
+        );
+        let q = temp_file("big-open.new", &vec![8u8; MAX_FILE as usize + 2]);
+        std::fs::rename(&q, &big).unwrap();
+        assert!(
+            c.get(&big, t + 1).is_none(),
+            "a replaced file must not be served"
+        );
+        assert_eq!(c.fds, 0);
+        std::fs::remove_file(&big).unwrap();
+    }
+
+    #[test]
+    fn open_files_stay_bounded() {
+        let t = later();
+        let big = temp_file("big-many", &vec![7u8; MAX_FILE as usize + 1]);
+        let mut c = FileCache::default();
+        for i in 0..MAX_FDS + 5 {
+            let link = std::env::temp_dir().join(format!(
+                "lightd-cache-{}-biglink{}",
+                std::process::id(),
+                i
+            ));
+            let _ = std::fs::remove_file(&link);
+            std::fs::hard_link(&big, &link).unwrap();
+            load(&mut c, &link, t + i as u64);
+            std::fs::remove_file(&link).unwrap();
+            assert!(c.fds <= MAX_FDS, "{} descriptors kept", c.fds);
+        }
+        assert_eq!(c.fds, MAX_FDS);
+        std::fs::remove_file(&big).unwrap();
+    }
+
+    #[test]
+    fn big_files_are_not_read_and_bytes_stay_bounded() {
         let t = later();
         let big = temp_file("big", &vec![7u8; MAX_FILE as usize + 1]);
         let mut c = FileCache::default();

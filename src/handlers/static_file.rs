@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::cache::FileInfo;
+use super::cache::{FileInfo, Hit};
 use super::{Reply, Request, Seg};
 use crate::config::mime_lookup;
 use crate::http::request::Method;
@@ -54,8 +54,8 @@ pub fn serve(req: &Request, reply: &mut Reply) {
     if excluded(req, reply.fs_path.as_os_str().as_bytes()) {
         return reply.error(403);
     }
-    if let Some((info, body)) = cached(req, reply) {
-        return serve_file(req, reply, Source::Mem(body), &info, req.path);
+    if let Some((info, src)) = cached(req, reply) {
+        return serve_file(req, reply, src, &info, req.path);
     }
 
     let file = match open_nonblocking(reply.fs_path) {
@@ -143,14 +143,19 @@ enum Source {
 
 /// The file at `reply.fs_path` from the cache. The cache is bypassed when symlinks must not be
 /// followed, since that is checked per request.
-fn cached(req: &Request, reply: &mut Reply) -> Option<(FileInfo, Rc<[u8]>)> {
+fn cached(req: &Request, reply: &mut Reply) -> Option<(FileInfo, Source)> {
     if !req.conf.follow_symlink {
         return None;
     }
-    reply.cache.get(reply.fs_path, reply.now)
+    let (info, hit) = reply.cache.get(reply.fs_path, reply.now)?;
+    let src = match hit {
+        Hit::Mem(body) => Source::Mem(body),
+        Hit::File(file) => Source::File(file),
+    };
+    Some((info, src))
 }
 
-/// Describe an opened regular file, caching it when small.
+/// Describe an opened regular file, caching it (its content when small, else the open file).
 fn load(
     req: &Request,
     reply: &mut Reply,
@@ -212,12 +217,12 @@ fn serve_dir(req: &Request, reply: &mut Reply) {
             .fs_path
             .as_mut_os_string()
             .push(std::ffi::OsStr::new(name));
-        if let Some((info, body)) = cached(req, reply) {
+        if let Some((info, src)) = cached(req, reply) {
             truncate_path(reply, dir_len);
             if index_denied(req, name) {
                 return reply.error(403);
             }
-            return serve_file(req, reply, Source::Mem(body), &info, name);
+            return serve_file(req, reply, src, &info, name);
         }
         let opened = if req.conf.follow_symlink || !is_symlink(reply.fs_path) {
             open_nonblocking(reply.fs_path)

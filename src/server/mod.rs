@@ -173,9 +173,11 @@ impl Server {
             ls.push(Some(l));
         }
         // Each connection may hold a socket and an open file; keep some descriptors for the
-        // listeners, logs, the poll and signal descriptors, and the control socket.
+        // listeners, logs, the poll and signal descriptors, the control socket and the large
+        // files the file cache keeps open (a sixteenth of them, up to its maximum).
         let fds = cfg.max_fds.unwrap_or_else(nofile_limit) as usize;
-        let reserve = 16 + 2 * ls.len();
+        let cached_fds = (fds / 16).min(crate::handlers::cache::MAX_FDS);
+        let reserve = 16 + 2 * ls.len() + cached_fds;
         let max_conns = cfg
             .max_connections
             .max(1)
@@ -183,9 +185,10 @@ impl Server {
         let now = Instant::now();
         let listener_addrs = ls.iter().flatten().map(|l| l.local).collect();
         #[cfg(feature = "backend")]
-        let ctx = Ctx::new(cfg, listener_addrs, poll.registry().try_clone()?)?;
+        let mut ctx = Ctx::new(cfg, listener_addrs, poll.registry().try_clone()?)?;
         #[cfg(not(feature = "backend"))]
-        let ctx = Ctx::new(cfg, listener_addrs)?;
+        let mut ctx = Ctx::new(cfg, listener_addrs)?;
+        ctx.cache.set_max_fds(cached_fds);
         Ok(Server {
             poll,
             listeners: ls,

@@ -838,6 +838,9 @@ impl Conn {
         let last = match &self.ex {
             #[cfg(feature = "backend")]
             Some(ex) if ex.backend.is_some() => 0,
+            // More of a body compressed slice by slice is still to come.
+            #[cfg(feature = "deflate")]
+            Some(ex) if ex.deflate.is_some() => 0,
             Some(ex) if self.phase == Phase::Write && ex.persist == Persist::Close => {
                 libc::MSG_MORE
             }

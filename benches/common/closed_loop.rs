@@ -142,6 +142,12 @@ pub fn run<T, U>(
                     // A connection the server refuses to keep shows as an error later.
                     let _ = c.sock.set_nodelay(true);
                     up += 1;
+                    // The request's first byte now: a server with TCP_DEFER_ACCEPT (lightd,
+                    // h2o) is handed a connection only once data arrives, and would otherwise
+                    // never hold it before the window. The rest goes when the window opens.
+                    if let Some(Ok(1)) = req.get(..1).map(|b| c.sock.write(b)) {
+                        c.unsent = req.len() - 1;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
                 Err(e) => return Err(format!("connecting: {e}")),
@@ -154,6 +160,7 @@ pub fn run<T, U>(
     let t0 = Instant::now();
     let stop = t0 + dur;
     for c in all.iter_mut() {
+        c.sent_at = t0;
         send(c, req, t0);
     }
     let mut requests = 0u64;

@@ -870,13 +870,8 @@ fn on_head(
         Framing::Discard
     } else if let Some(n) = h.content_length {
         Framing::Length(n)
-    } else if ctx.cfg.stream_response_body == 0 {
-        Framing::Buffer
-    } else if head.version == request::Version::Http11 {
-        Framing::Chunked
     } else {
-        ex.persist = response::Persist::Close;
-        Framing::Close
+        unknown_length(ctx, &mut ex.persist, head)
     };
     g.source = if g.mode == gw_head::Mode::Http && (ex.head_only || response::bodiless(status)) {
         // An HTTP upstream sends no body after HEAD, a 1xx, 204 or 304, whatever its
@@ -970,14 +965,7 @@ fn deflate_head(
         Ok(Some(zip)) => {
             g.zip = Some(zip);
             *content_length = None;
-            if ctx.cfg.stream_response_body == 0 {
-                Framing::Buffer
-            } else if head.version == request::Version::Http11 {
-                Framing::Chunked
-            } else {
-                ex.persist = response::Persist::Close;
-                Framing::Close
-            }
+            unknown_length(ctx, &mut ex.persist, head)
         }
         Err(status) => {
             // The compressed entity is what the client has: no body, the backend's is
@@ -989,6 +977,19 @@ fn deflate_head(
     };
     g.state = Resp::Body(framing);
     framing
+}
+
+/// How a body whose length is not known yet reaches the client: collected
+/// (`server.stream-response-body = 0`), else chunked to HTTP/1.1, else ended by the close.
+fn unknown_length(ctx: &Ctx, persist: &mut response::Persist, head: &Head) -> Framing {
+    if ctx.cfg.stream_response_body == 0 {
+        Framing::Buffer
+    } else if head.version == request::Version::Http11 {
+        Framing::Chunked
+    } else {
+        *persist = response::Persist::Close;
+        Framing::Close
+    }
 }
 
 /// Fields of a backend's head that never reach the client as they are: the framing, which

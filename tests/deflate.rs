@@ -172,7 +172,13 @@ fn what_is_not_compressed() {
         .file("small.txt", "short enough to send as it is")
         .file("img.png", text(5000))
         .file("a.txt", text(5000))
-        .start();
+        .config("dir-listing.activate = \"enable\"\nserver.modules += ( \"mod_dirlisting\" )");
+    for i in 0..1000 {
+        let name = format!("many/entry-with-a-long-name-{i:04}.png");
+        std::fs::create_dir_all(s.docroot().join("many")).unwrap();
+        std::fs::write(s.docroot().join(name), b"x").unwrap();
+    }
+    let s = s.start();
     // Under deflate.min-compress-size (256 bytes by default).
     let r = s.request(&gz_req("/small.txt", &[]));
     assert_eq!(r.header("Content-Encoding"), None, "{}", r.describe());
@@ -195,6 +201,17 @@ fn what_is_not_compressed() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Encoding"), None, "{}", r.describe());
     assert_eq!(r.header("Content-Length"), Some("5000"), "{}", r.describe());
+    // A body built in memory larger than what is compressed at once (a long directory
+    // listing) is sent as it is, never labelled with a coding it does not have.
+    let r = s.request(&gz_req("/many/", &[]));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(
+        r.body.len() > 64 * 1024,
+        "listing of {} bytes",
+        r.body.len()
+    );
+    assert_eq!(r.header("Content-Encoding"), None, "{}", r.head);
+    assert!(String::from_utf8_lossy(&r.body).contains("entry-with-a-long-name-0999"));
     // Error pages are too small to bother.
     let r = s.request(&gz_req("/missing.txt", &[]));
     assert_eq!(r.status, 404);

@@ -290,7 +290,8 @@ fn find_sidecar(
         let found = File::open(&name).ok().and_then(|f| {
             let m = f.metadata().ok()?;
             let fresh = mtime.map_or(true, |t| m.mtime() >= 0 && m.mtime() as u64 >= t);
-            (m.is_file() && fresh).then_some((f, m.len()))
+            // An empty file is no gzip or brotli stream: not a usable sidecar.
+            (m.is_file() && fresh && m.len() > 0).then_some((f, m.len()))
         });
         if let Some((f, len)) = found {
             return Some((label, f, len));
@@ -347,6 +348,11 @@ pub fn static_response(
     let Some((mem, len)) = body.filter(|&(_, len)| content_length == Some(len)) else {
         return content_length;
     };
+    // A large body in memory (a long directory listing) would have to be compressed in one
+    // go, holding up the loop: it goes out as it is.
+    if mem.is_some() && len > ONE_SHOT {
+        return content_length;
+    }
     // A large body needs a compressor for many turns: without a free one, send it as it is.
     let slot = if len > ONE_SHOT {
         match Slot::take(ctx) {

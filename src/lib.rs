@@ -29,6 +29,8 @@ pub mod modules;
 pub mod pipeline;
 pub mod process;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::path::PathBuf;
 

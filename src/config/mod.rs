@@ -16,6 +16,8 @@ mod check;
 mod cond;
 #[cfg(feature = "deflate")]
 pub mod deflate;
+#[cfg(feature = "tls")]
+pub mod ssl;
 pub mod dirlisting;
 mod display;
 pub mod expire;

@@ -33,6 +33,10 @@ const GATEWAY: &str =
 const PROXY: &str =
     "requests meant for the proxied service would be answered from the document root instead";
 const TLS: &str = "the socket would speak plain, unencrypted HTTP";
+#[cfg(feature = "tls")]
+const ECH: &str =
+    "hosts meant to be reached only through Encrypted Client Hello would be served with their \
+     names in the clear";
 const EXTFORWARD: &str =
     "every proxied client would have the proxy's address, so $HTTP[\"remote-ip\"] rules meant \
      for the proxy would match everyone";
@@ -118,6 +122,11 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
          debug.log-state-handling debug.log-ssl-noise",
         "debug.",
     ),
+    // With the "tls" feature the mod_openssl keys are implemented (config/table.rs) except
+    // Encrypted Client Hello's, which rustls's server side does not have: those are refused
+    // on their own. Without it, the group is as it was before TLS existed (that build must
+    // not grow).
+    #[cfg(not(feature = "tls"))]
     group(
         "mod_openssl",
         Some(TLS),
@@ -132,6 +141,23 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
          ssl.message-digest ssl.ech-opts ssl.ech-public-name",
         "ssl.",
     ),
+    #[cfg(feature = "tls")]
+    group(
+        "mod_openssl",
+        Some(TLS),
+        "ssl.engine ssl.pemfile ssl.privkey ssl.ca-file ssl.ca-dn-file ssl.ca-crl-file \
+         ssl.cipher-list ssl.honor-cipher-order ssl.dh-file ssl.ec-curve \
+         ssl.disable-client-renegotiation ssl.use-sslv2 ssl.use-sslv3 \
+         ssl.use-compression ssl.empty-fragments ssl.read-ahead \
+         ssl.verifyclient.activate ssl.verifyclient.enforce ssl.verifyclient.depth \
+         ssl.verifyclient.username ssl.verifyclient.exportcert ssl.verifyclient.ca-file \
+         ssl.verifyclient.ca-dn-file ssl.verifyclient.ca-crl-file \
+         ssl.openssl.ssl-conf-cmd ssl.acme-tls-1 ssl.stapling-file ssl.stek-file \
+         ssl.message-digest",
+        "ssl.",
+    ),
+    #[cfg(feature = "tls")]
+    group("core", Some(ECH), "ssl.ech-opts ssl.ech-public-name", ""),
     group(
         "mod_access",
         Some(ACCESS),
@@ -733,10 +759,27 @@ mod tests {
             kind("cgi.debug"),
             KeyKind::Unimplemented { owner: "mod_cgi" }
         );
+        // mod_openssl's keys are implemented with the "tls" feature and refused without it;
+        // unknown names in its namespace are refused either way.
+        assert_eq!(
+            matches!(kind("ssl.engine"), KeyKind::Request),
+            cfg!(feature = "tls")
+        );
+        if !cfg!(feature = "tls") {
+            assert!(matches!(
+                kind("ssl.pemfile"),
+                KeyKind::Refused {
+                    owner: "mod_openssl",
+                    known: true,
+                    ..
+                }
+            ));
+        }
         for (key, owner, known) in [
             ("sockproxy.server", "mod_sockproxy", true),
             ("ajp13.server", "mod_ajp13", true),
-            ("ssl.engine", "mod_openssl", true),
+            #[cfg(feature = "tls")]
+            ("ssl.ech-opts", "core", true),
             ("server.chroot", "core", true),
             ("webdav.activate", "mod_webdav", true),
             // Unknown names in a protective namespace are refused too.

@@ -16,8 +16,6 @@ mod check;
 mod cond;
 #[cfg(feature = "deflate")]
 pub mod deflate;
-#[cfg(feature = "tls")]
-pub mod ssl;
 pub mod dirlisting;
 mod display;
 pub mod expire;
@@ -32,6 +30,8 @@ mod keys;
 mod lexer;
 mod mime;
 mod parser;
+#[cfg(feature = "tls")]
+pub mod ssl;
 mod table;
 pub mod types;
 pub mod urlrules;

@@ -91,6 +91,18 @@ pub enum Val {
     /// deflate.max-loadavg.
     #[cfg(feature = "deflate")]
     Float(f64),
+    /// An ssl.* file (None when blank), with where it was set.
+    #[cfg(feature = "tls")]
+    SslPath(Option<super::ssl::PathAt>),
+    /// ssl.cipher-list, mapped (None when blank).
+    #[cfg(feature = "tls")]
+    Suites(Option<Vec<super::ssl::Suite>>),
+    /// ssl.ec-curve, mapped (None when blank).
+    #[cfg(feature = "tls")]
+    Groups(Option<Vec<super::ssl::Group>>),
+    /// ssl.openssl.ssl-conf-cmd, mapped.
+    #[cfg(feature = "tls")]
+    ConfCmd(Rc<super::ssl::ConfCmd>),
 }
 
 impl Val {
@@ -136,7 +148,7 @@ pub(crate) enum Apply {
     ),
     /// The same, for a value that can load with a warning (lighttpd logs and goes on): the
     /// checker adds messages (without the location) to the list.
-    #[cfg(any(feature = "backend", feature = "deflate"))]
+    #[cfg(any(feature = "backend", feature = "deflate", feature = "tls"))]
     RequestWarn(
         fn(&Setting, &mut Vec<String>) -> Result<Val, ConfigError>,
         fn(&mut ReqConf, &Val),
@@ -180,7 +192,7 @@ impl ReqSetting {
     pub(crate) fn apply(&self, conf: &mut ReqConf) {
         match self.key.apply {
             Apply::Request(_, apply) => apply(conf, &self.val),
-            #[cfg(any(feature = "backend", feature = "deflate"))]
+            #[cfg(any(feature = "backend", feature = "deflate", feature = "tls"))]
             Apply::RequestWarn(_, apply) => apply(conf, &self.val),
             Apply::Global(_) => {}
         }
@@ -209,7 +221,7 @@ macro_rules! request {
     };
 }
 
-#[cfg(any(feature = "backend", feature = "deflate"))]
+#[cfg(any(feature = "backend", feature = "deflate", feature = "tls"))]
 macro_rules! request_warn {
     ($name:expr, $module:expr, $parse:expr, $apply:expr $(,)?) => {
         Key {
@@ -276,14 +288,13 @@ pub(crate) const KEYS: [&[Key]; SECTIONS] = [
     WSTUNNEL_KEYS,
     #[cfg(feature = "deflate")]
     DEFLATE_KEYS,
+    #[cfg(feature = "tls")]
+    SSL_KEYS,
 ];
 
-// mod_deflate's section is left out, not empty, in a build without it: that build then
-// compiles to exactly what it did before the module existed (800 KiB budget).
-#[cfg(feature = "deflate")]
-const SECTIONS: usize = 21;
-#[cfg(not(feature = "deflate"))]
-const SECTIONS: usize = 20;
+// mod_deflate's and mod_openssl's sections are left out, not empty, in a build without them:
+// that build then compiles to exactly what it did before the modules existed (800 KiB budget).
+const SECTIONS: usize = 20 + cfg!(feature = "deflate") as usize + cfg!(feature = "tls") as usize;
 
 /// Every implemented key of this build.
 pub(crate) fn keys() -> impl Iterator<Item = &'static Key> {
@@ -1580,6 +1591,277 @@ fn short_level(s: &Setting) -> Result<i64, ConfigError> {
     }
 }
 
+/// mod_openssl's settings: a block that sets one copies the shared struct.
+#[cfg(feature = "tls")]
+fn ssl(c: &mut ReqConf) -> &mut super::ssl::SslConf {
+    Rc::make_mut(&mut c.ssl)
+}
+
+/// An ssl.* file: blank means unset, as in lighttpd.
+#[cfg(feature = "tls")]
+fn ssl_path_val(s: &Setting) -> Result<Val, ConfigError> {
+    Ok(Val::SslPath(want_path(s)?.map(|path| super::ssl::PathAt {
+        path,
+        loc: s.loc.clone(),
+    })))
+}
+
+#[cfg(feature = "tls")]
+fn ssl_path(v: &Val) -> Option<super::ssl::PathAt> {
+    match v {
+        Val::SslPath(p) => p.clone(),
+        _ => None,
+    }
+}
+
+/// A key lightd reads but cannot act on, and need not: lighttpd's tuning of OpenSSL.
+#[cfg(feature = "tls")]
+fn ssl_ignored(s: &Setting, w: &mut Vec<String>, why: &str) -> Result<Val, ConfigError> {
+    w.push(format!("{} is ignored: {why}", s.key));
+    Ok(Val::Str(String::new()))
+}
+
+/// ssl.use-sslv2 / ssl.use-sslv3: "enable" asks for a protocol rustls does not have (and
+/// that is broken): refused. "disable" is what happens anyway.
+#[cfg(feature = "tls")]
+fn ssl_old_proto_val(s: &Setting) -> Result<Val, ConfigError> {
+    if want_bool(s)? {
+        return Err(err(
+            s,
+            "SSLv2 and SSLv3 are insecure and not offered by lightd (rustls speaks TLS 1.2 \
+             and 1.3 only); remove the key or set it to \"disable\"",
+        ));
+    }
+    Ok(Val::Bool(false))
+}
+
+#[cfg(feature = "tls")]
+fn ssl_cipher_list_val(s: &Setting, w: &mut Vec<String>) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    if v.trim().is_empty() {
+        return Ok(Val::Suites(None));
+    }
+    w.push(format!(
+        "{} is deprecated. Please prefer lighttpd secure TLS defaults, or use \
+         ssl.openssl.ssl-conf-cmd \"CipherString\" to set custom cipher list.",
+        s.key
+    ));
+    let mut said = Vec::new();
+    let suites = super::ssl::cipher_string(v, &mut said).map_err(|e| err(s, e))?;
+    w.extend(said.into_iter().map(|m| format!("{}: {m}", s.key)));
+    Ok(Val::Suites(Some(suites)))
+}
+
+#[cfg(feature = "tls")]
+fn ssl_ec_curve_val(s: &Setting, w: &mut Vec<String>) -> Result<Val, ConfigError> {
+    let v = want_str(s)?;
+    if v.trim().is_empty() {
+        return Ok(Val::Groups(None));
+    }
+    let mut said = Vec::new();
+    let groups = super::ssl::groups(v, &mut said).map_err(|e| err(s, e))?;
+    w.extend(said.into_iter().map(|m| format!("{}: {m}", s.key)));
+    Ok(Val::Groups(Some(groups)))
+}
+
+#[cfg(feature = "tls")]
+fn ssl_conf_cmd_val(s: &Setting, w: &mut Vec<String>) -> Result<Val, ConfigError> {
+    let pairs = want_map(s)?;
+    let mut said = Vec::new();
+    let cmd = super::ssl::conf_cmd(&pairs, &mut said).map_err(|e| err(s, e))?;
+    w.extend(said.into_iter().map(|m| format!("{}: {m}", s.key)));
+    Ok(Val::ConfCmd(Rc::new(cmd)))
+}
+
+/// lighttpd reads the depth as a "short" and limits it to 255 with a message.
+#[cfg(feature = "tls")]
+fn ssl_depth_val(s: &Setting, w: &mut Vec<String>) -> Result<Val, ConfigError> {
+    let n = want_int(s, 0, 65535)?;
+    if n > 255 {
+        w.push(format!(
+            "{} is absurdly large ({n}); limiting to 255",
+            s.key
+        ));
+    }
+    Ok(Val::Int(n.min(255)))
+}
+
+/// mod_openssl's keys (lighttpd 1.4.85's and the older ones configs still carry). Where each
+/// may be written is checked once the config is read (`ssl::check`).
+#[cfg(feature = "tls")]
+const SSL_KEYS: &[Key] = &[
+    request!("ssl.engine", "mod_openssl", bool_val, |c, v| {
+        ssl(c).engine = v.bool()
+    }),
+    request!("ssl.pemfile", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).pemfile = ssl_path(v)
+    }),
+    request!("ssl.privkey", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).privkey = ssl_path(v)
+    }),
+    request!("ssl.ca-file", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).ca_file = ssl_path(v)
+    }),
+    request!("ssl.ca-crl-file", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).ca_crl_file = ssl_path(v)
+    }),
+    // Only names the CAs sent in the certificate request; rustls names those it trusts.
+    request!("ssl.ca-dn-file", "mod_openssl", ssl_path_val, |_, _| {}),
+    request!(
+        "ssl.verifyclient.activate",
+        "mod_openssl",
+        bool_val,
+        |c, v| ssl(c).verify_activate = v.bool()
+    ),
+    request!(
+        "ssl.verifyclient.enforce",
+        "mod_openssl",
+        bool_val,
+        |c, v| ssl(c).verify_enforce = v.bool()
+    ),
+    request_warn!(
+        "ssl.verifyclient.depth",
+        "mod_openssl",
+        ssl_depth_val,
+        |c, v| {
+            if let Val::Int(n) = v {
+                ssl(c).verify_depth = u32::try_from(*n).unwrap_or(9);
+            }
+        }
+    ),
+    request!(
+        "ssl.verifyclient.username",
+        "mod_openssl",
+        |s| Ok(Val::OptStr(
+            Some(want_str(s)?.to_string()).filter(|v| !v.trim().is_empty())
+        )),
+        |c, v| ssl(c).verify_username = v.opt()
+    ),
+    request!(
+        "ssl.verifyclient.exportcert",
+        "mod_openssl",
+        bool_val,
+        |c, v| ssl(c).verify_exportcert = v.bool()
+    ),
+    request!(
+        "ssl.verifyclient.ca-file",
+        "mod_openssl",
+        ssl_path_val,
+        |c, v| ssl(c).verify_ca_file = ssl_path(v)
+    ),
+    request!(
+        "ssl.verifyclient.ca-crl-file",
+        "mod_openssl",
+        ssl_path_val,
+        |c, v| ssl(c).ca_crl_file = ssl_path(v)
+    ),
+    request!(
+        "ssl.verifyclient.ca-dn-file",
+        "mod_openssl",
+        ssl_path_val,
+        |_, _| {}
+    ),
+    request!("ssl.honor-cipher-order", "mod_openssl", bool_val, |c, v| {
+        let t = ssl(c);
+        t.honor_key = v.bool();
+        t.derive();
+    }),
+    request_warn!(
+        "ssl.cipher-list",
+        "mod_openssl",
+        ssl_cipher_list_val,
+        |c, v| {
+            if let Val::Suites(l) = v {
+                let t = ssl(c);
+                t.cipher_list = l.clone();
+                t.derive();
+            }
+        }
+    ),
+    request_warn!(
+        "ssl.openssl.ssl-conf-cmd",
+        "mod_openssl",
+        ssl_conf_cmd_val,
+        |c, v| {
+            if let Val::ConfCmd(cmd) = v {
+                let t = ssl(c);
+                t.conf_cmd = Some(Rc::clone(cmd));
+                t.derive();
+            }
+        }
+    ),
+    request_warn!("ssl.ec-curve", "mod_openssl", ssl_ec_curve_val, |c, v| {
+        if let Val::Groups(g) = v {
+            let t = ssl(c);
+            t.ec_curve = g.clone();
+            t.derive();
+        }
+    }),
+    request!("ssl.use-sslv2", "mod_openssl", ssl_old_proto_val, |_, _| {}),
+    request!("ssl.use-sslv3", "mod_openssl", ssl_old_proto_val, |_, _| {}),
+    // rustls never renegotiates, which is what this asks for.
+    request!(
+        "ssl.disable-client-renegotiation",
+        "mod_openssl",
+        bool_val,
+        |_, _| {}
+    ),
+    request_warn!(
+        "ssl.use-compression",
+        "mod_openssl",
+        |s, w| {
+            if want_bool(s)? {
+                ssl_ignored(s, w, "rustls never compresses (CRIME)")?;
+            }
+            Ok(Val::Bool(false))
+        },
+        |_, _| {}
+    ),
+    request_warn!(
+        "ssl.dh-file",
+        "mod_openssl",
+        |s, w| ssl_ignored(s, w, "rustls has no finite-field DH suites"),
+        |_, _| {}
+    ),
+    request_warn!(
+        "ssl.read-ahead",
+        "mod_openssl",
+        |s, w| {
+            want_bool(s)?;
+            ssl_ignored(s, w, "rustls reads records as they come")
+        },
+        |_, _| {}
+    ),
+    request_warn!(
+        "ssl.empty-fragments",
+        "mod_openssl",
+        |s, w| {
+            want_bool(s)?;
+            ssl_ignored(
+                s,
+                w,
+                "it guards CBC suites in TLS 1.0, which rustls does not have",
+            )
+        },
+        |_, _| {}
+    ),
+    request_warn!(
+        "ssl.message-digest",
+        "mod_openssl",
+        |s, w| ssl_ignored(s, w, "lighttpd no longer reads it either"),
+        |_, _| {}
+    ),
+    request!("ssl.acme-tls-1", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).acme_tls_1 = ssl_path(v)
+    }),
+    request!("ssl.stapling-file", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).stapling_file = ssl_path(v)
+    }),
+    request!("ssl.stek-file", "mod_openssl", ssl_path_val, |c, v| {
+        ssl(c).stek_file = ssl_path(v)
+    }),
+];
+
 /// `server.feature-flags`: current lighttpd reads its graceful shutdown timeout from here
 /// (Debian's default config sets it this way), so honour it; the other flags tune lighttpd
 /// internals.
@@ -1689,7 +1971,7 @@ pub(crate) fn req_setting(
     };
     let val = match key.apply {
         Apply::Request(parse, _) => parse(s)?,
-        #[cfg(any(feature = "backend", feature = "deflate"))]
+        #[cfg(any(feature = "backend", feature = "deflate", feature = "tls"))]
         Apply::RequestWarn(parse, _) => {
             let mut said = Vec::new();
             let val = parse(s, &mut said)?;

@@ -1270,6 +1270,7 @@ fn refusal_table() {
             "\ncgi.asign = ( \".pl\" => \"/usr/bin/perl\" )",
             &["T/main.conf:2: cgi.asign (a name lightd does not know in mod_cgi's keys; did you mean 'cgi.assign'?) needs mod_cgi, which lightd does not implement; without it, scripts would be served as their source code instead of being run"],
         ),
+        #[cfg(not(feature = "tls"))]
         (
             "$SERVER[\"socket\"] == \"127.0.0.1:0\" {\n  ssl.engine = \"enable\"\n}",
             &["T/main.conf:2: ssl.engine needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP"],
@@ -1286,6 +1287,17 @@ fn refusal_table() {
         (
             "auth.requre = ()",
             &["T/main.conf:1: auth.requre (a name lightd does not know in mod_auth's keys; did you mean 'auth.require'?) needs mod_auth, which lightd does not implement; without it, pages it protects with a password would be served to anyone"],
+        ),
+        // Encrypted Client Hello is refused even with TLS (rustls servers lack it).
+        #[cfg(feature = "tls")]
+        (
+            "ssl.ech-opts = ( \"keydir\" => \"/etc/ech\" )",
+            &["T/main.conf:1: ssl.ech-opts is not implemented by lightd; without it, hosts meant to be reached only through Encrypted Client Hello would be served with their names in the clear"],
+        ),
+        // A misspelled mod_openssl key is refused, in either build.
+        (
+            "ssl.pemfil = \"/a.pem\"",
+            &["T/main.conf:1: ssl.pemfil (a name lightd does not know in mod_openssl's keys; did you mean 'ssl.pemfile'?) needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP"],
         ),
         // Every place: a key in two blocks is two refusals.
         (
@@ -2763,4 +2775,503 @@ fn deflate_cache_dir_is_created_at_start() {
         e.starts_with("T/main.conf:4: deflate.cache-dir: cannot create \"T/plain-file/sub\": "),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// mod_openssl
+
+/// A connection for `matches`: the host (SNI name) on a socket.
+#[cfg(feature = "tls")]
+struct Sni(&'static str, SocketAddr);
+
+#[cfg(feature = "tls")]
+impl CondInput for Sni {
+    fn field(&self, field: &CondField) -> Option<&str> {
+        match field {
+            CondField::Host => Some(self.0),
+            CondField::Scheme => Some("https"),
+            _ => None,
+        }
+    }
+    fn remote_ip(&self) -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+    fn server_socket(&self) -> SocketAddr {
+        self.1
+    }
+}
+
+#[cfg(feature = "tls")]
+fn ssl_path(p: &Option<super::ssl::PathAt>) -> Option<String> {
+    p.as_ref().map(|p| p.path.display().to_string())
+}
+
+#[cfg(feature = "tls")]
+fn names(v: &[super::ssl::Suite]) -> String {
+    v.iter().map(|s| s.name()).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_debian_pattern_inherits_the_global_certificate() {
+    let cfg = ok(r#"server.modules += ( "mod_openssl" )
+server.port = 8080
+ssl.pemfile = "/etc/lighttpd/server.pem"
+$SERVER["socket"] == "0.0.0.0:8443" {
+	ssl.engine  = "enable"
+}
+$SERVER["socket"] == "[::]:8443" {
+	ssl.engine  = "enable"
+}
+"#);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_eq!(cfg.listen.len(), 3);
+    assert!(cfg.listener_ssl(0).is_none(), "the plain port stays plain");
+    for i in [1, 2] {
+        let s = cfg
+            .listener_ssl(i)
+            .expect("TLS on the socket block's listener");
+        assert!(s.engine);
+        assert_eq!(
+            ssl_path(&s.pemfile).as_deref(),
+            Some("/etc/lighttpd/server.pem")
+        );
+        assert_eq!(s.pemfile.as_ref().map(|p| p.loc.line), Some(3));
+    }
+    assert!(cfg.listener_ssl(3).is_none());
+    // The global scope's engine is on for every listener unless a block turns it off.
+    let cfg = ok(r#"ssl.engine = "enable"
+ssl.pemfile = "/a.pem"
+$SERVER["socket"] == ":8080" { ssl.engine = "disable" }
+"#);
+    assert_eq!(
+        cfg.listen[0].addr.port(),
+        443,
+        "lighttpd's TLS default port"
+    );
+    assert!(cfg.listener_ssl(0).is_some());
+    assert!(cfg.listener_ssl(1).is_none());
+    assert_eq!(ok("server.document-root = \"/\"").listen[0].addr.port(), 80);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_sni_chooses_the_certificate_by_host() {
+    let cfg = ok(r#"$SERVER["socket"] == ":8443" {
+  ssl.engine = "enable"
+  ssl.pemfile = "/a.pem"
+  $HTTP["host"] == "b.example" {
+    ssl.pemfile = "/b.pem"
+    ssl.privkey = "/b.key"
+  }
+}
+"#);
+    let sock = SocketAddr::from(([127, 0, 0, 1], 8443));
+    let conf = |host| cfg.merged(&cfg.matches(&Sni(host, sock))).ssl;
+    let b = conf("B.example");
+    assert_eq!(ssl_path(&b.pemfile).as_deref(), Some("/b.pem"));
+    assert_eq!(ssl_path(&b.privkey).as_deref(), Some("/b.key"));
+    assert!(b.engine);
+    let a = conf("a.example");
+    assert_eq!(ssl_path(&a.pemfile).as_deref(), Some("/a.pem"));
+    assert_eq!(a.privkey, None);
+    // Without SNI: the socket's certificate.
+    assert_eq!(ssl_path(&conf("").pemfile).as_deref(), Some("/a.pem"));
+    // A connection on another socket has no TLS at all.
+    let other = cfg.merged(&cfg.matches(&Sni("b.example", SocketAddr::from(([0; 4], 80)))));
+    assert!(!other.ssl.engine);
+    // Every certificate is listed for loading at start, with where it was set.
+    let files: Vec<String> = cfg
+        .ssl_files()
+        .iter()
+        .map(|(k, p)| format!("{k} {} {}", p.path.display(), p.loc.line))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "ssl.pemfile /a.pem 3",
+            "ssl.pemfile /b.pem 5",
+            "ssl.privkey /b.key 6"
+        ]
+    );
+    assert_eq!(cfg.ssl_confs().len(), 3, "global, socket, host");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_defaults_are_lighttpds() {
+    let cfg = ok("server.document-root = \"/\"");
+    let s = &cfg.base.ssl;
+    assert!(!s.engine);
+    assert!(s.verify_enforce && !s.verify_activate);
+    assert_eq!(s.verify_depth, 9);
+    assert!(s.honor_cipher_order && !s.no_tickets);
+    assert_eq!(s.min_proto, Some(super::ssl::Proto::Tls13));
+    assert_eq!(
+        (s.max_proto, s.suites.clone(), s.groups.clone()),
+        (None, None, None)
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_scope_and_certificate_errors() {
+    for (src, want) in [
+        (
+            "ssl.engine = \"enable\"\n",
+            "T/main.conf:1: ssl.pemfile has to be set when ssl.engine = \"enable\"",
+        ),
+        (
+            "$HTTP[\"host\"] == \"a\" {\n  ssl.engine = \"enable\"\n}\n",
+            "T/main.conf:2: ssl.engine is valid only in the global scope or directly in a $SERVER[\"socket\"] condition",
+        ),
+        (
+            "$SERVER[\"socket\"] == \":8443\" {\n  $HTTP[\"host\"] == \"a\" {\n    ssl.openssl.ssl-conf-cmd = (\"MinProtocol\" => \"TLSv1.2\")\n  }\n}\n",
+            "T/main.conf:3: ssl.openssl.ssl-conf-cmd is valid only in the global scope or directly in a $SERVER[\"socket\"] condition",
+        ),
+        (
+            "$HTTP[\"url\"] =^ \"/x\" {\n  ssl.cipher-list = \"HIGH\"\n}\n",
+            "T/main.conf:2: ssl.cipher-list is valid only in the global scope or directly in a $SERVER[\"socket\"] condition",
+        ),
+        (
+            "$SERVER[\"socket\"] == \":8443\" {\n  ssl.stek-file = \"/k\"\n}\n",
+            "T/main.conf:2: ssl.stek-file is valid only in the global scope",
+        ),
+        // Only ssl.engine may rely on the global certificate.
+        (
+            "ssl.pemfile = \"/a.pem\"\n$SERVER[\"socket\"] == \":8443\" {\n  ssl.engine = \"enable\"\n  ssl.ca-file = \"/ca.pem\"\n}\n",
+            "T/main.conf:2: ssl.pemfile has to be set in the same $SERVER[\"socket\"] scope as other ssl.* directives, unless only ssl.engine is set, inheriting ssl.* from the global scope (where ssl.pemfile must then be set)",
+        ),
+        // ... and then there must be one.
+        (
+            "$SERVER[\"socket\"] == \":8443\" {\n  ssl.engine = \"enable\"\n}\n",
+            "T/main.conf:1: ssl.pemfile has to be set in the same $SERVER[\"socket\"] scope as other ssl.* directives, unless only ssl.engine is set, inheriting ssl.* from the global scope (where ssl.pemfile must then be set)",
+        ),
+        (
+            "ssl.use-sslv3 = \"enable\"\n",
+            "T/main.conf:1: ssl.use-sslv3: SSLv2 and SSLv3 are insecure and not offered by lightd (rustls speaks TLS 1.2 and 1.3 only); remove the key or set it to \"disable\"",
+        ),
+        (
+            "ssl.use-sslv2 = \"enable\"\n",
+            "T/main.conf:1: ssl.use-sslv2: SSLv2 and SSLv3 are insecure and not offered by lightd (rustls speaks TLS 1.2 and 1.3 only); remove the key or set it to \"disable\"",
+        ),
+        (
+            "ssl.pemfile = \"/a.pem\"\n$HTTP[\"host\"] == \"a\" {\n  ssl.verifyclient.activate = \"enable\"\n}\n",
+            "T/main.conf:3: ssl.verifyclient.activate is enabled but neither ssl.verifyclient.ca-file nor ssl.ca-file is set: no client certificate could be verified",
+        ),
+        (
+            "ssl.cipher-list = \"AES256-SHA:DHE-RSA-AES256-GCM-SHA384\"\n",
+            "T/main.conf:1: ssl.cipher-list: \"AES256-SHA:DHE-RSA-AES256-GCM-SHA384\" selects no cipher suite lightd (rustls) has; available: ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+        ),
+        (
+            "ssl.ec-curve = \"secp521r1\"\n",
+            "T/main.conf:1: ssl.ec-curve: \"secp521r1\" names no key exchange group lightd (rustls) has; available: X25519:P-256:P-384",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"MaxProtocol\" => \"TLSv1.1\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"MaxProtocol\" => \"TLSv1.1\": a maximum of TLSv1.1 leaves nothing rustls speaks (TLSv1.2, TLSv1.3)",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"MaxProtocol\" => \"TLSv1.2\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: MinProtocol TLSv1.3 (lighttpd's default minimum) is above MaxProtocol TLSv1.2",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Options\" => \"ServerPreference,NoSuchFlag\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Options\" => \"ServerPreference,NoSuchFlag\": Options: unknown flag \"NoSuchFlag\"",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"VerifyMode\" => \"Require\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"VerifyMode\" => \"Require\": client certificates are configured with ssl.verifyclient.* and ssl.ca-file in lightd",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Certificate\" => \"/x.pem\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Certificate\" => \"/x.pem\": the certificate and key are set with ssl.pemfile and ssl.privkey in lightd",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"MinProtocl\" => \"TLSv1.2\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"MinProtocl\": unknown command",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Protocol\" => \"-ALL\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Protocol\" => \"-ALL\": \"-ALL\" leaves neither TLSv1.2 nor TLSv1.3 on, and rustls speaks nothing else",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Ciphersuites\" => \"TLS_AES_128_GCM_SHA256:TLS_FOO\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Ciphersuites\" => \"TLS_AES_128_GCM_SHA256:TLS_FOO\": unknown TLS 1.3 suite \"TLS_FOO\"; available: TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Ciphersuites\" => \"\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Ciphersuites\" is empty and TLSv1.3 is the only version allowed: no handshake could succeed",
+        ),
+        (
+            "ssl.openssl.ssl-conf-cmd = (\"Groups\" => \"X25519:P-256:Curve9000\")\n",
+            "T/main.conf:1: ssl.openssl.ssl-conf-cmd: \"Groups\" => \"X25519:P-256:Curve9000\": unknown group \"Curve9000\"",
+        ),
+        (
+            "ssl.verifyclient.enforce = \"maybe\"\n",
+            "T/main.conf:1: ssl.verifyclient.enforce: expected \"enable\" or \"disable\", got the string \"maybe\"",
+        ),
+    ] {
+        assert_eq!(fails(src), want, "{src}");
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_cipher_strings_map_as_openssl_does() {
+    use super::ssl::cipher_string;
+    let all = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+    let table: &[(&str, &str)] = &[
+        ("HIGH", all),
+        ("", all),
+        ("DEFAULT", all),
+        // lighttpd 1.4.85's default.
+        ("EECDH+AESGCM:CHACHA20:!PSK:!DHE", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+        ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+        ("HIGH:!aRSA", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"),
+        ("ECDSA+AES128:RSA+AES128:aRSA+AES128", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
+        ("AESGCM:-AES256:CHACHA20", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+        // '-' can be taken back, '!' cannot.
+        ("HIGH:-CHACHA20:CHACHA20", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+        ("HIGH:!CHACHA20:CHACHA20", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
+        ("HIGH:+AES256", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"),
+        ("AES128:CHACHA20:@STRENGTH", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
+        ("AES256-SHA:ECDHE-ECDSA-CHACHA20-POLY1305,ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+        // Suite B keywords decide only at the start; elsewhere they select nothing.
+        ("HIGH:@SECLEVEL=2:!SUITEB128", all),
+        ("SUITEB128:CHACHA20", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"),
+    ];
+    for (text, want) in table {
+        let mut w = Vec::new();
+        let got = cipher_string(text, &mut w).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(names(&got), *want, "{text}");
+        assert!(w.is_empty(), "{text}: {w:?}");
+        // The same answer as OpenSSL itself, where its CLI is installed.
+        if let Ok(out) = std::process::Command::new("openssl")
+            .args(["ciphers", "-s", "-tls1_2", text])
+            .output()
+        {
+            if out.status.success() && !text.is_empty() {
+                let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .split(':')
+                    .filter(|n| all.split(':').any(|a| a == *n))
+                    .map(str::to_string)
+                    .collect();
+                assert_eq!(theirs.join(":"), *want, "openssl ciphers {text}");
+            }
+        }
+    }
+    let mut w = Vec::new();
+    let got = cipher_string("HIGH:!aNUL", &mut w).expect("a typo selects nothing");
+    assert_eq!(got.len(), 6);
+    assert_eq!(
+        w,
+        ["\"aNUL\" is not a cipher or cipher keyword lightd knows; it selects nothing"]
+    );
+    let mut w = Vec::new();
+    assert!(cipher_string("TLS_AES_128_GCM_SHA256", &mut w).is_err());
+    assert_eq!(w.len(), 1, "{w:?}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_conf_cmd_maps_onto_rustls() {
+    use super::ssl::{Group, Proto};
+    let load = |cmd: &str| {
+        let (dir, res) = load_files(&[(
+            "main.conf",
+            &format!(
+                "server.modules = ( \"mod_openssl\" )\nssl.openssl.ssl-conf-cmd = ( {cmd} )\n"
+            ),
+        )]);
+        let cfg = res.unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let w: Vec<String> = cfg.warnings.iter().map(|w| norm(&dir, w)).collect();
+        (cfg.base.ssl.clone(), w)
+    };
+    let (s, w) = load("\"MinProtocol\" => \"TLSv1.2\"");
+    assert_eq!((s.min_proto, s.max_proto), (Some(Proto::Tls12), None));
+    assert!(w.is_empty(), "{w:?}");
+    // A minimum of TLSv1 promises "nothing older": raised to what rustls has, with a warning.
+    let (s, w) = load("\"MinProtocol\" => \"TLSv1\"");
+    assert_eq!(s.min_proto, Some(Proto::Tls12));
+    assert_eq!(w, ["T/main.conf:2: ssl.openssl.ssl-conf-cmd: \"MinProtocol\" => \"TLSv1\": rustls speaks nothing older than TLSv1.2; the minimum is raised from TLSv1 to TLSv1.2"]);
+    let (s, _) = load("\"MinProtocol\" => \"None\"");
+    assert_eq!(s.min_proto, None);
+    let (s, w) = load("\"Protocol\" => \"ALL,-SSLv3,-TLSv1,-TLSv1.1\"");
+    assert_eq!(
+        (s.min_proto, s.max_proto),
+        (Some(Proto::Tls12), Some(Proto::Tls13))
+    );
+    assert!(w.is_empty(), "{w:?}");
+    let (s, _) = load("\"Protocol\" => \"-ALL, TLSv1.3\"");
+    assert_eq!(
+        (s.min_proto, s.max_proto),
+        (Some(Proto::Tls13), Some(Proto::Tls13))
+    );
+    let (s, _) = load("\"MinProtocol\" => \"TLSv1.2\", \"MaxProtocol\" => \"TLSv1.2\"");
+    assert_eq!(
+        (s.min_proto, s.max_proto),
+        (Some(Proto::Tls12), Some(Proto::Tls12))
+    );
+    let (s, w) = load("\"Options\" => \"-SessionTicket, -ServerPreference, -Compression\"");
+    assert!(s.no_tickets && !s.honor_cipher_order);
+    assert!(w.is_empty(), "{w:?}");
+    let (s, w) = load("\"Options\" => \"PrioritizeChaCha,UnsafeLegacyRenegotiation\"");
+    assert!(!s.no_tickets && s.honor_cipher_order);
+    assert_eq!(w.len(), 2, "{w:?}");
+    let (s, w) = load("\"Curves\" => \"X25519:X448:prime256v1:?FFDHE9000\"");
+    assert_eq!(s.groups, Some(vec![Group::X25519, Group::Secp256r1]));
+    assert_eq!(w, ["T/main.conf:2: ssl.openssl.ssl-conf-cmd: \"Curves\" => \"X25519:X448:prime256v1:?FFDHE9000\": group \"X448\" is not offered by rustls; ignored"]);
+    let (s, _) = load("\"Ciphersuites\" => \"TLS_CHACHA20_POLY1305_SHA256\", \"CipherString\" => \"ECDHE-RSA-AES128-GCM-SHA256\", \"MinProtocol\" => \"TLSv1.2\"");
+    assert_eq!(
+        names(s.suites.as_deref().unwrap_or_default()),
+        "TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+    );
+    let (s, w) = load("\"SignatureAlgorithms\" => \"ECDSA+SHA256\", \"SecurityLevel\" => \"2\"");
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(s.suites, None);
+    // Only TLS 1.3 suites named: the TLS 1.2 ones are lighttpd's default list.
+    let (s, _) = load("\"Ciphersuites\" => \"TLS_AES_128_GCM_SHA256\"");
+    let suites = s.suites.clone().unwrap_or_default();
+    assert_eq!(suites.len(), 7);
+    assert_eq!(
+        suites.first().map(|s| s.name()),
+        Some("TLS_AES_128_GCM_SHA256")
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_conf_cmd_wins_and_replaces_as_in_lighttpd() {
+    use super::ssl::Proto;
+    // CipherString beats ssl.cipher-list whatever the order (lighttpd applies it last).
+    let cfg = ok(
+        r#"ssl.openssl.ssl-conf-cmd = ( "CipherString" => "CHACHA20" )
+ssl.cipher-list = "AESGCM"
+ssl.honor-cipher-order = "disable"
+$SERVER["socket"] == ":8443" {
+  ssl.engine = "enable"
+  ssl.pemfile = "/a.pem"
+  ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
+}
+$SERVER["socket"] == ":9443" {
+  ssl.engine = "enable"
+  ssl.pemfile = "/a.pem"
+  ssl.cipher-list = "AES256"
+  ssl.openssl.ssl-conf-cmd = ( "Options" => "ServerPreference" )
+}
+"#,
+    );
+    let g = &cfg.base.ssl;
+    assert_eq!(
+        names(g.suites.as_deref().unwrap_or_default()),
+        "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    );
+    assert!(!g.honor_cipher_order);
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("ssl.cipher-list is deprecated")));
+    // A block's command array replaces the global one as a whole: its CipherString is gone,
+    // so ssl.cipher-list (inherited) applies again.
+    let a = cfg.listener_ssl(1).expect("tls");
+    assert_eq!(a.min_proto, Some(Proto::Tls12));
+    assert_eq!(
+        names(a.suites.as_deref().unwrap_or_default())
+            .split(':')
+            .skip(3)
+            .collect::<Vec<_>>(),
+        [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        ]
+    );
+    assert!(!a.honor_cipher_order);
+    let b = cfg.listener_ssl(2).expect("tls");
+    assert_eq!(b.min_proto, Some(Proto::Tls13));
+    assert!(b.honor_cipher_order);
+    assert_eq!(
+        names(b.suites.as_deref().unwrap_or_default())
+            .split(':')
+            .skip(3)
+            .collect::<Vec<_>>(),
+        [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384"
+        ]
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_keys_warned_about_and_accepted() {
+    let w = warnings(
+        r#"server.modules = ( "mod_openssl" )
+ssl.dh-file = "/etc/dh.pem"
+ssl.use-sslv2 = "disable"
+ssl.use-sslv3 = "disable"
+ssl.disable-client-renegotiation = "enable"
+ssl.use-compression = "disable"
+ssl.ca-dn-file = "/ca.pem"
+ssl.verifyclient.ca-dn-file = "/ca.pem"
+ssl.ec-curve = "secp384r1"
+ssl.verifyclient.depth = 300
+ssl.empty-fragments = "enable"
+"#,
+    );
+    assert_eq!(
+        w,
+        [
+            "T/main.conf:2: ssl.dh-file is ignored: rustls has no finite-field DH suites",
+            "T/main.conf:10: ssl.verifyclient.depth is absurdly large (300); limiting to 255",
+            "T/main.conf:11: ssl.empty-fragments is ignored: it guards CBC suites in TLS 1.0, which rustls does not have",
+        ]
+    );
+    let cfg = ok("ssl.verifyclient.depth = 300\nssl.ec-curve = \"secp384r1\"\nssl.stapling-file = \"/ocsp.der\"\nssl.acme-tls-1 = \"/acme\"\nssl.stek-file = \"/stek\"\nssl.verifyclient.username = \"SSL_CLIENT_S_DN_CN\"\nssl.verifyclient.ca-crl-file = \"/crl.pem\"\n");
+    let s = &cfg.base.ssl;
+    assert_eq!(s.verify_depth, 255);
+    assert_eq!(s.groups, Some(vec![super::ssl::Group::Secp384r1]));
+    assert_eq!(ssl_path(&s.stapling_file).as_deref(), Some("/ocsp.der"));
+    assert_eq!(ssl_path(&s.acme_tls_1).as_deref(), Some("/acme"));
+    assert_eq!(ssl_path(&s.stek_file).as_deref(), Some("/stek"));
+    assert_eq!(ssl_path(&s.ca_crl_file).as_deref(), Some("/crl.pem"));
+    assert_eq!(s.verify_username.as_deref(), Some("SSL_CLIENT_S_DN_CN"));
+    // lighttpd loads mod_openssl itself for ssl.* keys, and says so once.
+    let w = warnings(
+        "server.modules = ( \"mod_staticfile\" )\nssl.pemfile = \"/a.pem\"\nssl.ca-file = \"/ca.pem\"\n",
+    );
+    assert_eq!(w, ["T/main.conf:2: ssl.* keys are set but mod_openssl is not in server.modules; lighttpd loads it anyway, and lightd does too (add \"mod_openssl\" to server.modules)"]);
+    // Client certificates with a CA: fine, enforced by default.
+    let cfg = ok("ssl.ca-file = \"/ca.pem\"\nssl.verifyclient.activate = \"enable\"\n");
+    assert!(cfg.base.ssl.verify_activate && cfg.base.ssl.verify_enforce);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn ssl_keys_printed_as_written() {
+    let cfg = ok(r#"ssl.pemfile = "/etc/ssl/a.pem"
+ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
+$SERVER["socket"] == ":8443" {
+  ssl.engine = "enable"
+}
+"#);
+    let p = cfg.to_string();
+    for line in [
+        "ssl.pemfile = \"/etc/ssl/a.pem\"",
+        "ssl.openssl.ssl-conf-cmd = ( \"MinProtocol\" => \"TLSv1.2\" )",
+        "    ssl.engine = \"enable\"",
+    ] {
+        assert!(p.contains(line), "{line:?} not in:\n{p}");
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn ssl_refused_without_tls() {
+    let cfg = ok("$SERVER[\"socket\"] == \":8443\" {\n  ssl.engine = \"enable\"\n  ssl.pemfile = \"/a.pem\"\n}\n");
+    let e = cfg.refusal().expect_err("no TLS in this build").to_string();
+    assert!(e.contains(":2: ssl.engine needs mod_openssl"), "{e}");
 }

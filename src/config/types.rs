@@ -191,6 +191,11 @@ pub struct ReqConf {
     /// mod_deflate (shared: most requests use the global block's).
     #[cfg(feature = "deflate")]
     pub deflate: std::rc::Rc<super::deflate::DeflateConf>,
+    /// mod_openssl (shared: most connections use the global block's or their socket's). At
+    /// the handshake, the host is the SNI name, so `$HTTP["host"]` blocks choose the
+    /// certificate.
+    #[cfg(feature = "tls")]
+    pub ssl: std::rc::Rc<super::ssl::SslConf>,
 }
 
 /// mod_status's settings: the URLs its pages answer at (None: that page is off).

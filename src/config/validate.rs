@@ -85,6 +85,8 @@ pub(crate) fn default_req() -> ReqConf {
         stream_response_body: 0,
         #[cfg(feature = "deflate")]
         deflate: Default::default(),
+        #[cfg(feature = "tls")]
+        ssl: Default::default(),
     }
 }
 
@@ -325,6 +327,22 @@ fn gate(key: &Key, modules: &[String], loc: &Loc, warned: &mut Vec<String>) -> b
     if m == "core" || m == "mod_accesslog" || modules.iter().any(|x| x == m) {
         return true;
     }
+    // lighttpd loads mod_openssl itself when ssl.* keys are set (configfile.c), with a
+    // warning that a future release will not.
+    #[cfg(feature = "tls")]
+    if m == "mod_openssl" {
+        let msg = format!(
+            "{loc}: ssl.* keys are set but mod_openssl is not in server.modules; lighttpd \
+             loads it anyway, and lightd does too (add \"mod_openssl\" to server.modules)"
+        );
+        if !warned
+            .iter()
+            .any(|w| w.ends_with(&msg[loc.to_string().len()..]))
+        {
+            warned.push(msg);
+        }
+        return true;
+    }
     let enforce = keys::harm(m).is_some();
     let msg = if enforce {
         format!(
@@ -423,6 +441,16 @@ pub(crate) fn ignores_case(dir: &Path) -> bool {
         (Ok(u), Ok(l)) => u.dev() == l.dev() && u.ino() == l.ino(),
         _ => false,
     }
+}
+
+/// Whether the global scope says `ssl.engine = "enable"`.
+#[cfg(feature = "tls")]
+fn ssl_engine(cfg: &Config) -> bool {
+    cfg.base.ssl.engine
+}
+#[cfg(not(feature = "tls"))]
+fn ssl_engine(_: &Config) -> bool {
+    false
 }
 
 pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError> {
@@ -542,6 +570,8 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     }
     #[cfg(feature = "auth")]
     super::auth::warn(&cfg, &mut warnings);
+    #[cfg(feature = "tls")]
+    super::ssl::check(&cfg)?;
     cfg.warnings = warnings;
 
     let bind_set = pending.bind.is_some();
@@ -552,7 +582,15 @@ pub(crate) fn build(parsed: Parsed, source: &Path) -> Result<Config, ConfigError
     let (port, port_loc) = pending
         .port
         .map(|(p, l)| (p, Some(l)))
-        .unwrap_or((DEFAULT_PORT, None));
+        // lighttpd's default port is 443 when the global scope enables TLS.
+        .unwrap_or((
+            if cfg!(feature = "tls") && ssl_engine(&cfg) {
+                443
+            } else {
+                DEFAULT_PORT
+            },
+            None,
+        ));
     let loc = bind_loc.or(port_loc).unwrap_or(Loc {
         file: source.to_path_buf(),
         line: 0,

@@ -4,4 +4,5 @@
 //! `session` is the transport a connection reads and writes through; `certs` reads and checks
 //! certificates and keys at start (and -tt), and builds rustls's server configs from them.
 
+pub mod certs;
 pub mod provider;

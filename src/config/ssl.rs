@@ -1,6 +1,6 @@
 //! mod_openssl's keys (`ssl.*`), checked and kept as plain data: which listeners speak TLS,
 //! which certificate a connection gets (also per `$HTTP["host"]`, chosen by SNI), and the
-//! protocol options. The certificates themselves are read and checked by `crate::tls`.
+//! protocol options. The certificates themselves are read and checked by the tls layer.
 //!
 //! Semantics follow lighttpd 1.4.85's `src/mod_openssl.c`: which keys are valid where
 //! (`ssl.engine`, `ssl.cipher-list` and `ssl.openssl.ssl-conf-cmd` only globally or directly in

@@ -7,6 +7,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -242,6 +244,11 @@ impl Capture {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.state.lock().unwrap().0).into_owned()
+    }
+
+    /// The bytes so far, as written (for binary output).
+    pub fn bytes(&self) -> Vec<u8> {
+        self.state.lock().unwrap().0.clone()
     }
 
     /// Whether the writer closed its end (the process and any children holding it are gone).

@@ -765,9 +765,18 @@ fn cert_config(b: Builder, pemfile: &Path, privkey: &Path) -> (Builder, String) 
     (b, written)
 }
 
+/// The control for the certificate-error tests: the same config with a good certificate and
+/// its own key passes `-tt`, so the error is about the files, not the config around them.
+fn good_config_passes(pki: &Pki) {
+    let (b, _) = cert_config(hello(), &pki.localhost.cert, &pki.localhost.key);
+    let (ok, out) = preflight(&b);
+    assert!(ok, "-tt refused a good certificate and key:\n{out}");
+}
+
 #[test]
 fn a_missing_certificate_is_a_config_error_with_file_and_line() {
     let pki = Pki::new();
+    good_config_passes(&pki);
     let missing = pki.dir().join("no-such-cert.pem");
     let (b, text) = cert_config(hello(), &missing, &pki.localhost.key);
     let (ok, out) = preflight(&b);
@@ -784,6 +793,7 @@ fn a_missing_certificate_is_a_config_error_with_file_and_line() {
 #[test]
 fn a_key_that_does_not_match_is_a_config_error_with_file_and_line() {
     let pki = Pki::new();
+    good_config_passes(&pki);
     let (b, text) = cert_config(hello(), &pki.localhost.cert, &pki.a_test.key);
     let (ok, out) = preflight(&b);
     assert!(!ok, "-tt accepted a key of another certificate:\n{out}");
@@ -806,6 +816,7 @@ fn a_key_that_does_not_match_is_a_config_error_with_file_and_line() {
 #[test]
 fn a_key_file_that_is_not_a_key_is_a_config_error() {
     let pki = Pki::new();
+    good_config_passes(&pki);
     // A certificate where the key should be.
     let (b, text) = cert_config(hello(), &pki.localhost.cert, &pki.a_test.cert);
     let (ok, out) = preflight(&b);
@@ -819,6 +830,7 @@ fn a_key_file_that_is_not_a_key_is_a_config_error() {
 #[test]
 fn an_expired_certificate_is_reported() {
     let pki = Pki::new();
+    good_config_passes(&pki);
     let (b, _) = cert_config(hello(), &pki.expired.cert, &pki.expired.key);
     let (_, out) = preflight(&b);
     assert!(

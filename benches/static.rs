@@ -22,6 +22,10 @@
 //! - LIGHTD_BENCH_IDLE: idle keep-alive connections for the memory figure (default 1000).
 //! - LIGHTD_BENCH_MUSL=0: no static musl build.
 //!
+//! After the headline, a TLS table (benches/common/tls.rs): 1 KB keep-alive, handshakes and a
+//! 10 MB download over HTTPS for lightd, lighttpd (mod_openssl) and nginx; "n/a" for a
+//! server that does not start with TLS.
+//!
 //! Every wait has a deadline and every child process is ours, stopped by pid, so a server that
 //! hangs costs bounded time and nothing is left running. A comparison server that cannot start
 //! is reported and skipped; lightd failing to serve, or any wrk socket error or non-2xx/3xx
@@ -494,6 +498,10 @@ fn run() -> Result<bool, String> {
         println!("==================================================================");
         println!();
         print_headline(&set, &place, &versions, results, &[&servers, &gz, &gzc]);
+    }
+    // The TLS rows (their own table): lightd, lighttpd and nginx over HTTPS.
+    if let Some(wrk) = &wrk {
+        common::tls::section(wrk, &place, &dir.path, &docroot, secs, set.rounds);
     }
     match &conn_scale {
         Some(Ok(cs)) => {

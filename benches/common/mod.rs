@@ -7,6 +7,7 @@
 
 pub mod closed_loop;
 pub mod gzip;
+pub mod tls;
 
 use std::fs;
 use std::io::{self, Read};

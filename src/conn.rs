@@ -9,7 +9,7 @@
 //! it stopped using (to apply back-pressure, or to be fair to others) is still known to be ready
 //! when it comes back to it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -108,6 +108,13 @@ pub struct Conn {
     /// The state mod_status counts this connection in.
     #[cfg(feature = "status")]
     shown: ConnState,
+    /// TLS on this connection (a listener with ssl.engine): every read and write goes
+    /// through it.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::tls::session::Session>>,
+    /// The close_notify is queued but not yet written: the half-close waits for it.
+    #[cfg(feature = "tls")]
+    shut_pending: bool,
 }
 
 impl Conn {
@@ -117,7 +124,9 @@ impl Conn {
         peer: SocketAddr,
         listener: usize,
         now: Instant,
+        tls: bool,
     ) -> Conn {
+        let _ = tls;
         Conn {
             sock,
             key,
@@ -141,7 +150,29 @@ impl Conn {
             peer_ip: None,
             #[cfg(feature = "status")]
             shown: ConnState::ReadHead,
+            #[cfg(feature = "tls")]
+            tls: tls.then(Box::default),
+            #[cfg(feature = "tls")]
+            shut_pending: false,
         }
+    }
+
+    /// "https" on a TLS listener, else "http": for conditions, backends and redirects.
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
+    }
+
+    /// Nothing of TLS is in progress: no handshake half done, no records left to write.
+    fn tls_quiet(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_ref() {
+            return !t.handshaking() && !t.wants_write();
+        }
+        true
     }
 
     /// The state mod_status counts this connection in (a new one is in ReadHead).
@@ -189,11 +220,21 @@ impl Conn {
     /// Idle: between requests with nothing buffered, so closing it loses nothing the client
     /// has sent us yet.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Head && self.rlen == 0 && self.ex.is_none() && !self.batched()
+        self.phase == Phase::Head
+            && self.rlen == 0
+            && self.ex.is_none()
+            && !self.batched()
+            && self.tls_quiet()
     }
 
     /// Responses to pipelined requests are held back in `Bufs::batch`, not yet sent.
+    /// With TLS, records already made from them but not yet written count too: until they
+    /// are out, nothing more is read (a close read meanwhile would drop them).
     fn batched(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.as_ref().is_some_and(|t| t.wants_write()) {
+            return true;
+        }
         self.bufs.as_ref().is_some_and(|b| !b.batch.is_empty())
     }
 
@@ -359,6 +400,15 @@ impl Conn {
 
     fn drive_steps(&mut self, ctx: &mut Ctx) -> Drive {
         let mut served = 0u32;
+        // TLS records left over from the last turn go first: a writable event may be all
+        // that woke us.
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            if let Err(e) = t.flush(&self.sock, &mut self.writable) {
+                self.io_error("write", e);
+                return Drive::Close;
+            }
+        }
         loop {
             let step = match self.phase {
                 Phase::Head => self.step_head(ctx, &mut served),
@@ -421,6 +471,35 @@ impl Conn {
             ));
         }
         let want = room.len();
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_mut() {
+            use crate::tls::session::{Error, Ready};
+            let (listener, peer) = (self.listener, self.peer);
+            let ready = Ready {
+                readable: &mut self.readable,
+                writable: &mut self.writable,
+            };
+            let r = t.read(&self.sock, room, ready, &mut |hello| {
+                ctx.tls_config(listener, hello, peer)
+            });
+            if t.take_opened() {
+                // A finished handshake is activity: the request is on its way.
+                self.last_io = ctx.now;
+            }
+            return match r {
+                Ok(n) => Ok(n),
+                Err(Error::Io(e)) => Err(e),
+                Err(Error::PlainHttp) => Err(io::Error::new(io::ErrorKind::InvalidData, PlainHttp)),
+                Err(e @ Error::NoConfig) => {
+                    log::warn!("{}: {}", self.peer, e);
+                    Err(io::ErrorKind::ConnectionAborted.into())
+                }
+                Err(e) => {
+                    log::debug!("{}: {}", self.peer, e);
+                    Err(io::ErrorKind::ConnectionAborted.into())
+                }
+            };
+        }
         loop {
             match (&self.sock).read(room) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -488,6 +567,12 @@ impl Conn {
                 self.readable = false;
                 Step::Wait
             }
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<PlainHttp>()) => {
+                // A plain-HTTP client on the TLS port: told so in plain text.
+                self.bad_request(ctx, HttpError::new(400, "plain HTTP request on a TLS port"));
+                Step::Again
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => Step::Close,
             Err(e) => self.io_error("read", e),
         }
     }
@@ -707,7 +792,14 @@ impl Conn {
         };
         // Bounded: each pass sends something or stops.
         while !b.batch.is_empty() && self.writable {
-            match send_mem(fd, b, true, 0) {
+            #[cfg(feature = "tls")]
+            let res = match self.tls.as_deref_mut() {
+                Some(t) => send_mem_tls(t, &self.sock, &mut self.writable, b, true),
+                None => send_mem(fd, b, true, 0),
+            };
+            #[cfg(not(feature = "tls"))]
+            let res = send_mem(fd, b, true, 0);
+            match res {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -728,7 +820,17 @@ impl Conn {
             return Ok(());
         }
         while pos < CONTINUE.len() && self.writable {
-            match (&self.sock).write(&CONTINUE[pos..]) {
+            #[cfg(feature = "tls")]
+            let res = match self.tls.as_deref_mut() {
+                Some(t) => {
+                    let rest = [IoSlice::new(&CONTINUE[pos..])];
+                    t.send(&self.sock, &rest, &mut self.writable)
+                }
+                None => (&self.sock).write(&CONTINUE[pos..]),
+            };
+            #[cfg(not(feature = "tls"))]
+            let res = (&self.sock).write(&CONTINUE[pos..]);
+            match res {
                 Ok(n) => pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -814,6 +916,11 @@ impl Conn {
             peer_ip: self.peer_ip.as_deref().unwrap_or(""),
             local: ctx.listener_local(self.listener),
             requests: self.requests,
+            scheme: self.scheme(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_deref().and_then(|t| t.connection()),
+            #[cfg(feature = "tls")]
+            tls_conf: self.tls.as_deref().and_then(|t| t.conf()),
         };
         if let Some(ex) = self.ex.as_mut() {
             pipeline::respond(ctx, ex, &mut bufs, self.rlen, &info);
@@ -860,6 +967,39 @@ impl Conn {
             if !self.writable {
                 return Ok(false);
             }
+            #[cfg(feature = "tls")]
+            if let Some(t) = self.tls.as_deref_mut() {
+                let res = match file {
+                    None => send_mem_tls(t, &self.sock, &mut self.writable, b, false),
+                    Some((offset, len)) => {
+                        let Some(file) = self.ex.as_ref().and_then(|ex| ex.file.as_ref()) else {
+                            return Err(Step::Close);
+                        };
+                        match send_file_tls(t, &self.sock, &mut self.writable, file, offset, len) {
+                            Ok(true) => {
+                                b.segs.pop_front();
+                                Ok(())
+                            }
+                            Ok(false) => Ok(()),
+                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                                log::warn!("{}: file shrank while being sent", self.peer);
+                                return Err(Step::Close);
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                match res {
+                    Ok(()) => self.last_io = ctx.now,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.writable = false;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(self.io_error("write", e)),
+                }
+                continue;
+            }
             let res = match file {
                 None => send_mem(fd, b, false, last),
                 Some((offset, len)) => {
@@ -894,6 +1034,15 @@ impl Conn {
                     self.writable = false;
                     return Ok(false);
                 }
+                Err(e) => return Err(self.io_error("write", e)),
+            }
+        }
+        // Everything is taken; with TLS, the queue is empty only once its records are out.
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_deref_mut() {
+            match t.flush(&self.sock, &mut self.writable) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
                 Err(e) => return Err(self.io_error("write", e)),
             }
         }
@@ -1297,6 +1446,11 @@ impl Conn {
             peer_ip: self.peer_ip.as_deref().unwrap_or(""),
             local: ctx.listener_local(self.listener),
             requests: self.requests,
+            scheme: self.scheme(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_deref().and_then(|t| t.connection()),
+            #[cfg(feature = "tls")]
+            tls_conf: self.tls.as_deref().and_then(|t| t.conf()),
         };
         pipeline::done(ctx, ex, self.bufs.as_deref(), self.rlen, &info);
         let (head, persist, client_closes) = (ex.head, ex.persist, ex.client_closes);
@@ -1313,7 +1467,7 @@ impl Conn {
         self.rlen -= head_len;
         self.last_io = ctx.now;
         if persist == Persist::Close {
-            if client_closes && self.rlen == 0 && !self.read_closed {
+            if client_closes && self.rlen == 0 && !self.read_closed && self.scheme() == "http" {
                 // The client asked to close, its request is read to the end and nothing
                 // follows it: no data can arrive that would make the close a reset, so the
                 // lingering half-close (a shutdown, a read and a wake-up) is not needed.
@@ -1331,7 +1485,20 @@ impl Conn {
     /// Half-close and wait for the client to close: closing with unread data would make the
     /// kernel send a reset that can destroy the response still in flight.
     fn start_linger(&mut self, ctx: &mut Ctx) {
-        let _ = self.sock.shutdown(Shutdown::Write);
+        // TLS ends with a close_notify, so that the client can tell the end of the response
+        // from a cut; the half-close follows once it is written.
+        #[cfg(feature = "tls")]
+        if let Some(t) = self.tls.as_deref_mut() {
+            t.close_notify();
+            self.shut_pending = !matches!(t.flush(&self.sock, &mut self.writable), Ok(true));
+        }
+        #[cfg(feature = "tls")]
+        let shut = !self.shut_pending;
+        #[cfg(not(feature = "tls"))]
+        let shut = true;
+        if shut {
+            let _ = self.sock.shutdown(Shutdown::Write);
+        }
         self.phase = Phase::Linger;
         self.linger_fresh = true;
         self.linger_start = Some(ctx.now);
@@ -1341,6 +1508,20 @@ impl Conn {
     }
 
     fn step_linger(&mut self, now: Instant) -> Step {
+        #[cfg(feature = "tls")]
+        if self.shut_pending {
+            let Some(t) = self.tls.as_deref_mut() else {
+                return Step::Close;
+            };
+            match t.flush(&self.sock, &mut self.writable) {
+                Ok(true) => {
+                    self.shut_pending = false;
+                    let _ = self.sock.shutdown(Shutdown::Write);
+                }
+                Ok(false) => return Step::Wait,
+                Err(_) => return Step::Close,
+            }
+        }
         if std::mem::take(&mut self.linger_fresh) {
             // The client usually closes as soon as it has the response: reading at once
             // would mostly find nothing yet and cost a registration and a wake-up.
@@ -1376,18 +1557,34 @@ fn send_mem(
     batch_only: bool,
     flags: libc::c_int,
 ) -> io::Result<()> {
-    const MAX_IOV: usize = 8;
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_IOV];
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+    let (n_iov, more) = gather(b, batch_only, &mut iov);
+    // SAFETY: zeroed is a valid msghdr (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with struct iovec on Unix (its documented layout).
+    msg.msg_iov = iov.as_mut_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = n_iov as _;
+    let flags = flags | libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: the iovecs describe live slices of buffers not touched during the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    consume(b, n as usize);
+    Ok(())
+}
+
+/// The most slices one send takes.
+const MAX_IOV: usize = 8;
+
+/// The slices `send_mem` sends: the held-back responses, then the memory segments at the
+/// front of the queue (none with `batch_only`). Returns how many, and whether more follows
+/// them (a file segment, or segments past `MAX_IOV`).
+fn gather<'a>(b: &'a Bufs, batch_only: bool, iov: &mut [IoSlice<'a>; MAX_IOV]) -> (usize, bool) {
     let mut n_iov = 0;
     let mut more = false;
     if !b.batch.is_empty() {
-        iov[0] = libc::iovec {
-            iov_base: b.batch.as_ptr() as *mut libc::c_void,
-            iov_len: b.batch.len(),
-        };
+        iov[0] = IoSlice::new(&b.batch);
         n_iov = 1;
     }
     let segs = if batch_only { 0 } else { b.segs.len() };
@@ -1404,24 +1601,14 @@ fn send_mem(
             more = true;
             break;
         }
-        let slice = slice.unwrap_or_default();
-        iov[n_iov] = libc::iovec {
-            iov_base: slice.as_ptr() as *mut libc::c_void,
-            iov_len: slice.len(),
-        };
+        iov[n_iov] = IoSlice::new(slice.unwrap_or_default());
         n_iov += 1;
     }
-    // SAFETY: zeroed is a valid msghdr (no name, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = n_iov as _;
-    let flags = flags | libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
-    // SAFETY: the iovecs describe live slices of buffers not touched during the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut sent = n as usize;
+    (n_iov, more)
+}
+
+/// Drop `sent` bytes from the front of what `gather` returned.
+fn consume(b: &mut Bufs, mut sent: usize) {
     if !b.batch.is_empty() {
         let held = b.batch.len();
         let out = sent.min(held);
@@ -1444,7 +1631,66 @@ fn send_mem(
             break;
         }
     }
+}
+
+/// The marker of a plain-HTTP request read on a TLS port (see `read_more`).
+#[derive(Debug)]
+struct PlainHttp;
+
+impl std::fmt::Display for PlainHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("plain HTTP request on a TLS port")
+    }
+}
+
+impl std::error::Error for PlainHttp {}
+
+/// `send_mem` through TLS: the same slices, taken as plaintext by the session (up to its
+/// output bound), which writes what the socket takes.
+#[cfg(feature = "tls")]
+fn send_mem_tls(
+    t: &mut crate::tls::session::Session,
+    sock: &TcpStream,
+    writable: &mut bool,
+    b: &mut Bufs,
+    batch_only: bool,
+) -> io::Result<()> {
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+    let (n_iov, _) = gather(b, batch_only, &mut iov);
+    let sent = t.send(sock, &iov[..n_iov], writable)?;
+    consume(b, sent);
     Ok(())
+}
+
+/// A file's bytes through TLS, where sendfile cannot be used: read into a bounded buffer at
+/// the offset and handed to the session. Ok(true) once the segment is all sent;
+/// UnexpectedEof if the file ended early.
+#[cfg(feature = "tls")]
+fn send_file_tls(
+    t: &mut crate::tls::session::Session,
+    sock: &TcpStream,
+    writable: &mut bool,
+    file: &std::fs::File,
+    offset: &mut u64,
+    len: &mut u64,
+) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    // One full TLS record's worth.
+    let mut chunk = [0u8; 16 * 1024];
+    let want = (*len).min(chunk.len() as u64) as usize;
+    let n = loop {
+        match file.read_at(&mut chunk[..want], *offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let sent = t.send(sock, &[IoSlice::new(&chunk[..n])], writable)?;
+    *offset += sent as u64;
+    *len -= sent as u64;
+    Ok(*len == 0)
 }
 
 enum Step {

@@ -109,6 +109,9 @@ pub struct Ctx {
     /// The 1-minute load average and the second it was read (deflate.max-loadavg).
     #[cfg(feature = "deflate")]
     load: std::cell::Cell<(u64, f64)>,
+    /// TLS: which listeners speak it, and the server configs (certificates) by SNI.
+    #[cfg(feature = "tls")]
+    pub tls: crate::tls::Tls,
 }
 
 impl Ctx {
@@ -173,6 +176,8 @@ impl Ctx {
             deflate_streams: Rc::default(),
             #[cfg(feature = "deflate")]
             load: std::cell::Cell::new((u64::MAX, 0.0)),
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
         };
         #[cfg(feature = "status")]
         {
@@ -367,6 +372,18 @@ impl Ctx {
         self.accesslogs
             .iter_mut()
             .find(|l| l.path.as_os_str() == path)
+    }
+
+    /// The TLS server config for a connection on listener `i` that sent `hello`.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(
+        &mut self,
+        i: usize,
+        hello: &crate::tls::session::Hello<'_>,
+        peer: SocketAddr,
+    ) -> Option<crate::tls::session::Chosen> {
+        let local = self.listener_addrs.get(i).copied()?;
+        self.tls.config_for(&self.cfg, local, hello, peer)
     }
 
     /// The address listener `i` is actually bound to.

@@ -110,6 +110,9 @@ fn start(
     }
     if opts.test >= 2 {
         config::check_loadable(&cfg).map_err(|e| e.to_string())?;
+        // Every certificate and key the ssl.* keys name: readable, well-formed, matching.
+        #[cfg(feature = "tls")]
+        load_certs(&cfg)?;
     }
     if opts.test > 0 {
         println!("Syntax OK");
@@ -137,6 +140,9 @@ fn start(
     // The same checks as -tt, at every start: a reload onto a config whose document root is
     // gone must fail and leave the running generation serving, not start and answer 404.
     config::check_loadable(&cfg).map_err(|e| e.to_string())?;
+    // Read now, while the key files (often root's alone) can still be read.
+    #[cfg(feature = "tls")]
+    let certs = load_certs(&cfg)?;
 
     // Remember where this binary is now: SIGUSR1 re-executes that path, so a new binary
     // installed there is an upgrade.
@@ -194,6 +200,8 @@ fn start(
     };
     let mut server = server::Server::new(cfg, listeners, control, reexec)
         .map_err(|e| format!("starting the server: {}", e))?;
+    #[cfg(feature = "tls")]
+    server.set_tls(certs);
     if workers > 1 {
         server.make_supervisor(workers);
     }
@@ -339,4 +347,15 @@ fn acquire(
         }
     }
     Ok((out, takeover))
+}
+
+/// The certificates and keys the config names, loaded and checked; their warnings (a
+/// certificate about to expire) logged once.
+#[cfg(feature = "tls")]
+fn load_certs(cfg: &config::Config) -> Result<tls::certs::Store, String> {
+    let (store, warnings) = tls::certs::Store::load(cfg).map_err(|e| e.to_string())?;
+    for w in &warnings {
+        ::log::warn!("{}", w);
+    }
+    Ok(store)
 }

@@ -40,6 +40,21 @@ macro_rules! zlib_line {
     };
 }
 
+/// TLS, by rustls: lighttpd's harness looks for "+ OpenSSL support" for its crypto tests, which
+/// this is not; the line says what it is.
+#[cfg(feature = "tls")]
+macro_rules! tls_line {
+    () => {
+        "\t+ TLS support (rustls with ring: mod_openssl's ssl.* keys)\n"
+    };
+}
+#[cfg(not(feature = "tls"))]
+macro_rules! tls_line {
+    () => {
+        "\t- TLS support (no TLS in this build: ssl.engine is refused)\n"
+    };
+}
+
 /// `-V`: lighttpd's layout (the suite's harness greps it for "+ X support"), saying honestly
 /// what this build has.
 fn features() -> String {
@@ -84,9 +99,9 @@ fn features() -> String {
         zlib_line!(),
         "\t- zstd support\n\
          \t- bzip2 support\n\
-         \t- brotli support\n\
-         \t- OpenSSL support (no TLS in this build: ssl.* keys are refused)\n\
-         \t+ PCRE support (Perl-compatible regular expressions in conditions and url rules, \
+         \t- brotli support\n",
+        tls_line!(),
+        "\t+ PCRE support (Perl-compatible regular expressions in conditions and url rules, \
          by regex-lite rather than libpcre: no look-around, no backreferences)\n\
          \t- LUA support\n\
          \t- WebDAV support\n\

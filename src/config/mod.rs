@@ -77,10 +77,18 @@ fn taken(set: &MatchSet, id: usize) -> bool {
 
 fn walk_matches(chains: &[CondChain], input: &dyn CondInput, set: &mut MatchSet) {
     for chain in chains {
-        let hit = chain.branches.iter().find(|b| match &b.cond {
-            Some(c) => cond::eval(c, input),
-            None => true,
-        });
+        let mut hit = None;
+        for b in &chain.branches {
+            match &b.cond {
+                // Undecided: this branch and the rest of its chain do not apply.
+                Some(c) if !input.decided(&c.field) => break,
+                Some(c) if !cond::eval(c, input) => {}
+                _ => {
+                    hit = Some(b);
+                    break;
+                }
+            }
+        }
         if let Some(b) = hit {
             set.set(b.id);
             walk_matches(&b.children, input, set);

@@ -332,6 +332,12 @@ pub trait CondInput {
     fn remote_ip(&self) -> std::net::IpAddr;
     /// The local listening address the connection came in on, for `$SERVER["socket"]`.
     fn server_socket(&self) -> SocketAddr;
+    /// Whether conditions on `field` can be decided yet. During a TLS handshake most of a
+    /// request is not known: a condition on it is undecided, and neither its block nor the
+    /// `else` branches after it apply (lighttpd's rule).
+    fn decided(&self, _field: &CondField) -> bool {
+        true
+    }
 }
 
 /// The whole validated configuration.

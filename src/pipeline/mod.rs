@@ -50,6 +50,14 @@ pub struct ConnInfo<'a> {
     pub local: SocketAddr,
     /// Requests this connection has carried, this one included.
     pub requests: u32,
+    /// "https" on a TLS listener, else "http".
+    pub scheme: &'static str,
+    /// The established TLS session, for the backends' SSL_* environment.
+    #[cfg(feature = "tls")]
+    pub tls: Option<&'a rustls::ServerConnection>,
+    /// The `ssl.*` settings its handshake was made with.
+    #[cfg(feature = "tls")]
+    pub tls_conf: Option<&'a crate::config::ssl::SslConf>,
 }
 
 /// A fresh [`Reply`] over the exchange's buffers. A macro rather than a function so that the
@@ -307,6 +315,14 @@ fn backend_env(
     crate::modules::setenv::request_fields(conf, &mut fields);
     #[allow(unused_mut)]
     let mut vars: Vec<(&[u8], &[u8])> = Vec::new();
+    // mod_openssl's SSL_* variables (and REMOTE_USER from a client certificate).
+    #[cfg(feature = "tls")]
+    let tls_vars = conn
+        .tls
+        .map(|t| crate::tls::cgi_env(t, &conf.ssl))
+        .unwrap_or_default();
+    #[cfg(feature = "tls")]
+    vars.extend(tls_vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
     // What a FastCGI authorizer passed on (Variable-NAME: value gives NAME=value).
     #[cfg(feature = "fastcgi")]
     if let Some(auth) = &ex.authorized {
@@ -330,9 +346,9 @@ fn backend_env(
     #[cfg(not(feature = "extforward"))]
     let remote = conn.peer;
     #[cfg(feature = "extforward")]
-    let scheme = pipe.fwd_scheme.unwrap_or("http");
+    let scheme = pipe.fwd_scheme.unwrap_or(conn.scheme);
     #[cfg(not(feature = "extforward"))]
-    let scheme = "http";
+    let scheme = conn.scheme;
     let target = pipe
         .target
         .as_deref()
@@ -535,6 +551,7 @@ fn prepare(
         ip,
         peer,
         local: conn.local,
+        scheme: conn.scheme,
         #[cfg(feature = "extforward")]
         fwd_scheme: pipe.fwd_scheme,
         #[cfg(feature = "extforward")]
@@ -549,6 +566,18 @@ fn prepare(
     let conf = &**conf;
     // Without the optional modules nothing below reads the settings.
     let _ = (conf, &view);
+
+    // Client certificates are checked during the handshake, with the settings the server
+    // name chose. A request for a host (Host other than the SNI name) whose settings ask for
+    // other checks was not checked as they say: 421, so that the client connects again for
+    // that host (RFC 9110 §15.5.20), rather than served on weaker checks.
+    #[cfg(feature = "tls")]
+    if let Some(hs) = conn.tls_conf {
+        if !crate::tls::same_client_checks(hs, &conf.ssl) {
+            log::debug!("TLS: request for a host with other client-certificate checks: 421");
+            return Step::Error(421);
+        }
+    }
 
     // uri_raw: mod_extforward first, once. A new address (or scheme, or Host) changes what
     // conditions see, so the request starts again with it and every condition is evaluated
@@ -1111,6 +1140,8 @@ struct View<'a> {
     ip: &'a str,
     peer: IpAddr,
     local: SocketAddr,
+    /// The connection's own scheme.
+    scheme: &'static str,
     /// The scheme and Host a trusted proxy forwarded.
     #[cfg(feature = "extforward")]
     fwd_scheme: Option<&'static str>,
@@ -1124,7 +1155,7 @@ impl<'a> View<'a> {
         if let Some(s) = self.fwd_scheme {
             return s;
         }
-        "http"
+        self.scheme
     }
 
     fn host(&self) -> Option<&'a [u8]> {

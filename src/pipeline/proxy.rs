@@ -329,7 +329,7 @@ fn proxy_plan(
     };
     let sent_host = head.host.map(|h| h.get(buf));
     let http_host = fwd.host.map(str::as_bytes).or(sent_host);
-    let scheme = fwd.scheme.unwrap_or("http");
+    let scheme = fwd.scheme.unwrap_or(conn.scheme);
     let has_body = head.chunked || head.content_length.is_some_and(|n| n > 0);
     // lighttpd's upgrade policy: an Upgrade goes upstream only when allowed, from an
     // HTTP/1.1 client, on a request without a body.
@@ -355,7 +355,7 @@ fn proxy_plan(
         client: wire::Client {
             peer: conn.peer.ip(),
             local: conn.local,
-            proto: "http",
+            proto: conn.scheme,
             host: sent_host,
             remote_user,
         },

@@ -223,6 +223,19 @@ impl Server {
         })
     }
 
+    /// The certificates loaded at start (before privileges were dropped): the listeners
+    /// whose config enables `ssl.engine` speak TLS with them.
+    #[cfg(feature = "tls")]
+    pub fn set_tls(&mut self, store: crate::tls::certs::Store) {
+        let addrs: Vec<std::net::SocketAddr> = self
+            .listeners
+            .iter()
+            .map(|l| l.as_ref().map(|l| l.local))
+            .map(|a| a.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()))
+            .collect();
+        self.ctx.tls = crate::tls::Tls::new(&self.ctx.cfg, store, &addrs);
+    }
+
     /// Become a supervisor of `workers` worker processes: stop accepting here (the workers
     /// accept on the same sockets). The workers start when the loop runs, after privileges
     /// have been dropped.
@@ -560,7 +573,11 @@ impl Server {
                         // accepted sockets), saving a setsockopt per connection.
                         let entry = self.conns.vacant_entry();
                         let key = entry.key();
-                        entry.insert(Conn::new(sock, key, peer, i, self.ctx.now));
+                        #[cfg(feature = "tls")]
+                        let tls = self.ctx.tls.on(i);
+                        #[cfg(not(feature = "tls"))]
+                        let tls = false;
+                        entry.insert(Conn::new(sock, key, peer, i, self.ctx.now, tls));
                         #[cfg(feature = "status")]
                         self.ctx.stats.conn_change(
                             None,

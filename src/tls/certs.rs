@@ -34,7 +34,7 @@ const MAX_FILE: u64 = 16 << 20;
 
 /// The crypto provider, in one place so that it can be swapped.
 fn provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
+    super::provider::provider()
 }
 
 /// One certificate chain with its key, as one `ssl.pemfile` (and `ssl.privkey`) names it.
@@ -53,6 +53,10 @@ pub struct Store {
     crls: Vec<(PathBuf, Vec<CertificateRevocationListDer<'static>>)>,
     /// OCSP responses (ssl.stapling-file) by path.
     staples: Vec<(PathBuf, Vec<u8>)>,
+    /// One ticket key (rotating) and one session cache for every server config made, so
+    /// that a session resumes whichever config (SNI name) the client comes back through.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    sessions: Arc<dyn rustls::server::StoresServerSessions>,
 }
 
 impl std::fmt::Debug for Store {
@@ -121,7 +125,15 @@ impl Store {
             cas: Vec::new(),
             crls: Vec::new(),
             staples: Vec::new(),
+            ticketer: None,
+            sessions: ServerSessionMemoryCache::new(SESSION_CACHE),
         };
+        store.ticketer = Some(
+            rustls::crypto::ring::Ticketer::new().map_err(|e| ConfigError {
+                loc: None,
+                msg: format!("TLS session tickets: {e}"),
+            })?,
+        );
         let mut warnings = Vec::new();
         let provider = provider();
         for conf in cfg.ssl_confs() {
@@ -140,10 +152,7 @@ impl Store {
                     });
                 }
             }
-            for (key, p) in [
-                ("ssl.ca-file", &conf.ca_file),
-                ("ssl.verifyclient.ca-file", &conf.verify_ca_file),
-            ] {
+            for (key, p) in [("ssl.ca-file", &conf.ca_file)] {
                 if let Some(p) = p {
                     if !store.cas.iter().any(|(q, _)| *q == p.path) {
                         let certs = certs_in(key, p, &read(key, p)?)?;
@@ -246,14 +255,10 @@ impl Store {
             .map_err(|e| format!("TLS versions and suites: {e}"))?;
 
         let builder = if ssl.verify_activate {
-            let ca = ssl
-                .verify_ca_file
-                .as_ref()
-                .or(ssl.ca_file.as_ref())
-                .ok_or_else(|| {
-                    "ssl.verifyclient.activate without ssl.verifyclient.ca-file or ssl.ca-file"
-                        .to_string()
-                })?;
+            let ca = ssl.ca_file.as_ref().ok_or_else(|| {
+                "ssl.verifyclient.activate without ssl.verifyclient.ca-file or ssl.ca-file"
+                    .to_string()
+            })?;
             let certs = self
                 .cas
                 .iter()
@@ -269,9 +274,16 @@ impl Store {
             let mut vb =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
             if let Some(p) = &ssl.ca_crl_file {
-                if let Some((_, crls)) = self.crls.iter().find(|(q, _)| *q == p.path) {
-                    vb = vb.with_crls(crls.iter().cloned());
-                }
+                let (_, crls) = self
+                    .crls
+                    .iter()
+                    .find(|(q, _)| *q == p.path)
+                    .ok_or_else(|| format!("{}: CRL file not loaded", p.path.display()))?;
+                // An expired CRL is refused, as OpenSSL refuses it: it no longer says what
+                // is revoked.
+                vb = vb
+                    .with_crls(crls.iter().cloned())
+                    .enforce_revocation_expiration();
             }
             if !ssl.verify_enforce {
                 vb = vb.allow_unauthenticated();
@@ -279,26 +291,56 @@ impl Store {
             let verifier = vb
                 .build()
                 .map_err(|e| format!("client certificate verifier: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
+            let verifier =
+                super::verify::DepthLimited::new(verifier, ssl.verify_depth, certs.clone());
+            builder.with_client_cert_verifier(Arc::new(verifier))
         } else {
             builder.with_no_client_auth()
         };
         let mut config =
             builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(CertifiedKey::clone(&key))));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        if ssl.acme_tls_1.is_some() {
-            config.alpn_protocols.push(b"acme-tls/1".to_vec());
-        }
         config.ignore_client_order = ssl.honor_cipher_order;
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-        if !ssl.no_tickets {
-            config.ticketer = rustls::crypto::ring::Ticketer::new()
-                .map_err(|e| format!("session tickets: {e}"))?;
+        config.session_storage = Arc::clone(&self.sessions);
+        if let (false, Some(t)) = (ssl.no_tickets, &self.ticketer) {
+            config.ticketer = Arc::clone(t);
         }
         config.max_early_data_size = 0;
         Ok(Arc::new(config))
     }
 }
+
+impl Store {
+    /// ACME's tls-alpn-01 challenge (RFC 8737, `ssl.acme-tls-1`): a client that offers only
+    /// the "acme-tls/1" protocol for `name` gets the challenge certificate the ACME client
+    /// left in `dir` (`<name>.crt.pem` and `<name>.key.pem`, read now: they change with each
+    /// challenge), and nothing else is spoken on that connection. As lighttpd, names with a
+    /// '/' or starting with '.' are refused.
+    pub fn acme_config(&self, dir: &PathAt, name: &str) -> Result<Arc<ServerConfig>, String> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("acme-tls/1 for a bad server name {name:?}"));
+        }
+        let file = |ext: &str| PathAt {
+            path: dir.path.join(format!("{name}{ext}")),
+            loc: dir.loc.clone(),
+        };
+        let (crt, key) = (file(".crt.pem"), file(".key.pem"));
+        let mut ignored = Vec::new();
+        let ck = load_pair(&crt, Some(&key), &provider(), now(), &mut ignored)
+            .map_err(|e| format!("acme-tls/1: {}", e.msg))?;
+        let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("acme-tls/1: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(ck)));
+        config.alpn_protocols = vec![ACME_TLS_1.to_vec()];
+        config.max_early_data_size = 0;
+        Ok(Arc::new(config))
+    }
+}
+
+/// The ALPN protocol of ACME's tls-alpn-01 challenge.
+pub const ACME_TLS_1: &[u8] = b"acme-tls/1";
 
 fn rustls_suite(s: Suite) -> rustls::CipherSuite {
     use rustls::CipherSuite as C;
@@ -746,19 +788,16 @@ fn oneline(attrs: &[Attr]) -> String {
 }
 
 /// The client certificate's variables for CGI, FastCGI, SCGI and proxies, from its DER:
-/// lighttpd's (mod_openssl.c https_add_ssl_client_entries) SSL_CLIENT_VERIFY, SSL_CLIENT_S_DN,
+/// lighttpd's (mod_openssl.c https_add_ssl_client_entries) SSL_CLIENT_S_DN,
 /// SSL_CLIENT_S_DN_<attr> (the last of each name) and SSL_CLIENT_M_SERIAL (upper-case hex
-/// without leading zeros), and Apache mod_ssl's SSL_CLIENT_I_DN, SSL_CLIENT_V_START and
+/// without leading zero bytes), and Apache mod_ssl's SSL_CLIENT_I_DN, SSL_CLIENT_V_START and
 /// SSL_CLIENT_V_END. Call it only for a certificate the handshake verified. Empty when the
 /// DER cannot be read.
 pub fn client_env(cert_der: &[u8]) -> Vec<(String, String)> {
     let Some(c) = Cert::parse(cert_der) else {
         return Vec::new();
     };
-    let mut env = vec![
-        ("SSL_CLIENT_VERIFY".to_string(), "SUCCESS".to_string()),
-        ("SSL_CLIENT_S_DN".to_string(), oneline(&c.subject)),
-    ];
+    let mut env = vec![("SSL_CLIENT_S_DN".to_string(), oneline(&c.subject))];
     for (k, v) in &c.subject {
         // lighttpd sets only attributes with a short name (and a name that fits its
         // buffer); a later one of the same name replaces an earlier one.
@@ -776,10 +815,14 @@ pub fn client_env(cert_der: &[u8]) -> Vec<(String, String)> {
         .skip_while(|b| **b == 0)
         .map(|b| format!("{b:02X}"))
         .collect();
-    let serial = serial.trim_start_matches('0');
+    // OpenSSL's BN_bn2hex, as lighttpd prints it: whole bytes, so a leading zero nibble stays.
     env.push((
         "SSL_CLIENT_M_SERIAL".to_string(),
-        if serial.is_empty() { "0" } else { serial }.to_string(),
+        if serial.is_empty() {
+            "0".to_string()
+        } else {
+            serial
+        },
     ));
     env.push(("SSL_CLIENT_V_START".to_string(), openssl_date(c.not_before)));
     env.push(("SSL_CLIENT_V_END".to_string(), openssl_date(c.not_after)));
@@ -1047,10 +1090,8 @@ mod tests {
             .find(|c| c.verify_activate)
             .unwrap_or_else(|| panic!("{confs:?}"));
         let m = store.server_config(mtls).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            m.alpn_protocols,
-            [b"http/1.1".to_vec(), b"acme-tls/1".to_vec()]
-        );
+        // acme-tls/1 is answered by its own config (`acme_config`), not offered by this one.
+        assert_eq!(m.alpn_protocols, [b"http/1.1".to_vec()]);
         // Without a loaded certificate there is no config to build.
         let mut other = (*cfg.base.ssl).clone();
         other.pemfile = None;
@@ -1079,7 +1120,10 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_else(|| panic!("{k} missing from {env:?}"))
         };
-        assert_eq!(get("SSL_CLIENT_VERIFY"), "SUCCESS");
+        assert!(
+            !env.iter().any(|(k, _)| k == "SSL_CLIENT_VERIFY"),
+            "{env:?}"
+        );
         assert_eq!(get("SSL_CLIENT_S_DN"), "/C=DE/O=Example Org/CN=rsa.example");
         assert_eq!(get("SSL_CLIENT_I_DN"), "/C=DE/O=Example Org/CN=rsa.example");
         assert_eq!(get("SSL_CLIENT_S_DN_CN"), "rsa.example");
@@ -1093,7 +1137,8 @@ mod tests {
                 .to_string()
         };
         let serial = field("-serial", "serial=");
-        assert_eq!(get("SSL_CLIENT_M_SERIAL"), serial.trim_start_matches('0'));
+        // Whole bytes, as OpenSSL prints them.
+        assert_eq!(get("SSL_CLIENT_M_SERIAL"), serial);
         assert_eq!(get("SSL_CLIENT_V_START"), field("-startdate", "notBefore="));
         assert_eq!(get("SSL_CLIENT_V_END"), field("-enddate", "notAfter="));
         // Every truncation of a real certificate, and garbage, read as nothing, never panic.

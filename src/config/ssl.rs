@@ -142,7 +142,8 @@ pub struct SslConf {
     pub pemfile: Option<PathAt>,
     /// `ssl.privkey`.
     pub privkey: Option<PathAt>,
-    /// `ssl.ca-file`: CA certificates, also the default for verifying client certificates.
+    /// `ssl.ca-file` or `ssl.verifyclient.ca-file` (one key in lighttpd: the last set wins):
+    /// the CAs trusted for client certificates.
     pub ca_file: Option<PathAt>,
     /// `ssl.ca-crl-file` (and `ssl.verifyclient.ca-crl-file`): revoked client certificates.
     pub ca_crl_file: Option<PathAt>,
@@ -158,8 +159,6 @@ pub struct SslConf {
     pub verify_username: Option<String>,
     /// `ssl.verifyclient.exportcert`: SSL_CLIENT_CERT (PEM) in the environment.
     pub verify_exportcert: bool,
-    /// `ssl.verifyclient.ca-file`: the CAs trusted for client certificates (else `ca_file`).
-    pub verify_ca_file: Option<PathAt>,
     /// From `MinProtocol` / `MaxProtocol` in `ssl.openssl.ssl-conf-cmd`. None: rustls's
     /// defaults (TLS 1.2 and 1.3). lighttpd 1.4.85's default minimum is TLS 1.3, so that is
     /// what a config that does not say otherwise gets (`MinProtocol` "TLSv1.2" allows 1.2).
@@ -207,7 +206,6 @@ impl Default for SslConf {
             verify_depth: 9,
             verify_username: None,
             verify_exportcert: false,
-            verify_ca_file: None,
             min_proto: Some(Proto::Tls13),
             max_proto: None,
             suites: None,
@@ -421,7 +419,20 @@ pub fn cipher_string(text: &str, warn: &mut Vec<String>) -> Result<Vec<Suite>, S
             continue;
         }
         if elem.starts_with('@') {
-            // @SECLEVEL=n: rustls's suites all pass every level.
+            // @SECLEVEL=n: rustls's suites all pass every level, but levels 3 and up also
+            // refuse RSA keys under 3072 bits (the server's and clients'), which lightd does
+            // not check: such a level cannot be honoured.
+            let level = elem
+                .get(..10)
+                .filter(|p| p.eq_ignore_ascii_case("@SECLEVEL="))
+                .and_then(|_| elem.get(10..))
+                .and_then(|n| n.parse::<u32>().ok());
+            if level.is_some_and(|n| n >= 3) {
+                return Err(format!(
+                    "{elem}: lightd cannot enforce OpenSSL security levels above 2 (they refuse \
+                     RSA keys under 3072 bits); remove it"
+                ));
+            }
             continue;
         }
         let (op, word) = match elem.as_bytes().first() {
@@ -549,7 +560,13 @@ pub fn groups(text: &str, warn: &mut Vec<String>) -> Result<Vec<Group>, String> 
     }
     for raw in names {
         let quiet = raw.contains('?');
-        let name = raw.trim_start_matches(['*', '?', '-']);
+        if raw.starts_with('-') || raw.starts_with("?-") {
+            // OpenSSL 3.5 reads "-name" as "without name": not a list lightd can build.
+            return Err(format!(
+                "{raw}: removing a group is not supported; list the groups to use"
+            ));
+        }
+        let name = raw.trim_start_matches(['*', '?']);
         let g = match name.to_ascii_lowercase().as_str() {
             "x25519" => Some(Group::X25519),
             "p-256" | "prime256v1" | "secp256r1" => Some(Group::Secp256r1),
@@ -821,6 +838,12 @@ pub fn conf_cmd(pairs: &[(String, String)], warn: &mut Vec<String>) -> Result<Co
             );
         } else if is("DHParameters") || is("ECDHParameters") {
             said.push("rustls has no finite-field DH suites; ignored".to_string());
+        } else if is("SecurityLevel") && value.trim().parse::<u32>().map_or(true, |n| n >= 3) {
+            return Err(ctx(
+                "lightd cannot enforce OpenSSL security levels above 2 (they refuse RSA keys \
+                 under 3072 bits)"
+                    .to_string(),
+            ));
         } else if is("SecurityLevel")
             || is("NumTickets")
             || is("RecordPadding")
@@ -955,9 +978,10 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
             });
         }
     }
+    client_checks_decidable(cfg, &cfg.conds)?;
     // Asking for client certificates without trusting any CA could never verify one.
     for (conf, at) in confs_with_locs(cfg) {
-        if conf.verify_activate && conf.verify_ca_file.is_none() && conf.ca_file.is_none() {
+        if conf.verify_activate && conf.ca_file.is_none() {
             return Err(ConfigError {
                 loc: at,
                 msg: "ssl.verifyclient.activate is enabled but neither \
@@ -968,6 +992,61 @@ pub(crate) fn check(cfg: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Client certificates are asked for and checked during the handshake, when only the socket,
+/// the client's address and the server name are known: a client-certificate key inside a
+/// block on anything else (the URL, a header) would never be applied, and the request it
+/// means to protect would be served unchecked. Refused, with where (fail closed). The
+/// `else` branches after such a condition are as undecided as it is.
+fn client_checks_decidable(cfg: &Config, chains: &[CondChain]) -> Result<(), ConfigError> {
+    fn walk(cfg: &Config, chains: &[CondChain], undecided: bool) -> Result<(), ConfigError> {
+        for chain in chains {
+            let mut undecided = undecided;
+            for b in &chain.branches {
+                let known = |f: &CondField| {
+                    matches!(
+                        f,
+                        CondField::ServerSocket
+                            | CondField::RemoteIp
+                            | CondField::Host
+                            | CondField::Scheme
+                    )
+                };
+                if b.cond.as_ref().is_some_and(|c| !known(&c.field)) {
+                    undecided = true;
+                }
+                if undecided {
+                    let client = b.settings.iter().find(|s| {
+                        let n = s.name();
+                        n.starts_with("ssl.verifyclient.")
+                            || n == "ssl.ca-file"
+                            || n == "ssl.ca-crl-file"
+                    });
+                    if let Some(set) = client {
+                        return Err(ConfigError {
+                            loc: cfg
+                                .locs
+                                .get(&format!("{}@{}", set.name(), b.id))
+                                .cloned()
+                                .or_else(|| b.cond.as_ref().map(|c| c.loc.clone())),
+                            msg: format!(
+                                "{} cannot be honoured in this block: client certificates are \
+                                 checked during the TLS handshake, before the request's URL \
+                                 and headers are known; only $SERVER[\"socket\"], \
+                                 $HTTP[\"remote-ip\"], $HTTP[\"host\"] and $HTTP[\"scheme\"] \
+                                 conditions can choose them",
+                                set.name()
+                            ),
+                        });
+                    }
+                }
+                walk(cfg, &b.children, undecided)?;
+            }
+        }
+        Ok(())
+    }
+    walk(cfg, chains, false)
 }
 
 /// Every block's ssl settings merged along its path from the global scope (global, then
@@ -1090,7 +1169,6 @@ impl Config {
                 ("ssl.privkey", &c.privkey),
                 ("ssl.ca-file", &c.ca_file),
                 ("ssl.ca-crl-file", &c.ca_crl_file),
-                ("ssl.verifyclient.ca-file", &c.verify_ca_file),
                 ("ssl.stapling-file", &c.stapling_file),
                 ("ssl.stek-file", &c.stek_file),
                 ("ssl.acme-tls-1", &c.acme_tls_1),

@@ -1597,6 +1597,17 @@ fn ssl(c: &mut ReqConf) -> &mut super::ssl::SslConf {
     Rc::make_mut(&mut c.ssl)
 }
 
+/// ssl.ca-dn-file and ssl.verifyclient.ca-dn-file.
+#[cfg(feature = "tls")]
+fn ca_dn_refused(s: &Setting) -> Result<Val, ConfigError> {
+    Err(err(
+        s,
+        "cannot be honoured: lightd cannot restrict which CA issued a client certificate by \
+         name (OpenSSL's CA-DN list); trust only those CAs with ssl.verifyclient.ca-file \
+         instead",
+    ))
+}
+
 /// An ssl.* file: blank means unset, as in lighttpd.
 #[cfg(feature = "tls")]
 fn ssl_path_val(s: &Setting) -> Result<Val, ConfigError> {
@@ -1705,8 +1716,9 @@ const SSL_KEYS: &[Key] = &[
     request!("ssl.ca-crl-file", "mod_openssl", ssl_path_val, |c, v| {
         ssl(c).ca_crl_file = ssl_path(v)
     }),
-    // Only names the CAs sent in the certificate request; rustls names those it trusts.
-    request!("ssl.ca-dn-file", "mod_openssl", ssl_path_val, |_, _| {}),
+    // lighttpd also accepts a client certificate only from a CA this file names: lightd
+    // cannot, so the key is refused rather than dropped (fail closed).
+    request!("ssl.ca-dn-file", "mod_openssl", ca_dn_refused, |_, _| {}),
     request!(
         "ssl.verifyclient.activate",
         "mod_openssl",
@@ -1743,11 +1755,12 @@ const SSL_KEYS: &[Key] = &[
         bool_val,
         |c, v| ssl(c).verify_exportcert = v.bool()
     ),
+    // One key with ssl.ca-file in lighttpd: whichever a block sets last is the one in force.
     request!(
         "ssl.verifyclient.ca-file",
         "mod_openssl",
         ssl_path_val,
-        |c, v| ssl(c).verify_ca_file = ssl_path(v)
+        |c, v| ssl(c).ca_file = ssl_path(v)
     ),
     request!(
         "ssl.verifyclient.ca-crl-file",
@@ -1758,7 +1771,7 @@ const SSL_KEYS: &[Key] = &[
     request!(
         "ssl.verifyclient.ca-dn-file",
         "mod_openssl",
-        ssl_path_val,
+        ca_dn_refused,
         |_, _| {}
     ),
     request!("ssl.honor-cipher-order", "mod_openssl", bool_val, |c, v| {
@@ -1883,6 +1896,23 @@ fn feature_flags(_c: &mut Config, p: &mut Pending, s: &Setting) -> Result<(), Co
             item_locs: Vec::new(),
         };
         p.graceful_flag = Some(want_secs(&inner, 0)?);
+    }
+    // lighttpd re-reads a changed ssl.ca-crl-file every minute with this flag; lightd reads
+    // CRLs at start (and each reload) only, so a certificate revoked since would still be
+    // accepted: refused rather than ignored.
+    let refresh = items
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("ssl.refresh-crls"));
+    if let Some((_, v)) = refresh {
+        let off =
+            matches!(v, Value::Str(t) if t == "disable" || t == "0") || matches!(v, Value::Int(0));
+        if !off {
+            return Err(err(
+                s,
+                "\"ssl.refresh-crls\" cannot be honoured: lightd reads CRLs when it starts \
+                 and when it reloads; reload after updating a CRL instead",
+            ));
+        }
     }
     // Request trailer fields a backend may see, merged into the request's fields (lighttpd
     // drops the others).

@@ -1273,7 +1273,7 @@ fn refusal_table() {
         #[cfg(not(feature = "tls"))]
         (
             "$SERVER[\"socket\"] == \"127.0.0.1:0\" {\n  ssl.engine = \"enable\"\n}",
-            &["T/main.conf:2: ssl.engine needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP"],
+            &["T/main.conf:2: ssl.engine needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP (this build of lightd has no TLS: build it with `--features tls`)"],
         ),
         (
             "server.chroot = \"/srv\"",
@@ -1295,9 +1295,15 @@ fn refusal_table() {
             &["T/main.conf:1: ssl.ech-opts is not implemented by lightd; without it, hosts meant to be reached only through Encrypted Client Hello would be served with their names in the clear"],
         ),
         // A misspelled mod_openssl key is refused, in either build.
+        #[cfg(feature = "tls")]
         (
             "ssl.pemfil = \"/a.pem\"",
             &["T/main.conf:1: ssl.pemfil (a name lightd does not know in mod_openssl's keys; did you mean 'ssl.pemfile'?) needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP"],
+        ),
+        #[cfg(not(feature = "tls"))]
+        (
+            "ssl.pemfil = \"/a.pem\"",
+            &["T/main.conf:1: ssl.pemfil (a name lightd does not know in mod_openssl's keys; did you mean 'ssl.pemfile'?) needs mod_openssl, which lightd does not implement; without it, the socket would speak plain, unencrypted HTTP (this build of lightd has no TLS: build it with `--features tls`)"],
         ),
         // Every place: a key in two blocks is two refusals.
         (
@@ -3215,8 +3221,6 @@ ssl.use-sslv2 = "disable"
 ssl.use-sslv3 = "disable"
 ssl.disable-client-renegotiation = "enable"
 ssl.use-compression = "disable"
-ssl.ca-dn-file = "/ca.pem"
-ssl.verifyclient.ca-dn-file = "/ca.pem"
 ssl.ec-curve = "secp384r1"
 ssl.verifyclient.depth = 300
 ssl.empty-fragments = "enable"
@@ -3226,8 +3230,8 @@ ssl.empty-fragments = "enable"
         w,
         [
             "T/main.conf:2: ssl.dh-file is ignored: rustls has no finite-field DH suites",
-            "T/main.conf:10: ssl.verifyclient.depth is absurdly large (300); limiting to 255",
-            "T/main.conf:11: ssl.empty-fragments is ignored: it guards CBC suites in TLS 1.0, which rustls does not have",
+            "T/main.conf:8: ssl.verifyclient.depth is absurdly large (300); limiting to 255",
+            "T/main.conf:9: ssl.empty-fragments is ignored: it guards CBC suites in TLS 1.0, which rustls does not have",
         ]
     );
     let cfg = ok("ssl.verifyclient.depth = 300\nssl.ec-curve = \"secp384r1\"\nssl.stapling-file = \"/ocsp.der\"\nssl.acme-tls-1 = \"/acme\"\nssl.stek-file = \"/stek\"\nssl.verifyclient.username = \"SSL_CLIENT_S_DN_CN\"\nssl.verifyclient.ca-crl-file = \"/crl.pem\"\n");

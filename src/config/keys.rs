@@ -32,7 +32,12 @@ const GATEWAY: &str =
      included";
 const PROXY: &str =
     "requests meant for the proxied service would be answered from the document root instead";
+#[cfg(feature = "tls")]
 const TLS: &str = "the socket would speak plain, unencrypted HTTP";
+// A build without the "tls" feature says how to get one that has it.
+#[cfg(not(feature = "tls"))]
+const TLS: &str = "the socket would speak plain, unencrypted HTTP (this build of lightd has no \
+                   TLS: build it with `--features tls`)";
 #[cfg(feature = "tls")]
 const ECH: &str =
     "hosts meant to be reached only through Encrypted Client Hello would be served with their \

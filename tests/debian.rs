@@ -4,6 +4,9 @@
 //! it to a machine is changed: paths point into a temporary directory, the port is any free one
 //! on 127.0.0.1, the perl helpers are replaced by commands printing what they print, and the
 //! user and group lines are dropped (the test may not run as root).
+//!
+//! With TLS, the same with Debian's conf-available/10-ssl.conf enabled: the global
+//! `ssl.pemfile` inherited by `$SERVER["socket"]` blocks that only say `ssl.engine = "enable"`.
 
 mod common;
 
@@ -115,4 +118,71 @@ fn debian_stock_config_starts_and_serves() {
     );
     assert_eq!(r.header("Content-Type"), Some("text/javascript"));
     assert_eq!(s.get("/nothing-here").status, 404);
+}
+
+/// Debian's conf-available/10-ssl.conf (lighttpd 1.4.69), enabled. Changed: the pemfile's path
+/// (a test certificate and key in one file, as Debian's server.pem), the socket (any free port
+/// on 127.0.0.1 instead of 0.0.0.0:443), and use-ipv6.pl replaced by what it prints for 443
+/// (on [::1], port 0).
+#[cfg(feature = "tls")]
+const SSL_CONF: &str = r#"# /usr/share/doc/lighttpd/ssl.txt
+# -*- conflicts: mbedtls, gnutls, nss, wolfssl -*-
+
+server.modules += ( "mod_openssl" )
+
+# ssl.* in global scope gets inherited by
+#   $SERVER["socket"] == "..." { ssl.engine = "enable" }
+ssl.pemfile = "{pem}"
+
+$SERVER["socket"] == "127.0.0.1:0" {
+	ssl.engine  = "enable"
+}
+include_shell "printf '$SERVER[\"socket\"] == \"[::1]:0\" {\nssl.engine = \"enable\"\n}\n'"
+"#;
+
+#[cfg(feature = "tls")]
+#[test]
+fn debian_stock_config_with_10_ssl_conf_serves_https() {
+    use common::tls::{curl_get, s, speaks_tls, Pki};
+    let pki = Pki::new();
+    let b = builder()
+        .raw_config(STOCK)
+        .listeners(4)
+        .errorlog()
+        .file("index.html", "<h1>It works</h1>")
+        .file("db.inc", "<?php $password = 'secret';");
+    let ssl = SSL_CONF.replace("{pem}", s(&pki.localhost.both));
+    let b = b.dir_file("conf-enabled/10-ssl.conf", ssl);
+    let out = b.run(&["-tt"]);
+    assert!(out.status.success(), "{}", out.describe());
+    let srv = b.start();
+    // Two plain listeners (the stock file's) and two TLS ones (10-ssl.conf's).
+    let addrs = srv.addrs().to_vec();
+    assert_eq!(addrs.len(), 4, "{addrs:?}");
+    let (tls, plain): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| speaks_tls(*a));
+    assert_eq!(
+        (tls.len(), plain.len()),
+        (2, 2),
+        "TLS {tls:?}, plain {plain:?}"
+    );
+    for addr in tls {
+        if addr.is_ipv6() {
+            // curl's --resolve takes the address; the certificate names 127.0.0.1 and
+            // localhost only, so the IPv6 listener is checked for a handshake above.
+            continue;
+        }
+        let f = curl_get(&pki.ca, addr, "localhost", "/");
+        assert_eq!(
+            (f.code, f.body.as_slice()),
+            (200, &b"<h1>It works</h1>"[..]),
+            "{addr}"
+        );
+        let f = curl_get(&pki.ca, addr, "localhost", "/db.inc");
+        assert_eq!(f.code, 403, "{addr}: the stock url.access-deny over TLS");
+    }
+    for addr in plain {
+        let mut c = Conn::connect(addr);
+        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        assert_eq!(c.read_response().status, 200, "{addr}");
+    }
 }

@@ -61,6 +61,9 @@ fn start(b: Builder, cert: &Cert, block_extra: &str, more: &str) -> TlsServer {
     TlsServer::start(b, &text)
 }
 
+/// TLS 1.2 allowed: the default minimum is TLS 1.3, as in lighttpd 1.4.85.
+const MIN_TLS12: &str = "ssl.openssl.ssl-conf-cmd = (\"MinProtocol\" => \"TLSv1.2\")";
+
 fn hello() -> Builder {
     tls_builder()
         .file("hello.txt", "hello over TLS\n")
@@ -359,7 +362,24 @@ fn client_certificates_enforced_and_in_the_cgi_environment() {
 #[test]
 fn tls12_and_tls13_forced_with_s_client() {
     let pki = Pki::new();
-    let srv = start(hello(), &pki.localhost, "", "");
+    // lighttpd 1.4.85's default minimum is TLS 1.3 (lightd's too); 1.2 is allowed by asking.
+    if against() == Against::Lightd {
+        let srv = start(hello(), &pki.localhost, "", "");
+        let mut a = vec!["-tls1_2".to_string()];
+        a.extend(verify_args(&pki));
+        let r = s_client(
+            srv.tls(),
+            &args(&a),
+            &get_close("localhost", "/hello.txt"),
+            CLIENT_TIMEOUT,
+        );
+        assert!(
+            !r.stdout_text().contains("New, TLSv1.2, Cipher is"),
+            "TLS 1.2 was accepted with the default minimum (1.3): {}",
+            r.describe()
+        );
+    }
+    let srv = start(hello(), &pki.localhost, MIN_TLS12, "");
     for (flag, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
         let mut a = vec![flag.to_string()];
         a.extend(verify_args(&pki));
@@ -386,6 +406,59 @@ fn tls12_and_tls13_forced_with_s_client() {
             r.describe()
         );
     }
+}
+
+/// ACME's tls-alpn-01 (ssl.acme-tls-1): a client offering "acme-tls/1" gets the challenge
+/// certificate the ACME client left in the directory, read at the handshake (so a new one is
+/// used at once), and no HTTP; other clients get the site's certificate as before.
+#[test]
+fn acme_tls_1_answers_the_challenge_certificate() {
+    if against() != Against::Lightd {
+        return;
+    }
+    let pki = Pki::new();
+    let dir = TempDir::new("acme");
+    let challenge = pki.issue(
+        "challenge",
+        &Spec {
+            subject: "/CN=acme challenge",
+            sans: &["DNS:localhost"],
+            key: KeyType::EcP256,
+            days: 7,
+            client: false,
+        },
+    );
+    std::fs::copy(&challenge.cert, dir.path().join("localhost.crt.pem")).expect("copy");
+    std::fs::copy(&challenge.key, dir.path().join("localhost.key.pem")).expect("copy");
+    let extra = format!("ssl.acme-tls-1 = \"{}\"", s(dir.path()));
+    let srv = start(hello(), &pki.localhost, &extra, "");
+    let acme = |name: &str| {
+        s_client(
+            srv.tls(),
+            &["-servername", name, "-alpn", "acme-tls/1"],
+            b"",
+            CLIENT_TIMEOUT,
+        )
+    };
+    let r = acme("localhost");
+    let out = r.stdout_text();
+    assert_eq!(
+        peer_subject(&out).as_deref(),
+        Some("CN = acme challenge"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        out.contains("ALPN protocol: acme-tls/1"),
+        "{}",
+        r.describe()
+    );
+    // No challenge certificate for that name: the handshake fails, nothing else is served.
+    let r = acme("other.test");
+    assert!(peer_subject(&r.stdout_text()).is_none(), "{}", r.describe());
+    // An HTTP client still gets the site's certificate and its page.
+    let f = curl_get(&pki.ca, srv.tls(), "localhost", "/hello.txt");
+    assert_eq!((f.code, f.body.as_slice()), (200, &b"hello over TLS\n"[..]));
 }
 
 #[test]
@@ -469,7 +542,7 @@ fn alpn_negotiates_http_1_1() {
 #[test]
 fn session_resumption_with_tickets() {
     let pki = Pki::new();
-    let srv = start(hello(), &pki.localhost, "", "");
+    let srv = start(hello(), &pki.localhost, MIN_TLS12, "");
     let tmp = TempDir::new("sess");
     for (flag, name) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
         let sess = tmp.path().join(format!("{name}.sess"));
@@ -548,6 +621,136 @@ fn python_ssl_module_gets_a_page() {
         .find("HTTP/1.1 200 OK")
         .unwrap_or_else(|| panic!("{out}"));
     assert!(out[at..].ends_with("\r\n\r\nhello over TLS\n"), "{out}");
+}
+
+/// A client whose ClientHello arrives in two pieces (5 bytes, a pause, the rest), as a large
+/// one (post-quantum key shares) does over a real network: the handshake completes at once.
+const PY_SPLIT_HELLO: &str = r#"
+import socket, ssl, sys, time
+ca, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=ca)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+s.sendall(hello[:5])
+time.sleep(0.3)
+s.sendall(hello[5:])
+t0 = time.time()
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        d = out.read()
+        if d:
+            s.sendall(d)
+        r = s.recv(65536)
+        if not r:
+            sys.exit("EOF in the handshake")
+        inc.write(r)
+s.sendall(out.read())
+print("handshake %.2f s" % (time.time() - t0))
+tls.write(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+s.sendall(out.read())
+resp = b""
+while True:
+    try:
+        d = tls.read(65536)
+        if not d:
+            break
+        resp += d
+    except ssl.SSLWantReadError:
+        r = s.recv(65536)
+        if not r:
+            break
+        inc.write(r)
+    except ssl.SSLZeroReturnError:
+        break
+sys.stdout.write(resp.decode())
+"#;
+
+#[test]
+fn a_client_hello_in_two_pieces_is_answered() {
+    let pki = Pki::new();
+    let srv = start(hello(), &pki.localhost, "", "");
+    let r = python(
+        PY_SPLIT_HELLO,
+        &[s(&pki.ca), &srv.tls().port().to_string()],
+        CLIENT_TIMEOUT,
+    );
+    assert!(r.ok(), "{}", r.describe());
+    let out = r.stdout_text();
+    // Answered as soon as it is complete, not at a timeout (the socket's is 5 s).
+    let took: f64 = out
+        .strip_prefix("handshake ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(took < 2.0, "the handshake took {took} s: {out}");
+    assert!(out.ends_with("\r\n\r\nhello over TLS\n"), "{out}");
+}
+
+/// A client offering only protocols lightd does not speak (h2) is not refused: the handshake
+/// goes on without ALPN, as OpenSSL (and so lighttpd) does.
+#[test]
+fn alpn_without_http_1_goes_on_without_alpn() {
+    let pki = Pki::new();
+    let srv = start(hello(), &pki.localhost, "", "");
+    let mut a = vec!["-alpn".to_string(), "h2".to_string()];
+    a.extend(verify_args(&pki));
+    let r = s_client(
+        srv.tls(),
+        &args(&a),
+        &get_close("localhost", "/hello.txt"),
+        CLIENT_TIMEOUT,
+    );
+    let out = r.stdout_text();
+    assert!(out.contains("No ALPN negotiated"), "{}", r.describe());
+    assert!(out.contains("HTTP/1.1 200 OK"), "{}", r.describe());
+}
+
+/// During the handshake only the socket, the client's address and (with SNI) the host and
+/// scheme are known: a block on anything else is undecided and does not apply, nor do the
+/// `else` branches after it; without SNI a host condition is undecided too (lighttpd's rule).
+#[test]
+fn sni_undecided_conditions_do_not_choose_the_certificate() {
+    let pki = Pki::new();
+    let more = format!(
+        "$HTTP[\"url\"] !~ \"^/admin\" {{\n  ssl.pemfile = \"{a}\"\n  ssl.privkey = \"{ak}\"\n}}\n\
+         $HTTP[\"host\"] == \"b.test\" {{\n}}\n\
+         else {{\n  ssl.pemfile = \"{a}\"\n  ssl.privkey = \"{ak}\"\n}}\n",
+        a = s(&pki.a_test.cert),
+        ak = s(&pki.a_test.key),
+    );
+    let srv = start(hello(), &pki.localhost, "", &more);
+    for (sni, want) in [
+        // The url block is undecided; with SNI "b.test" the else is not taken.
+        (Some("b.test"), "CN = localhost"),
+        // Without SNI, the host condition is undecided, so its else is not taken either.
+        (None, "CN = localhost"),
+        // With SNI "other.test" the else applies.
+        (Some("other.test"), "CN = a.test"),
+    ] {
+        let mut a = vec!["-CAfile".to_string(), s(&pki.ca).to_string()];
+        match sni {
+            Some(n) => a.extend(["-servername".to_string(), n.to_string()]),
+            None => a.push("-noservername".to_string()),
+        }
+        let req = get_close(sni.unwrap_or("localhost"), "/hello.txt");
+        let r = s_client(srv.tls(), &args(&a), &req, CLIENT_TIMEOUT);
+        assert_eq!(
+            peer_subject(&r.stdout_text()).as_deref(),
+            Some(want),
+            "SNI {sni:?}: {}",
+            r.describe()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -629,7 +832,7 @@ fn a_slow_handshake_is_closed_at_max_read_idle() {
 #[test]
 fn renegotiation_is_refused_without_hurting_the_server() {
     let pki = Pki::new();
-    let mut srv = start(hello(), &pki.localhost, "", "");
+    let mut srv = start(hello(), &pki.localhost, MIN_TLS12, "");
     let mut a = vec!["-tls1_2".to_string(), "-msg".to_string()];
     a.extend(verify_args(&pki));
     let mut sc = Interactive::start(srv.tls(), &args(&a));
@@ -878,4 +1081,196 @@ fn still_serves_with(srv: &mut TlsServer, pki: &Pki, subject: &str) {
         "{}",
         r.describe()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client-certificate settings lightd cannot honour as written, and checks that must hold
+// ---------------------------------------------------------------------------------------------
+
+/// The TLS config of `cert_config` with `extra` appended: `-tt`'s verdict, its output and the
+/// config as written.
+fn tt_with(pki: &Pki, extra: &str) -> (bool, String, String) {
+    let (b, text) = cert_config(hello(), &pki.localhost.cert, &pki.localhost.key);
+    let b = b.raw_config(&format!("{text}{extra}\n"));
+    let text = b.config_text();
+    let (ok, out) = preflight(&b);
+    (ok, out, text)
+}
+
+/// Client certificates are checked at the handshake, before the URL is known: a
+/// client-certificate key in a URL block (or the else after one) would never apply, and what
+/// it protects would be served unchecked. A config error with file:line, not a warning.
+#[test]
+fn client_certificate_keys_in_undecidable_blocks_are_refused() {
+    if against() != Against::Lightd {
+        return;
+    }
+    let pki = Pki::new();
+    let ca = s(&pki.ca);
+    for extra in [
+        format!(
+            "$HTTP[\"url\"] =~ \"^/admin\" {{\n  ssl.ca-file = \"{ca}\"\n  \
+             ssl.verifyclient.activate = \"enable\"\n}}"
+        ),
+        format!(
+            "$HTTP[\"useragent\"] == \"x\" {{\n}}\nelse {{\n  ssl.ca-file = \"{ca}\"\n  \
+             ssl.verifyclient.activate = \"enable\"\n}}"
+        ),
+    ] {
+        let (ok, out, text) = tt_with(&pki, &extra);
+        assert!(!ok, "-tt accepted:\n{extra}\n{out}");
+        let at = format!("lightd.conf:{}", line_of(&text, "ssl.ca-file = "));
+        assert!(out.contains(&at), "no {at} in:\n{out}");
+        assert!(out.contains("during the TLS handshake"), "{out}");
+    }
+    // A host block is decided at the handshake (by SNI): accepted.
+    let (ok, out, _) = tt_with(
+        &pki,
+        &format!(
+            "$HTTP[\"host\"] == \"a.test\" {{\n  ssl.ca-file = \"{ca}\"\n  \
+             ssl.verifyclient.activate = \"enable\"\n}}"
+        ),
+    );
+    assert!(ok, "{out}");
+}
+
+/// Keys that would restrict clients in ways lightd cannot enforce are config errors.
+#[test]
+fn restrictions_lightd_cannot_enforce_are_config_errors() {
+    if against() != Against::Lightd {
+        return;
+    }
+    let pki = Pki::new();
+    let ca = s(&pki.ca);
+    let block = |k: &str| format!("$SERVER[\"socket\"] == \"127.0.0.1:1\" {{\n{k}\n}}");
+    for (extra, why) in [
+        (format!("ssl.ca-dn-file = \"{ca}\""), "ssl.ca-dn-file"),
+        (
+            format!("ssl.verifyclient.ca-dn-file = \"{ca}\""),
+            "ssl.verifyclient.ca-dn-file",
+        ),
+        (
+            block("ssl.openssl.ssl-conf-cmd = (\"CipherString\" => \"HIGH:@SECLEVEL=3\")"),
+            "@SECLEVEL=3",
+        ),
+        (
+            block("ssl.openssl.ssl-conf-cmd = (\"SecurityLevel\" => \"4\")"),
+            "security levels",
+        ),
+        (
+            block("ssl.openssl.ssl-conf-cmd = (\"Groups\" => \"X25519:-P-256\")"),
+            "-P-256",
+        ),
+        (
+            "server.feature-flags += (\"ssl.refresh-crls\" => \"enable\")".to_string(),
+            "ssl.refresh-crls",
+        ),
+    ] {
+        let (ok, out, _) = tt_with(&pki, &extra);
+        assert!(!ok, "-tt accepted:\n{extra}\n{out}");
+        assert!(out.contains(why), "{why} not named:\n{out}");
+    }
+}
+
+/// A request whose Host has other client-certificate settings than the name the handshake
+/// was made for (SNI) gets 421: it was not checked as its settings say.
+#[test]
+fn a_host_with_other_client_checks_than_the_handshake_gets_421() {
+    if against() != Against::Lightd {
+        return;
+    }
+    let pki = Pki::new();
+    let more = format!(
+        "$HTTP[\"host\"] == \"b.test\" {{\n  ssl.pemfile = \"{}\"\n  ssl.privkey = \"{}\"\n  \
+         ssl.ca-file = \"{}\"\n  ssl.verifyclient.activate = \"enable\"\n}}\n",
+        s(&pki.b_test.cert),
+        s(&pki.b_test.key),
+        s(&pki.ca)
+    );
+    let srv = start(hello(), &pki.localhost, "", &more);
+    // Handshake as localhost (no client certificate asked), then ask for b.test.
+    let mut a = vec!["-servername".to_string(), "localhost".to_string()];
+    a.extend(verify_args(&pki));
+    let r = s_client(
+        srv.tls(),
+        &args(&a),
+        &get_close("b.test", "/hello.txt"),
+        CLIENT_TIMEOUT,
+    );
+    let out = r.stdout_text();
+    assert!(out.contains("HTTP/1.1 421 "), "{}", r.describe());
+    assert!(!out.contains("hello over TLS"), "{}", r.describe());
+    // The same host on its own handshake asks for the certificate (and has none: refused).
+    let f = curl(&pki.ca, srv.tls(), "b.test", &["/hello.txt"], &[]);
+    assert!(
+        f.is_err(),
+        "b.test served without a client certificate: {f:?}"
+    );
+    // And localhost for localhost is served as before.
+    let f = curl_get(&pki.ca, srv.tls(), "localhost", "/hello.txt");
+    assert_eq!(f.code, 200, "{f:?}");
+}
+
+/// `ssl.verifyclient.depth`: a client certificate issued by an intermediate CA needs a depth
+/// of at least 1 (OpenSSL's count), and is refused at 0.
+#[test]
+fn verifyclient_depth_limits_the_chain() {
+    if against() != Against::Lightd {
+        return;
+    }
+    let pki = Pki::new();
+    let d = pki.dir();
+    let sh = |script: &str| {
+        let r = run_bounded(
+            Command::new("sh").arg("-ec").arg(script).current_dir(d),
+            b"",
+            CLIENT_TIMEOUT,
+        );
+        assert!(r.ok(), "{}", r.describe());
+    };
+    // An intermediate CA under the test CA, and a client certificate from it; the client
+    // sends its certificate and the intermediate.
+    let ca_key = pki.ca.with_file_name("ca.key");
+    assert!(
+        ca_key.exists(),
+        "the test CA's key is not at {}",
+        ca_key.display()
+    );
+    sh(&format!(
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -keyout inter.key -out inter.csr -subj '/CN=intermediate'
+         printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > inter.ext
+         openssl x509 -req -in inter.csr -CA '{ca}' -CAkey '{key}' -CAcreateserial -days 3 \
+         -extfile inter.ext -out inter.pem
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -keyout leaf.key -out leaf.csr -subj '/CN=deep client'
+         printf 'extendedKeyUsage=clientAuth\\n' > leaf.ext
+         openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -CAcreateserial \
+         -days 3 -extfile leaf.ext -out leaf.pem
+         cat leaf.pem inter.pem > leaf-chain.pem",
+        ca = s(&pki.ca),
+        key = s(&ca_key)
+    ));
+    for (depth, served) in [(0, false), (1, true)] {
+        let extra = format!(
+            "  ssl.ca-file = \"{}\"\n  ssl.verifyclient.activate = \"enable\"\n  \
+             ssl.verifyclient.depth = {depth}",
+            s(&pki.ca)
+        );
+        let srv = start(hello(), &pki.localhost, &extra, "");
+        let cert = d.join("leaf-chain.pem");
+        let key = d.join("leaf.key");
+        let r = curl(
+            &pki.ca,
+            srv.tls(),
+            "localhost",
+            &["/hello.txt"],
+            &["--cert", s(&cert), "--key", s(&key)],
+        );
+        match (served, r) {
+            (true, Ok(f)) => assert_eq!(f[0].code, 200, "depth {depth}: {f:?}"),
+            (false, Err(_)) => {}
+            (want, got) => panic!("depth {depth}: served should be {want}: {got:?}"),
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //!   (default 1) sets its rounds.
 //! - LIGHTD_BENCH_IDLE: idle keep-alive connections for the memory figure (default 1000).
 //! - LIGHTD_BENCH_MUSL=0: no static musl build.
+//! - LIGHTD_BENCH_ONLY=tls: only the TLS table (`cargo bench --features tls --bench static`).
 //!
 //! After the headline, a TLS table (benches/common/tls.rs): 1 KB keep-alive, handshakes and a
 //! 10 MB download over HTTPS for lightd, lighttpd (mod_openssl) and nginx; "n/a" for a
@@ -170,6 +171,14 @@ fn run() -> Result<bool, String> {
         "  docroot:        {} (1 KiB, 100 KiB and 10 MiB files; a 100 KiB HTML page for gzip)",
         docroot.display()
     );
+    // LIGHTD_BENCH_ONLY=tls: the TLS table alone (build lightd with `--features tls`).
+    if std::env::var("LIGHTD_BENCH_ONLY").is_ok_and(|v| v.trim() == "tls") {
+        match &wrk {
+            Some(wrk) => common::tls::section(wrk, &place, &dir.path, &docroot, secs, set.rounds),
+            None => println!("wrk not found: apt-get install wrk (TLS not measured)"),
+        }
+        return Ok(true);
+    }
     let limits = Limits::for_conns(idle_n + 512);
     let main_spec = Spec {
         dir: &dir.path,

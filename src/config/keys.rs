@@ -85,6 +85,22 @@ pub(crate) struct Unimplemented {
     pub prefixes: &'static str,
 }
 
+/// mod_openssl's keys but Encrypted Client Hello's: a macro so that both builds' groups
+/// (with the "tls" feature and without) list them from one literal.
+macro_rules! openssl_keys {
+    () => {
+        "ssl.engine ssl.pemfile ssl.privkey ssl.ca-file ssl.ca-dn-file ssl.ca-crl-file \
+         ssl.cipher-list ssl.honor-cipher-order ssl.dh-file ssl.ec-curve \
+         ssl.disable-client-renegotiation ssl.use-sslv2 ssl.use-sslv3 \
+         ssl.use-compression ssl.empty-fragments ssl.read-ahead \
+         ssl.verifyclient.activate ssl.verifyclient.enforce ssl.verifyclient.depth \
+         ssl.verifyclient.username ssl.verifyclient.exportcert ssl.verifyclient.ca-file \
+         ssl.verifyclient.ca-dn-file ssl.verifyclient.ca-crl-file \
+         ssl.openssl.ssl-conf-cmd ssl.acme-tls-1 ssl.stapling-file ssl.stek-file \
+         ssl.message-digest"
+    };
+}
+
 const fn group(
     owner: &'static str,
     harm: Option<&'static str>,
@@ -135,32 +151,11 @@ pub(crate) const UNIMPLEMENTED: &[Unimplemented] = &[
     group(
         "mod_openssl",
         Some(TLS),
-        "ssl.engine ssl.pemfile ssl.privkey ssl.ca-file ssl.ca-dn-file ssl.ca-crl-file \
-         ssl.cipher-list ssl.honor-cipher-order ssl.dh-file ssl.ec-curve \
-         ssl.disable-client-renegotiation ssl.use-sslv2 ssl.use-sslv3 \
-         ssl.use-compression ssl.empty-fragments ssl.read-ahead \
-         ssl.verifyclient.activate ssl.verifyclient.enforce ssl.verifyclient.depth \
-         ssl.verifyclient.username ssl.verifyclient.exportcert ssl.verifyclient.ca-file \
-         ssl.verifyclient.ca-dn-file ssl.verifyclient.ca-crl-file \
-         ssl.openssl.ssl-conf-cmd ssl.acme-tls-1 ssl.stapling-file ssl.stek-file \
-         ssl.message-digest ssl.ech-opts ssl.ech-public-name",
+        concat!(openssl_keys!(), " ssl.ech-opts ssl.ech-public-name"),
         "ssl.",
     ),
     #[cfg(feature = "tls")]
-    group(
-        "mod_openssl",
-        Some(TLS),
-        "ssl.engine ssl.pemfile ssl.privkey ssl.ca-file ssl.ca-dn-file ssl.ca-crl-file \
-         ssl.cipher-list ssl.honor-cipher-order ssl.dh-file ssl.ec-curve \
-         ssl.disable-client-renegotiation ssl.use-sslv2 ssl.use-sslv3 \
-         ssl.use-compression ssl.empty-fragments ssl.read-ahead \
-         ssl.verifyclient.activate ssl.verifyclient.enforce ssl.verifyclient.depth \
-         ssl.verifyclient.username ssl.verifyclient.exportcert ssl.verifyclient.ca-file \
-         ssl.verifyclient.ca-dn-file ssl.verifyclient.ca-crl-file \
-         ssl.openssl.ssl-conf-cmd ssl.acme-tls-1 ssl.stapling-file ssl.stek-file \
-         ssl.message-digest",
-        "ssl.",
-    ),
+    group("mod_openssl", Some(TLS), openssl_keys!(), "ssl."),
     #[cfg(feature = "tls")]
     group("core", Some(ECH), "ssl.ech-opts ssl.ech-public-name", ""),
     group(

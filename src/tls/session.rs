@@ -234,22 +234,12 @@ impl Session {
                                     // no event would come for it.
                                     self.flush(sock, ready.writable)?;
                                 }
-                                Err((e, mut alert)) => {
-                                    let mut out = Vec::new();
-                                    let _ = alert.write_all(&mut out);
-                                    self.state = State::Failed(out);
-                                    let _ = self.flush(sock, ready.writable);
-                                    return Err(Error::Tls(e));
+                                Err((e, alert)) => {
+                                    return Err(self.refuse(sock, ready.writable, e, alert));
                                 }
                             }
                         }
-                        Err((e, mut alert)) => {
-                            let mut out = Vec::new();
-                            let _ = alert.write_all(&mut out);
-                            self.state = State::Failed(out);
-                            let _ = self.flush(sock, ready.writable);
-                            return Err(Error::Tls(e));
-                        }
+                        Err((e, alert)) => return Err(self.refuse(sock, ready.writable, e, alert)),
                     }
                 }
                 State::Open(c) => {
@@ -296,6 +286,22 @@ impl Session {
                 State::Plain | State::Failed(_) => return Ok(0),
             }
         }
+    }
+
+    /// The handshake failed before a connection existed: rustls's alert goes out if the
+    /// socket takes it now, and the session stays failed.
+    fn refuse(
+        &mut self,
+        sock: &TcpStream,
+        writable: &mut bool,
+        e: rustls::Error,
+        mut alert: rustls::server::AcceptedAlert,
+    ) -> Error {
+        let mut out = Vec::new();
+        let _ = alert.write_all(&mut out);
+        self.state = State::Failed(out);
+        let _ = self.flush(sock, writable);
+        Error::Tls(e)
     }
 
     /// Take plaintext for the client, up to what the output bound allows, and write what the

@@ -578,13 +578,7 @@ impl Conn {
     }
 
     fn io_error(&self, what: &str, e: io::Error) -> Step {
-        match e.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
-                log::debug!("{}: {}: {}", self.peer, what, e)
-            }
-            _ => log::warn!("{}: {}: {}", self.peer, what, e),
-        }
-        Step::Close
+        io_error_at(self.peer, what, e)
     }
 
     /// A head was parsed: decide how to read its body, or answer at once.
@@ -989,14 +983,14 @@ impl Conn {
                         }
                     }
                 };
-                match res {
-                    Ok(()) => self.last_io = ctx.now,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.writable = false;
-                        return Ok(false);
-                    }
-                    Err(e) => return Err(self.io_error("write", e)),
+                if let Some(stop) = sent(
+                    res,
+                    ctx.now,
+                    &mut self.last_io,
+                    &mut self.writable,
+                    self.peer,
+                ) {
+                    return stop;
                 }
                 continue;
             }
@@ -1027,14 +1021,14 @@ impl Conn {
                     }
                 }
             };
-            match res {
-                Ok(()) => self.last_io = ctx.now,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(false);
-                }
-                Err(e) => return Err(self.io_error("write", e)),
+            if let Some(stop) = sent(
+                res,
+                ctx.now,
+                &mut self.last_io,
+                &mut self.writable,
+                self.peer,
+            ) {
+                return stop;
             }
         }
         // Everything is taken; with TLS, the queue is empty only once its records are out.
@@ -1544,6 +1538,39 @@ impl Conn {
         // More may be queued and no new edge will say so: come back after the others.
         Step::Yield
     }
+}
+
+/// A socket error on `peer`'s connection, logged (a reset or a closed pipe is the client's
+/// doing, so only at debug level): the connection is closed.
+fn io_error_at(peer: SocketAddr, what: &str, e: io::Error) -> Step {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+            log::debug!("{}: {}: {}", peer, what, e)
+        }
+        _ => log::warn!("{}: {}: {}", peer, what, e),
+    }
+    Step::Close
+}
+
+/// What one send of `send_queued` means for it: None to go on (it sent something, or was
+/// interrupted), else what to return (the socket is full, or failed).
+fn sent(
+    res: io::Result<()>,
+    now: Instant,
+    last_io: &mut Instant,
+    writable: &mut bool,
+    peer: SocketAddr,
+) -> Option<Result<bool, Step>> {
+    match res {
+        Ok(()) => *last_io = now,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            *writable = false;
+            return Some(Ok(false));
+        }
+        Err(e) => return Some(Err(io_error_at(peer, "write", e))),
+    }
+    None
 }
 
 /// Send the responses held back (`Bufs::batch`) and the memory segments at the front of the

@@ -1,5 +1,7 @@
 //! Pure HTTP/1.1 pieces: request-head parsing, body framing, paths, ranges, dates. No I/O.
 
+#[cfg(any(feature = "wstunnel", feature = "tls"))]
+pub mod base64;
 pub mod chunked;
 pub mod date;
 #[cfg(feature = "fastcgi")]

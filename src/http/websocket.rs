@@ -165,7 +165,7 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
     sha.update(GUID);
     let digest = sha.finalize();
     let mut out = [0u8; 28];
-    base64(&digest, &mut out);
+    super::base64::encode_into(&digest, &mut out);
     out
 }
 
@@ -186,30 +186,11 @@ fn origin_matches(origin: &[u8], allowed: &[u8]) -> bool {
     }
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use super::base64::ALPHABET as BASE64;
 
 /// The key is base64 of 16 bytes (RFC 6455 §4.1): 22 characters and "==".
 fn valid_key(key: &[u8]) -> bool {
     key.len() == 24 && key[..22].iter().all(|b| BASE64.contains(b)) && &key[22..] == b"=="
-}
-
-/// Standard base64 with padding; `out` must hold 4 bytes per started 3 of `input`.
-fn base64(input: &[u8], out: &mut [u8]) {
-    for (group, dst) in input.chunks(3).zip(out.chunks_mut(4)) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = if i <= group.len() {
-                BASE64[((n >> (18 - 6 * i)) & 0x3f) as usize]
-            } else {
-                b'='
-            };
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,27 +606,6 @@ mod tests {
         assert_eq!(&accept_key(KEY), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         let hs = handshake(&fields(), &[]);
         assert_eq!(hs.map(|h| h.accept), Ok(*b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    }
-
-    #[test]
-    fn base64_table() {
-        // RFC 4648 §10.
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            let mut out = vec![0u8; want.len()];
-            base64(input.as_bytes(), &mut out);
-            assert_eq!(out, want.as_bytes(), "{input:?}");
-        }
-        let mut out = [0u8; 4];
-        base64(&[0xfb, 0xff, 0xbf], &mut out);
-        assert_eq!(&out, b"+/+/");
     }
 
     #[test]

@@ -255,19 +255,7 @@ pub fn cgi_env(
 
 /// A certificate in PEM, as SSL_CLIENT_CERT carries it.
 fn pem(der: &[u8]) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, &b| acc << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(char::from(B64[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                b64.push('=');
-            }
-        }
-    }
+    let b64 = crate::http::base64::encode(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());
@@ -275,4 +263,27 @@ fn pem(der: &[u8]) -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    /// SSL_CLIENT_CERT's PEM reads back, through rustls's own PEM parser, as the same DER,
+    /// with lines of 64 characters as OpenSSL writes them.
+    #[test]
+    fn pem_reads_back_as_the_same_der() {
+        for len in [0usize, 1, 2, 3, 47, 48, 49, 1000] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let text = super::pem(&der);
+            assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+            if len == 0 {
+                continue;
+            }
+            let back = CertificateDer::from_pem_slice(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{len}: {e}\n{text}"));
+            assert_eq!(back.as_ref(), der.as_slice(), "{len}");
+        }
+    }
 }
